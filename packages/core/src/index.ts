@@ -1,0 +1,51 @@
+import "./gradients.js";
+
+export { ACTIVATIONS, type Activation, applyActivation, assertActivation } from "./ops/activations.js";
+export { gatherRows, scatterAddRows } from "./ops/rows.js";
+export {
+  BACKEND_PREFERENCE,
+  type BackendInfo,
+  type BackendName,
+  type InitBackendOptions,
+  initBackend,
+} from "./backend.js";
+export {
+  BackendError,
+  CheckpointError,
+  ConfigError,
+  DataError,
+  MdrecError,
+  ShapeError,
+  TrainingError,
+} from "./errors.js";
+export { writeFileAtomic } from "./io/atomic.js";
+export {
+  assignVariables,
+  encodeVariables,
+  loadLayer,
+  type SavedLayerTopology,
+  saveLayer,
+} from "./io/layer-io.js";
+export { hasSavedModel, nodeFileSystem } from "./io/node-file-io.js";
+export { FeatureEmbedding, type FeatureEmbeddingArgs } from "./layers/feature-embedding.js";
+export { Mlp, type MlpArgs } from "./layers/mlp.js";
+export { globalRandomGenerator, nextSeed, SeededRandom, setGlobalSeed } from "./random.js";
+export {
+  type Batch,
+  type CategoricalFeatureSpec,
+  disposeBatch,
+  type FeatureSpec,
+  type NumericFeatureSpec,
+  validateBatch,
+  validateFeatureSpecs,
+} from "./types.js";
+export {
+  assertInteger,
+  assertKnownKeys,
+  assertNumber,
+  assertOneOf,
+  assertTensor,
+  editDistance,
+  formatValue,
+  nearestKey,
+} from "./validate.js";

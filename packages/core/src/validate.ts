@@ -1,0 +1,147 @@
+import type * as tf from "@tensorflow/tfjs-core";
+import { ConfigError, ShapeError } from "./errors.js";
+
+function describe(value: unknown): string {
+  if (typeof value === "string") return JSON.stringify(value);
+  if (typeof value === "number" || typeof value === "boolean" || value == null) return String(value);
+  try {
+    return JSON.stringify(value);
+  } catch {
+    return String(value);
+  }
+}
+
+/** Formats a received value for error messages (`"abc"`, `NaN`, `[1,2]`). */
+export function formatValue(value: unknown): string {
+  return describe(value);
+}
+
+/**
+ * Asserts that `value` is an integer in `[min, max]`.
+ * @example assertInteger("k", 9, 1, 8, "numExperts=8") // throws "k must be an integer in [1, numExperts=8], received 9"
+ */
+export function assertInteger(
+  name: string,
+  value: unknown,
+  min: number,
+  max: number = Number.POSITIVE_INFINITY,
+  maxLabel?: string,
+): asserts value is number {
+  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
+    const upper = max === Number.POSITIVE_INFINITY ? "" : `, ${maxLabel ?? max}`;
+    const range = max === Number.POSITIVE_INFINITY ? `>= ${min}` : `in [${min}${upper}]`;
+    throw new ConfigError(`${name} must be an integer ${range}, received ${describe(value)}`);
+  }
+}
+
+/** Asserts that `value` is a finite number in `[min, max]` (inclusive unless `exclusiveMin`). */
+export function assertNumber(
+  name: string,
+  value: unknown,
+  options: { min?: number; max?: number; exclusiveMin?: boolean } = {},
+): asserts value is number {
+  const { min = Number.NEGATIVE_INFINITY, max = Number.POSITIVE_INFINITY, exclusiveMin = false } = options;
+  const ok =
+    typeof value === "number" &&
+    Number.isFinite(value) &&
+    (exclusiveMin ? value > min : value >= min) &&
+    value <= max;
+  if (!ok) {
+    const parts: string[] = [];
+    if (min !== Number.NEGATIVE_INFINITY) parts.push(exclusiveMin ? `> ${min}` : `>= ${min}`);
+    if (max !== Number.POSITIVE_INFINITY) parts.push(`<= ${max}`);
+    const bound = parts.length > 0 ? ` ${parts.join(" and ")}` : "";
+    throw new ConfigError(`${name} must be a finite number${bound}, received ${describe(value)}`);
+  }
+}
+
+/** Asserts that `value` is one of `allowed`. */
+export function assertOneOf<T extends string>(
+  name: string,
+  value: unknown,
+  allowed: readonly T[],
+): asserts value is T {
+  if (typeof value !== "string" || !(allowed as readonly string[]).includes(value)) {
+    throw new ConfigError(
+      `${name} must be one of ${allowed.map((a) => JSON.stringify(a)).join(", ")}, received ${describe(value)}`,
+    );
+  }
+}
+
+/** Levenshtein distance, used to suggest the nearest valid key for a typo. */
+export function editDistance(a: string, b: string): number {
+  const previous = Array.from({ length: b.length + 1 }, (_, index) => index);
+  for (let i = 1; i <= a.length; i++) {
+    let diagonal = previous[0]!;
+    previous[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const above = previous[j]!;
+      previous[j] = Math.min(above + 1, previous[j - 1]! + 1, diagonal + (a[i - 1] === b[j - 1] ? 0 : 1));
+      diagonal = above;
+    }
+  }
+  return previous[b.length]!;
+}
+
+/** The entry of `candidates` closest to `key`, or undefined when none is close. */
+export function nearestKey(key: string, candidates: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Number.POSITIVE_INFINITY;
+  for (const candidate of candidates) {
+    const distance = editDistance(key.toLowerCase(), candidate.toLowerCase());
+    if (distance < bestDistance) {
+      best = candidate;
+      bestDistance = distance;
+    }
+  }
+  return bestDistance <= Math.max(2, Math.floor(key.length / 2)) ? best : undefined;
+}
+
+/**
+ * Rejects keys of `options` that are not in `allowed`, naming the nearest valid key.
+ * @param where what the options belong to, e.g. `"TopKGate args"`.
+ */
+export function assertKnownKeys(where: string, options: object, allowed: readonly string[]): void {
+  for (const key of Object.keys(options)) {
+    if (!allowed.includes(key)) {
+      const suggestion = nearestKey(key, allowed);
+      const hint = suggestion ? ` Did you mean "${suggestion}"?` : ` Known keys: ${allowed.join(", ")}.`;
+      throw new ConfigError(`Unknown key "${key}" in ${where}.${hint}`);
+    }
+  }
+}
+
+/**
+ * Asserts a tensor's rank and (optionally) dtype and fixed dimensions (`null` = any size).
+ * @example assertTensor("x", x, { rank: 2, dtype: "float32", shape: [null, 16] })
+ */
+export function assertTensor(
+  name: string,
+  tensor: tf.Tensor | undefined | null,
+  expected: { rank?: number; dtype?: tf.DataType | readonly tf.DataType[]; shape?: readonly (number | null)[] },
+): void {
+  if (tensor == null || typeof (tensor as tf.Tensor).shape !== "object") {
+    throw new ShapeError(`${name} must be a tf.Tensor, received ${describe(tensor)}`);
+  }
+  const shape = tensor.shape;
+  if (expected.rank !== undefined && shape.length !== expected.rank) {
+    throw new ShapeError(
+      `${name} must have rank ${expected.rank}${expected.shape ? ` (shape [${expected.shape.map((d) => d ?? "?").join(", ")}])` : ""}, received shape [${shape.join(", ")}]`,
+    );
+  }
+  if (expected.dtype !== undefined) {
+    const allowed = typeof expected.dtype === "string" ? [expected.dtype] : expected.dtype;
+    if (!allowed.includes(tensor.dtype)) {
+      throw new ShapeError(`${name} must have dtype ${allowed.join(" or ")}, received ${tensor.dtype}`);
+    }
+  }
+  if (expected.shape) {
+    expected.shape.forEach((size, axis) => {
+      if (size !== null && shape[axis] !== size) {
+        throw new ShapeError(
+          `${name} must have shape [${expected.shape!.map((d) => d ?? "?").join(", ")}], received [${shape.join(", ")}]`,
+        );
+      }
+    });
+  }
+}
