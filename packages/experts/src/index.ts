@@ -1,1 +1,1 @@
-export {};
+export { disposeRouting, type Routing } from "./routing.js";
