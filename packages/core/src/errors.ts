@@ -1,7 +1,10 @@
 /**
- * Error families raised by every mdrec package. Each carries a stable `code` so callers can
- * branch on the kind of failure, and a message that says what was expected, what was received
- * and where (argument, config key, file:line).
+ * Base class of the errors raised by every mdrec package. Each carries a stable `code` so
+ * callers can branch on the kind of failure, and a message that says what was expected, what
+ * was received and where (argument, config key, file:line).
+ *
+ * @example
+ * try { new Mlp({ units: [] }); } catch (error) { if (error instanceof MdrecError) console.log(error.code); }
  */
 export class MdrecError extends Error {
   /** Stable machine-readable error code, e.g. `"INVALID_ARGUMENT"`. */
@@ -23,8 +26,8 @@ export class ConfigError extends MdrecError {
 
 /** A tensor passed to a block has the wrong rank, shape or dtype. */
 export class ShapeError extends MdrecError {
-  constructor(message: string) {
-    super("INVALID_SHAPE", message);
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("INVALID_SHAPE", message, options);
   }
 }
 

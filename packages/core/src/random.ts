@@ -1,4 +1,5 @@
-import { assertInteger } from "./validate.js";
+import { ConfigError } from "./errors.js";
+import { assertInteger, formatValue } from "./validate.js";
 
 /**
  * A small, fast, seedable pseudo-random generator (mulberry32) whose whole state is one
@@ -11,9 +12,11 @@ import { assertInteger } from "./validate.js";
 export class SeededRandom {
   private state: number;
 
-  /** @param seed any integer; equal seeds give equal sequences. */
+  /** @param seed any safe integer (used modulo 2^32); equal seeds give equal sequences. */
   constructor(seed: number) {
-    assertInteger("seed", seed, Number.MIN_SAFE_INTEGER);
+    if (!Number.isSafeInteger(seed)) {
+      throw new ConfigError(`SeededRandom seed must be a safe integer, received ${formatValue(seed)}`);
+    }
     this.state = seed >>> 0;
   }
 
@@ -31,7 +34,7 @@ export class SeededRandom {
     return this.nextUint32() / 4294967296;
   }
 
-  /** Uniform integer in [0, maxExclusive). */
+  /** Uniform integer in [0, maxExclusive) for a positive integer `maxExclusive`. */
   nextInt(maxExclusive: number): number {
     return Math.floor(this.next() * maxExclusive);
   }
@@ -72,6 +75,30 @@ export class SeededRandom {
 }
 
 let globalRandom = new SeededRandom(1234);
+
+// murmur3's 32-bit finaliser: a bijection that spreads every input bit over the output.
+function mix32(value: number): number {
+  let hash = value >>> 0;
+  hash = Math.imul(hash ^ (hash >>> 16), 0x85ebca6b);
+  hash = Math.imul(hash ^ (hash >>> 13), 0xc2b2ae35);
+  return (hash ^ (hash >>> 16)) >>> 0;
+}
+
+/**
+ * A seed for the `index`-th random component of something seeded with `seed` (a layer's
+ * kernels, a table per field). Unlike `seed + index`, the seeds of layer 1 of a block seeded
+ * with 5 and of layer 0 of a block seeded with 6 are unrelated, so blocks built with
+ * consecutive seeds (experts of a pool) do not share initial weights.
+ *
+ * @returns a non-negative 31-bit integer.
+ * @example const kernelSeed = deriveSeed(layerSeed, 0);
+ */
+export function deriveSeed(seed: number, index: number): number {
+  assertInteger("deriveSeed seed", seed, Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER);
+  assertInteger("deriveSeed index", index, 0, Number.MAX_SAFE_INTEGER);
+  const seedHash = mix32(mix32(seed >>> 0) ^ Math.floor(seed / 4294967296));
+  return mix32((seedHash + Math.imul(index + 1, 0x9e3779b9)) >>> 0) >>> 1;
+}
 
 /**
  * Seeds the process-wide generator used by every mdrec layer for weight initialisation,

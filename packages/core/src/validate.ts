@@ -1,17 +1,41 @@
 import type * as tf from "@tensorflow/tfjs-core";
 import { ConfigError, ShapeError } from "./errors.js";
 
+const MAX_DESCRIBED_LENGTH = 200;
+
 function describe(value: unknown): string {
-  if (typeof value === "string") return JSON.stringify(value);
-  if (typeof value === "number" || typeof value === "boolean" || value == null) return String(value);
-  try {
-    return JSON.stringify(value);
-  } catch {
-    return String(value);
+  let text: string;
+  if (typeof value === "number" || typeof value === "boolean" || typeof value === "bigint" || value == null) {
+    text = String(value);
+  } else if (typeof value === "function") {
+    text = `function ${value.name || "(anonymous)"}`;
+  } else if (isTensorLike(value)) {
+    text = `tf.Tensor ${value.dtype} [${value.shape.join(", ")}]`;
+  } else {
+    try {
+      text = JSON.stringify(value) ?? String(value);
+    } catch {
+      text = String(value);
+    }
   }
+  // A whole data array pasted into an error message hides the message.
+  return text.length > MAX_DESCRIBED_LENGTH ? `${text.slice(0, MAX_DESCRIBED_LENGTH)}...` : text;
 }
 
-/** Formats a received value for error messages (`"abc"`, `NaN`, `[1,2]`). */
+function isTensorLike(value: unknown): value is { shape: number[]; dtype: string } {
+  return (
+    typeof value === "object" &&
+    value !== null &&
+    Array.isArray((value as { shape?: unknown }).shape) &&
+    typeof (value as { dtype?: unknown }).dtype === "string"
+  );
+}
+
+/**
+ * Formats a received value for error messages: strings quoted, numbers as written (`NaN`),
+ * tensors as dtype and shape, anything else as JSON cut to 200 characters.
+ * @example formatValue("abc") // '"abc"'
+ */
 export function formatValue(value: unknown): string {
   return describe(value);
 }
@@ -34,22 +58,31 @@ export function assertInteger(
   }
 }
 
-/** Asserts that `value` is a finite number in `[min, max]` (inclusive unless `exclusiveMin`). */
+/**
+ * Asserts that `value` is a finite number in `[min, max]` (bounds inclusive unless
+ * `exclusiveMin` / `exclusiveMax`).
+ * @example assertNumber("dropout", 1, { min: 0, max: 1, exclusiveMax: true }) // throws "dropout must be a finite number >= 0 and < 1, received 1"
+ */
 export function assertNumber(
   name: string,
   value: unknown,
-  options: { min?: number; max?: number; exclusiveMin?: boolean } = {},
+  options: { min?: number; max?: number; exclusiveMin?: boolean; exclusiveMax?: boolean } = {},
 ): asserts value is number {
-  const { min = Number.NEGATIVE_INFINITY, max = Number.POSITIVE_INFINITY, exclusiveMin = false } = options;
+  const {
+    min = Number.NEGATIVE_INFINITY,
+    max = Number.POSITIVE_INFINITY,
+    exclusiveMin = false,
+    exclusiveMax = false,
+  } = options;
   const ok =
     typeof value === "number" &&
     Number.isFinite(value) &&
     (exclusiveMin ? value > min : value >= min) &&
-    value <= max;
+    (exclusiveMax ? value < max : value <= max);
   if (!ok) {
     const parts: string[] = [];
     if (min !== Number.NEGATIVE_INFINITY) parts.push(exclusiveMin ? `> ${min}` : `>= ${min}`);
-    if (max !== Number.POSITIVE_INFINITY) parts.push(`<= ${max}`);
+    if (max !== Number.POSITIVE_INFINITY) parts.push(exclusiveMax ? `< ${max}` : `<= ${max}`);
     const bound = parts.length > 0 ? ` ${parts.join(" and ")}` : "";
     throw new ConfigError(`${name} must be a finite number${bound}, received ${describe(value)}`);
   }
@@ -68,7 +101,7 @@ export function assertOneOf<T extends string>(
   }
 }
 
-/** Levenshtein distance, used to suggest the nearest valid key for a typo. */
+/** Levenshtein distance (insertions, deletions, substitutions), used to suggest the nearest valid key. */
 export function editDistance(a: string, b: string): number {
   const previous = Array.from({ length: b.length + 1 }, (_, index) => index);
   for (let i = 1; i <= a.length; i++) {
@@ -83,7 +116,11 @@ export function editDistance(a: string, b: string): number {
   return previous[b.length]!;
 }
 
-/** The entry of `candidates` closest to `key`, or undefined when none is close. */
+/**
+ * The entry of `candidates` closest to `key` (case-insensitive edit distance), or undefined when
+ * none is within `max(2, key.length / 2)` edits.
+ * @example nearestKey("numExpert", ["numExperts", "k"]) // "numExperts"
+ */
 export function nearestKey(key: string, candidates: readonly string[]): string | undefined {
   let best: string | undefined;
   let bestDistance = Number.POSITIVE_INFINITY;
@@ -100,8 +137,12 @@ export function nearestKey(key: string, candidates: readonly string[]): string |
 /**
  * Rejects keys of `options` that are not in `allowed`, naming the nearest valid key.
  * @param where what the options belong to, e.g. `"TopKGate args"`.
+ * @example assertKnownKeys("Mlp args", { unit: [4] }, ["units"]) // throws 'Unknown key "unit" in Mlp args. Did you mean "units"?'
  */
 export function assertKnownKeys(where: string, options: object, allowed: readonly string[]): void {
+  if (options === null || typeof options !== "object" || Array.isArray(options)) {
+    throw new ConfigError(`${where} must be an object, received ${describe(options)}`);
+  }
   for (const key of Object.keys(options)) {
     if (!allowed.includes(key)) {
       const suggestion = nearestKey(key, allowed);
@@ -112,7 +153,8 @@ export function assertKnownKeys(where: string, options: object, allowed: readonl
 }
 
 /**
- * Asserts a tensor's rank and (optionally) dtype and fixed dimensions (`null` = any size).
+ * Asserts that `tensor` is a live tf.Tensor with the expected rank and (optionally) dtype and
+ * fixed dimensions (`null` = any size). Throws {@link ShapeError} naming the argument.
  * @example assertTensor("x", x, { rank: 2, dtype: "float32", shape: [null, 16] })
  */
 export function assertTensor(
@@ -122,6 +164,9 @@ export function assertTensor(
 ): void {
   if (tensor == null || typeof (tensor as tf.Tensor).shape !== "object") {
     throw new ShapeError(`${name} must be a tf.Tensor, received ${describe(tensor)}`);
+  }
+  if (tensor.isDisposed) {
+    throw new ShapeError(`${name} is a disposed tf.Tensor (shape [${tensor.shape.join(", ")}])`);
   }
   const shape = tensor.shape;
   if (expected.rank !== undefined && shape.length !== expected.rank) {

@@ -1,0 +1,221 @@
+import {
+  type Activation,
+  applyActivation,
+  assertActivation,
+  assertInteger,
+  assertKnownKeys,
+  assertNumber,
+  assertTensor,
+  ConfigError,
+  gatherRows,
+  nextSeed,
+} from "@mdrec/core";
+import { mixExperts } from "@mdrec/experts";
+import * as tf from "@tensorflow/tfjs-core";
+import { serialization } from "@tensorflow/tfjs-core";
+import { initializers, type LayerVariable, layers } from "@tensorflow/tfjs-layers";
+import type { LayerArgs } from "@tensorflow/tfjs-layers/dist/engine/topology";
+import type { Kwargs } from "@tensorflow/tfjs-layers/dist/types";
+import { rowRouting } from "./row-routing.js";
+
+/** Arguments of {@link StarFcn}. */
+export interface StarFcnArgs {
+  /** Number of domains D; domain ids are in `[0, D)`. */
+  numDomains: number;
+  /** Width of each star-topology dense layer, e.g. `[128, 64, 32, 1]`. At least one. */
+  units: number[];
+  /** Activation of the hidden layers. Defaults to `"relu"`. */
+  activation?: Activation;
+  /** Activation of the last layer. Defaults to `activation`. */
+  outputActivation?: Activation;
+  /** Dropout rate after every hidden (not the last) layer while training, in [0, 1). Defaults to 0. */
+  dropout?: number;
+  /** Seed of the shared-kernel initialiser. Defaults to a draw from the global generator. */
+  seed?: number;
+  /** Layer name. */
+  name?: string;
+}
+
+const STAR_FCN_KEYS = ["numDomains", "units", "activation", "outputActivation", "dropout", "seed", "name"];
+
+interface StarDense {
+  sharedKernel: LayerVariable; // [in, out]
+  sharedBias: LayerVariable; // [out]
+  domainKernel: LayerVariable; // [in, D, out]
+  domainBias: LayerVariable; // [D, out]
+}
+
+/**
+ * STAR's star-topology fully connected network (Sheng et al., CIKM 2021): every layer has a
+ * shared kernel and bias plus one kernel and bias per domain, and a row of domain d uses
+ * `W_d = W_shared (elementwise *) W_domain[d]`, `b_d = b_shared + b_domain[d]`.
+ * Domain kernels start at 1 and biases at 0, so training starts from the shared network.
+ *
+ * Per layer, all domains' kernels are laid side by side (`[in, D * out]`, domain kernels are
+ * stored `[in, D, out]` for this) and applied in one plain matmul; `mixExperts` then keeps each
+ * row's own domain. That costs D times a shared layer, cheap at STAR's sizes, and needs no
+ * transposes or per-row kernel copies.
+ *
+ * @example
+ * const fcn = new StarFcn({ numDomains: 3, units: [64, 32, 1], outputActivation: "linear" });
+ * const logits = fcn.forward(x, domainIds, true); // [B, 1]
+ */
+export class StarFcn extends layers.Layer {
+  /** @nocollapse */
+  static className = "MdrecStarFcn";
+  readonly numDomains: number;
+  readonly units: number[];
+  readonly activation: Activation;
+  readonly outputActivation: Activation;
+  readonly dropout: number;
+  readonly seed: number;
+  /** Input shapes seen by `build`, kept for save/load. */
+  builtInputShape: number[][] | null = null;
+  private dense: StarDense[] = [];
+
+  constructor(args: StarFcnArgs) {
+    assertKnownKeys("StarFcn args", args ?? {}, STAR_FCN_KEYS);
+    assertInteger("StarFcn numDomains", args?.numDomains, 1);
+    const units = args.units;
+    if (!Array.isArray(units) || units.length === 0) {
+      throw new ConfigError(`StarFcn units must be a non-empty array of positive integers, received ${JSON.stringify(units)}`);
+    }
+    units.forEach((width, index) => assertInteger(`StarFcn units[${index}]`, width, 1));
+    const activation = args.activation ?? "relu";
+    assertActivation("StarFcn activation", activation);
+    const outputActivation = args.outputActivation ?? activation;
+    assertActivation("StarFcn outputActivation", outputActivation);
+    const dropout = args.dropout ?? 0;
+    assertNumber("StarFcn dropout", dropout, { min: 0, max: 0.999 });
+    const seed = args.seed ?? nextSeed();
+    assertInteger("StarFcn seed", seed, 0);
+    const layerArgs: LayerArgs = {};
+    if (args.name !== undefined) layerArgs.name = args.name;
+    super(layerArgs);
+    this.numDomains = args.numDomains;
+    this.units = [...units];
+    this.activation = activation;
+    this.outputActivation = outputActivation;
+    this.dropout = dropout;
+    this.seed = seed;
+  }
+
+  /** Width of the output, `units.at(-1)`. */
+  get outputDim(): number {
+    return this.units[this.units.length - 1]!;
+  }
+
+  override build(inputShape: number[] | number[][]): void {
+    const shapes = (Array.isArray(inputShape[0]) ? inputShape : [inputShape]) as number[][];
+    const inputDim = shapes[0]![shapes[0]!.length - 1];
+    assertInteger("StarFcn input last dimension", inputDim, 1);
+    this.builtInputShape = shapes.map((shape) => [...shape]);
+    let previous = inputDim;
+    this.dense = this.units.map((width, index) => {
+      const weights: StarDense = {
+        sharedKernel: this.addWeight(
+          `shared_kernel_${index}`,
+          [previous, width],
+          "float32",
+          initializers.glorotUniform({ seed: this.seed + index }),
+        ),
+        sharedBias: this.addWeight(`shared_bias_${index}`, [width], "float32", initializers.zeros()),
+        domainKernel: this.addWeight(
+          `domain_kernel_${index}`,
+          [previous, this.numDomains, width],
+          "float32",
+          initializers.ones(),
+        ),
+        domainBias: this.addWeight(`domain_bias_${index}`, [this.numDomains, width], "float32", initializers.zeros()),
+      };
+      previous = width;
+      return weights;
+    });
+    this.built = true;
+  }
+
+  override computeOutputShape(inputShape: number[] | number[][]): number[] {
+    const first = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as number[];
+    return [first[0]!, this.outputDim];
+  }
+
+  /** Inputs: `[x [B, dIn], domainIds int32 [B]]`. */
+  override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Kwargs): tf.Tensor {
+    const [x, domainIds] = inputs as [tf.Tensor2D, tf.Tensor1D];
+    const training = kwargs?.training === true;
+    return tf.tidy(() => {
+      const rows = x.shape[0];
+      const ownDomain = rowRouting(domainIds); // [B, 1]
+      let hidden = x; // [B, dIn]
+      this.dense.forEach((weights, index) => {
+        const width = this.units[index]!;
+        const inputDim = hidden.shape[1];
+        const domainKernels = tf.reshape(
+          tf.mul(tf.expandDims(weights.sharedKernel.read(), 1), weights.domainKernel.read()),
+          [inputDim, this.numDomains * width],
+        ) as tf.Tensor2D; // [in, D * out]: W_shared * W_domain[d] side by side
+        const everyDomain = tf.reshape(tf.matMul(hidden, domainKernels), [rows, this.numDomains, width]); // [B, D, out]
+        const bias = tf.add(weights.sharedBias.read(), gatherRows(weights.domainBias.read() as tf.Tensor2D, domainIds)); // [B, out]
+        const output = tf.add(mixExperts(everyDomain as tf.Tensor3D, ownDomain), bias); // [B, out]
+        const last = index === this.dense.length - 1;
+        hidden = applyActivation(output, last ? this.outputActivation : this.activation) as tf.Tensor2D;
+        if (training && !last && this.dropout > 0) {
+          hidden = tf.dropout(hidden, this.dropout, undefined, nextSeed()) as tf.Tensor2D;
+        }
+      });
+      return hidden;
+    });
+  }
+
+  /**
+   * Typed forward pass. Builds the layer on first use.
+   * @param x `[B, dIn]` float32.
+   * @param domainIds int32 `[B]` in `[0, numDomains)`.
+   * @returns `[B, units.at(-1)]`.
+   */
+  forward(x: tf.Tensor2D, domainIds: tf.Tensor1D, training = false): tf.Tensor2D {
+    assertTensor(`${this.name} input x`, x, { rank: 2, dtype: "float32" });
+    assertTensor(`${this.name} domainIds`, domainIds, { rank: 1, dtype: "int32", shape: [x.shape[0]] });
+    return this.apply([x, domainIds], { training }) as tf.Tensor2D;
+  }
+
+  /**
+   * The effective kernel and bias of one domain in one layer: `W_shared * W_domain[d]`,
+   * `b_shared + b_domain[d]`. For inspection; the forward pass never materialises them per row.
+   */
+  domainWeights(layerIndex: number, domain: number): { kernel: tf.Tensor2D; bias: tf.Tensor1D } {
+    assertInteger("StarFcn layerIndex", layerIndex, 0, this.dense.length - 1, `layers-1=${this.dense.length - 1}`);
+    assertInteger("StarFcn domain", domain, 0, this.numDomains - 1, `numDomains-1=${this.numDomains - 1}`);
+    const weights = this.dense[layerIndex]!;
+    return tf.tidy(() => {
+      const domainKernel = tf.squeeze(tf.slice(weights.domainKernel.read(), [0, domain, 0], [-1, 1, -1]), [1]); // [in, out]
+      const domainBias = tf.squeeze(tf.slice(weights.domainBias.read(), [domain, 0], [1, -1]), [0]); // [out]
+      return {
+        kernel: tf.mul(weights.sharedKernel.read(), domainKernel) as tf.Tensor2D,
+        bias: tf.add(weights.sharedBias.read(), domainBias) as tf.Tensor1D,
+      };
+    });
+  }
+
+  override getConfig(): serialization.ConfigDict {
+    return {
+      ...super.getConfig(),
+      numDomains: this.numDomains,
+      units: [...this.units],
+      activation: this.activation,
+      outputActivation: this.outputActivation,
+      dropout: this.dropout,
+      seed: this.seed,
+    };
+  }
+
+  /** @nocollapse */
+  static override fromConfig<T extends serialization.Serializable>(
+    cls: serialization.SerializableConstructor<T>,
+    config: serialization.ConfigDict,
+  ): T {
+    const { name, numDomains, units, activation, outputActivation, dropout, seed } = config as unknown as StarFcnArgs;
+    return new cls({ name, numDomains, units, activation, outputActivation, dropout, seed });
+  }
+}
+serialization.registerClass(StarFcn);
