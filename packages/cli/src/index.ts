@@ -1,1 +1,42 @@
-export {};
+export { runCli } from "./cli.js";
+export { type CompareOptions, compareModels, type TrainingBudget, trainAndEvaluate, type TrainModelOptions } from "./compare.js";
+export { type BenchResult, benchModel } from "./commands/bench.js";
+export { COMPARE_DEFAULTS } from "./commands/compare.js";
+export {
+  type CliConfig,
+  cliConfigSchema,
+  CONFIG_KEYS,
+  type EarlyStoppingConfig,
+  mergeConfigLayers,
+  readConfigFile,
+  validateConfig,
+} from "./config.js";
+export { CLI_VERSION } from "./context.js";
+export {
+  DATA_KINDS,
+  type DataSource,
+  describeDataSource,
+  FILE_DATA_KINDS,
+  parseDataArgument,
+  SYNTHETIC_PRESET_NAMES,
+} from "./data-argument.js";
+export { type LoadDataOptions, loadData, type PreparedData, readDataSource } from "./data.js";
+export { EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, exitCodeFor, OutputLockedError, UsageError } from "./errors.js";
+export { BufferStream, bufferIo, type CliIo, type OutputStream, processIo } from "./io.js";
+export { type OpenOutputOptions, type OutputDirectory, openOutputDirectory, RESULT_FILES } from "./output-dir.js";
+export { createProgressReporter, type ProgressOptions, type ProgressReporter, type StepProgress } from "./progress.js";
+export { renderChartSvg, renderReport } from "./report/render.js";
+export {
+  type DatasetSummary,
+  type DomainMetricSummary,
+  type EpochRecord,
+  type GateRouting,
+  type MetricSummary,
+  type ModelResult,
+  parseRunResults,
+  RESULTS_FORMAT_VERSION,
+  type RunResults,
+  runResultsSchema,
+  stringifyRunResults,
+} from "./results.js";
+export { renderComparisonTable, renderResultsMarkdown } from "./table.js";

@@ -10,6 +10,15 @@ export {
   initBackend,
 } from "./backend.js";
 export {
+  FAST_WASM_KERNELS,
+  type FastKernelName,
+  fastKernelNames,
+  fastKernelsEnabled,
+  type RegisterFastKernelsOptions,
+  registerFastKernels,
+  unregisterFastKernels,
+} from "./kernels/register.js";
+export {
   BackendError,
   CheckpointError,
   ConfigError,
@@ -29,7 +38,7 @@ export {
 export { hasSavedModel, nodeFileSystem } from "./io/node-file-io.js";
 export { FeatureEmbedding, type FeatureEmbeddingArgs } from "./layers/feature-embedding.js";
 export { Mlp, type MlpArgs } from "./layers/mlp.js";
-export { globalRandomGenerator, nextSeed, SeededRandom, setGlobalSeed } from "./random.js";
+export { deriveSeed, globalRandomGenerator, nextSeed, SeededRandom, setGlobalSeed } from "./random.js";
 export {
   type Batch,
   type CategoricalFeatureSpec,

@@ -118,7 +118,7 @@ export function editDistance(a: string, b: string): number {
 
 /**
  * The entry of `candidates` closest to `key` (case-insensitive edit distance), or undefined when
- * none is within `max(2, key.length / 2)` edits.
+ * none is within `max(2, longer length / 2)` edits (so `vocabSize` finds `vocabularySize`).
  * @example nearestKey("numExpert", ["numExperts", "k"]) // "numExperts"
  */
 export function nearestKey(key: string, candidates: readonly string[]): string | undefined {
@@ -126,12 +126,13 @@ export function nearestKey(key: string, candidates: readonly string[]): string |
   let bestDistance = Number.POSITIVE_INFINITY;
   for (const candidate of candidates) {
     const distance = editDistance(key.toLowerCase(), candidate.toLowerCase());
-    if (distance < bestDistance) {
+    const close = distance <= Math.max(2, Math.floor(Math.max(key.length, candidate.length) / 2));
+    if (close && distance < bestDistance) {
       best = candidate;
       bestDistance = distance;
     }
   }
-  return bestDistance <= Math.max(2, Math.floor(key.length / 2)) ? best : undefined;
+  return best;
 }
 
 /**

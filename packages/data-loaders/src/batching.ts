@@ -45,7 +45,9 @@ export function numBatches(numRows: number, batchSize: number, dropLast = false)
  */
 export function iterateBatches(dataset: ColumnarDataset, options: BatchOptions): Generator<Batch> {
   if (options == null || typeof options !== "object") {
-    throw new ConfigError(`iterateBatches options must be an object with batchSize, received ${formatValue(options)}`);
+    throw new ConfigError(
+      `iterateBatches options must be an object with batchSize, received ${formatValue(options)}`,
+    );
   }
   assertKnownKeys("iterateBatches options", options, BATCH_OPTION_KEYS);
   const { batchSize, shuffle = false, seed = 0, dropLast = false, epoch = 0, startBatch = 0 } = options;
@@ -54,8 +56,10 @@ export function iterateBatches(dataset: ColumnarDataset, options: BatchOptions):
   assertInteger("epoch", epoch, 0);
   const total = numBatches(dataset.numRows, batchSize, dropLast);
   assertInteger("startBatch", startBatch, 0, total, `numBatches=${total}`);
-  if (typeof shuffle !== "boolean") throw new ConfigError(`shuffle must be a boolean, received ${formatValue(shuffle)}`);
-  if (typeof dropLast !== "boolean") throw new ConfigError(`dropLast must be a boolean, received ${formatValue(dropLast)}`);
+  if (typeof shuffle !== "boolean")
+    throw new ConfigError(`shuffle must be a boolean, received ${formatValue(shuffle)}`);
+  if (typeof dropLast !== "boolean")
+    throw new ConfigError(`dropLast must be a boolean, received ${formatValue(dropLast)}`);
   for (const spec of dataset.features) {
     if (dataset.columns[spec.name] === undefined) {
       throw new ConfigError(`dataset.columns has no column for feature "${spec.name}"`);
@@ -86,7 +90,8 @@ function* generateBatches(
     const labels = new Float32Array(size * numTasks);
     for (let position = 0; position < size; position++) {
       const source = rows[position]! * numTasks;
-      for (let task = 0; task < numTasks; task++) labels[position * numTasks + task] = dataset.labels[source + task]!;
+      for (let task = 0; task < numTasks; task++)
+        labels[position * numTasks + task] = dataset.labels[source + task]!;
     }
     yield {
       features,
@@ -106,7 +111,10 @@ function rangeArray(start: number, end: number): Int32Array {
  * The row indices of one epoch in visiting order (what {@link iterateBatches} batches), without
  * creating tensors. Useful for evaluation bookkeeping and tests.
  */
-export function epochRowOrder(numRows: number, options: { shuffle?: boolean; seed?: number; epoch?: number }): Int32Array {
+export function epochRowOrder(
+  numRows: number,
+  options: { shuffle?: boolean; seed?: number; epoch?: number },
+): Int32Array {
   const { shuffle = false, seed = 0, epoch = 0 } = options;
   return shuffle ? seededPermutation(numRows, seed, epoch) : rangeArray(0, numRows);
 }

@@ -43,35 +43,47 @@ export function validateDataset(dataset: ColumnarDataset, where = "dataset"): vo
     ["numDomains", numDomains],
   ] as const) {
     if (!Number.isInteger(value) || value < (key === "numRows" ? 0 : 1)) {
-      throw new DataError(`${where}.${key} must be a ${key === "numRows" ? "non-negative" : "positive"} integer, received ${formatValue(value)}`);
+      throw new DataError(
+        `${where}.${key} must be a ${key === "numRows" ? "non-negative" : "positive"} integer, received ${formatValue(value)}`,
+      );
     }
   }
   validateFeatureSpecs(dataset.features, `${where}.features`);
   const expectLength = (name: string, array: ArrayLike<number> | undefined, length: number) => {
     if (array === undefined || array.length !== length) {
-      throw new DataError(`${where}.${name} must have length ${length}, received ${array === undefined ? "undefined" : array.length}`);
+      throw new DataError(
+        `${where}.${name} must have length ${length}, received ${array === undefined ? "undefined" : array.length}`,
+      );
     }
   };
   expectLength("domainIds", dataset.domainIds, numRows);
   expectLength("labels", dataset.labels, numRows * numTasks);
   if (dataset.groupIds !== undefined) expectLength("groupIds", dataset.groupIds, numRows);
   if (dataset.domainNames?.length !== numDomains) {
-    throw new DataError(`${where}.domainNames must have numDomains=${numDomains} entries, received ${formatValue(dataset.domainNames)}`);
+    throw new DataError(
+      `${where}.domainNames must have numDomains=${numDomains} entries, received ${formatValue(dataset.domainNames)}`,
+    );
   }
   if (dataset.taskNames?.length !== numTasks) {
-    throw new DataError(`${where}.taskNames must have numTasks=${numTasks} entries, received ${formatValue(dataset.taskNames)}`);
+    throw new DataError(
+      `${where}.taskNames must have numTasks=${numTasks} entries, received ${formatValue(dataset.taskNames)}`,
+    );
   }
   for (let row = 0; row < numRows; row++) {
     const id = dataset.domainIds[row]!;
     if (id < 0 || id >= numDomains) {
-      throw new DataError(`${where}.domainIds[${row}] must be in [0, numDomains=${numDomains}), received ${id}`);
+      throw new DataError(
+        `${where}.domainIds[${row}] must be in [0, numDomains=${numDomains}), received ${id}`,
+      );
     }
   }
   for (const spec of dataset.features) {
     const column = dataset.columns[spec.name];
     if (spec.kind === "categorical") {
       if (!(column instanceof Int32Array)) {
-        throw new DataError(`${where}.columns.${spec.name} (categorical) must be an Int32Array, received ${describeArray(column)}`);
+        throw new DataError(
+          `${where}.columns.${spec.name} (categorical) must be an Int32Array, received ${describeArray(column)}`,
+        );
       }
       expectLength(`columns.${spec.name}`, column, numRows);
       for (let row = 0; row < numRows; row++) {
@@ -84,7 +96,9 @@ export function validateDataset(dataset: ColumnarDataset, where = "dataset"): vo
       }
     } else {
       if (!(column instanceof Float32Array)) {
-        throw new DataError(`${where}.columns.${spec.name} (numeric) must be a Float32Array, received ${describeArray(column)}`);
+        throw new DataError(
+          `${where}.columns.${spec.name} (numeric) must be a Float32Array, received ${describeArray(column)}`,
+        );
       }
       expectLength(`columns.${spec.name}`, column, numRows);
     }
@@ -118,7 +132,8 @@ export function takeRows(dataset: ColumnarDataset, rowIndices: Int32Array | numb
   const labels = new Float32Array(count * numTasks);
   for (let position = 0; position < count; position++) {
     const source = rowIndices[position]! * numTasks;
-    for (let task = 0; task < numTasks; task++) labels[position * numTasks + task] = dataset.labels[source + task]!;
+    for (let task = 0; task < numTasks; task++)
+      labels[position * numTasks + task] = dataset.labels[source + task]!;
   }
   const result: ColumnarDataset = {
     features: dataset.features.map((spec) => ({ ...spec })),
@@ -151,7 +166,7 @@ export function concatDatasets(datasets: readonly ColumnarDataset[]): ColumnarDa
   if (!Array.isArray(datasets) || datasets.length === 0) {
     throw new ConfigError(`datasets must be a non-empty array, received ${formatValue(datasets)}`);
   }
-  const first = datasets[0]!;
+  const first: ColumnarDataset = datasets[0]!;
   const signature = (dataset: ColumnarDataset) =>
     JSON.stringify({
       features: dataset.features,

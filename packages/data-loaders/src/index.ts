@@ -1,4 +1,4 @@
-export { iterateBatches, type BatchOptions, epochRowOrder, numBatches } from "./batching.js";
+export { type BatchOptions, epochRowOrder, iterateBatches, numBatches } from "./batching.js";
 export { type ColumnarDataset, concatDatasets, domainCounts, takeRows, validateDataset } from "./dataset.js";
 export { type DatasetSplits, type SplitOptions, splitDataset, splitRowIndices } from "./split.js";
 export {

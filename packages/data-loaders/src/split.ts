@@ -1,4 +1,12 @@
-import { assertInteger, assertKnownKeys, assertOneOf, ConfigError, DataError, formatValue, nearestKey } from "@mdrec/core";
+import {
+  assertInteger,
+  assertKnownKeys,
+  assertOneOf,
+  ConfigError,
+  DataError,
+  formatValue,
+  nearestKey,
+} from "@mdrec/core";
 import { type ColumnarDataset, domainCounts, takeRows } from "./dataset.js";
 import { seededPermutation } from "./permutation.js";
 
@@ -101,17 +109,22 @@ export function splitRowIndices(
   const valid =
     Array.isArray(fractions) &&
     fractions.length === 3 &&
-    fractions.every((fraction) => typeof fraction === "number" && Number.isFinite(fraction) && fraction >= 0) &&
+    fractions.every(
+      (fraction) => typeof fraction === "number" && Number.isFinite(fraction) && fraction >= 0,
+    ) &&
     Math.abs(fractions[0] + fractions[1] + fractions[2] - 1) < 1e-6;
   if (!valid) {
-    throw new ConfigError(`fractions must be three numbers >= 0 summing to 1, received ${formatValue(fractions)}`);
+    throw new ConfigError(
+      `fractions must be three numbers >= 0 summing to 1, received ${formatValue(fractions)}`,
+    );
   }
   const { numRows } = dataset;
   const trainCount = Math.round(fractions[0] * numRows);
   const validationCount = Math.min(numRows - trainCount, Math.round(fractions[1] * numRows));
   let order: Int32Array;
   if (by === "time") {
-    if (time === undefined) throw new ConfigError(`by="time" needs timeColumn, received ${formatValue(timeColumn)}`);
+    if (time === undefined)
+      throw new ConfigError(`by="time" needs timeColumn, received ${formatValue(timeColumn)}`);
     order = new Int32Array(numRows);
     for (let row = 0; row < numRows; row++) order[row] = row;
     // Ties keep row order so the split is deterministic.

@@ -126,7 +126,9 @@ const PATTERN_WEIGHT = 1.2;
  */
 export function generateSyntheticDataset(options: SyntheticOptions = {}): SyntheticDataset {
   if (options == null || typeof options !== "object") {
-    throw new ConfigError(`generateSyntheticDataset options must be an object, received ${formatValue(options)}`);
+    throw new ConfigError(
+      `generateSyntheticDataset options must be an object, received ${formatValue(options)}`,
+    );
   }
   assertKnownKeys("generateSyntheticDataset options", options, SYNTHETIC_KEYS);
   const {
@@ -164,7 +166,9 @@ export function generateSyntheticDataset(options: SyntheticOptions = {}): Synthe
   }
   const shares = options.domainShares ?? Array.from({ length: numDomains }, (_, domain) => 0.75 ** domain);
   checkPerDomain("domainShares", shares, numDomains, (value) => value > 0, "> 0");
-  const ctr = options.domainCtr ?? Array.from({ length: numDomains }, (_, domain) => DEFAULT_CTR[domain % DEFAULT_CTR.length]!);
+  const ctr =
+    options.domainCtr ??
+    Array.from({ length: numDomains }, (_, domain) => DEFAULT_CTR[domain % DEFAULT_CTR.length]!);
   checkPerDomain("domainCtr", ctr, numDomains, (value) => value > 0 && value < 1, "in (0, 1)");
 
   // Independent streams keep e.g. the user table unchanged when numRows changes.
@@ -175,9 +179,11 @@ export function generateSyntheticDataset(options: SyntheticOptions = {}): Synthe
 
   // Latent user and item attributes (values 0..C-1; the fields carry value + 1, 0 is OOV).
   const userAttributes = new Int32Array(numUsers * numAttributes);
-  for (let index = 0; index < userAttributes.length; index++) userAttributes[index] = structureRandom.nextInt(cardinality);
+  for (let index = 0; index < userAttributes.length; index++)
+    userAttributes[index] = structureRandom.nextInt(cardinality);
   const itemAttributes = new Int32Array(numItems * numAttributes);
-  for (let index = 0; index < itemAttributes.length; index++) itemAttributes[index] = structureRandom.nextInt(cardinality);
+  for (let index = 0; index < itemAttributes.length; index++)
+    itemAttributes[index] = structureRandom.nextInt(cardinality);
   const userBias = new Float64Array(numUsers);
   for (let user = 0; user < numUsers; user++) userBias[user] = USER_BIAS_STD * structureRandom.nextNormal();
   const itemBias = new Float64Array(numItems);
@@ -266,14 +272,18 @@ export function generateSyntheticDataset(options: SyntheticOptions = {}): Synthe
     const itemBase = item * numAttributes;
     let value =
       SHARED_WEIGHT *
-        sharedTable[userAttributes[userBase + sharedUserField]! * cardinality + itemAttributes[itemBase + sharedItemField]!]! +
+        sharedTable[
+          userAttributes[userBase + sharedUserField]! * cardinality +
+            itemAttributes[itemBase + sharedItemField]!
+        ]! +
       userBias[user]! +
       itemBias[item]!;
     if (numeric) value += NUMERIC_WEIGHT * numeric[row]!;
     const terms = domainTerms[domainIds[row]!]!;
     for (let position = 0; position < terms.length; position++) {
       const term = terms[position]!;
-      const cell = userAttributes[userBase + term.userField]! * cardinality + itemAttributes[itemBase + term.itemField]!;
+      const cell =
+        userAttributes[userBase + term.userField]! * cardinality + itemAttributes[itemBase + term.itemField]!;
       value += term.weight * term.table[cell]!;
     }
     body[row] = strength * value + noise * noiseRandom.nextNormal();
@@ -301,8 +311,16 @@ export function generateSyntheticDataset(options: SyntheticOptions = {}): Synthe
     features.push({ kind: "categorical", name, vocabularySize: vocabularySizeOfField });
     columns[name] = values;
   };
-  addCategorical("user_id", numUsers + 1, users.map((user) => user + 1));
-  addCategorical("item_id", numItems + 1, items.map((item) => item + 1));
+  addCategorical(
+    "user_id",
+    numUsers + 1,
+    users.map((user) => user + 1),
+  );
+  addCategorical(
+    "item_id",
+    numItems + 1,
+    items.map((item) => item + 1),
+  );
   for (let field = 0; field < numAttributes; field++) {
     addCategorical(
       `user_attr_${field}`,
@@ -317,7 +335,9 @@ export function generateSyntheticDataset(options: SyntheticOptions = {}): Synthe
       items.map((item) => itemAttributes[item * numAttributes + field]! + 1),
     );
   }
-  extraColumns.forEach((column, field) => addCategorical(`extra_${field}`, vocabularySize, column));
+  extraColumns.forEach((column, field) => {
+    addCategorical(`extra_${field}`, vocabularySize, column);
+  });
   numericColumns.forEach((column, field) => {
     features.push({ kind: "numeric", name: `numeric_${field}` });
     columns[`numeric_${field}`] = column;
@@ -362,7 +382,9 @@ function checkPerDomain(
   rule: string,
 ): asserts values is number[] {
   if (!Array.isArray(values) || values.length !== numDomains) {
-    throw new ConfigError(`${name} must have numDomains=${numDomains} entries, received ${formatValue(values)}`);
+    throw new ConfigError(
+      `${name} must have numDomains=${numDomains} entries, received ${formatValue(values)}`,
+    );
   }
   values.forEach((value, domain) => {
     if (typeof value !== "number" || !Number.isFinite(value) || !ok(value)) {
@@ -371,7 +393,12 @@ function checkPerDomain(
   });
 }
 
-function solveDomainBias(body: Float64Array, domainIds: Int32Array, numDomains: number, ctr: number[]): number[] {
+function solveDomainBias(
+  body: Float64Array,
+  domainIds: Int32Array,
+  numDomains: number,
+  ctr: number[],
+): number[] {
   // A subsample per domain bounds the cost (40 bisection steps x at most 4000 rows per domain).
   const maximumRows = 4000;
   const rowsByDomain: number[][] = Array.from({ length: numDomains }, () => []);

@@ -7,12 +7,23 @@ import { MetricsError } from "./errors.js";
  */
 export type NumericArray = ArrayLike<number>;
 
+/** Whether `value` is a `number[]`-like array or a numeric typed array (entries are checked by readers). */
+export function isNumericArray(value: unknown): value is NumericArray {
+  return Array.isArray(value) || (ArrayBuffer.isView(value) && !(value instanceof DataView));
+}
+
 /** Throws unless `value` is a `number[]` or a numeric typed array. */
-export function assertNumericArray(where: string, name: string, value: unknown): asserts value is NumericArray {
-  if (Array.isArray(value) || (ArrayBuffer.isView(value) && !(value instanceof DataView))) return;
+export function assertNumericArray(
+  where: string,
+  name: string,
+  value: unknown,
+): asserts value is NumericArray {
+  if (isNumericArray(value)) return;
   const isTensor = value != null && typeof (value as { dataSync?: unknown }).dataSync === "function";
   const received = isTensor ? "a tf.Tensor (call tensor.dataSync() first)" : formatValue(value);
-  throw new MetricsError(`${where}: ${name} must be an array or typed array of numbers, received ${received}`);
+  throw new MetricsError(
+    `${where}: ${name} must be an array or typed array of numbers, received ${received}`,
+  );
 }
 
 /** Throws when two arrays that pair up row by row have different lengths, naming both. */
@@ -47,7 +58,9 @@ export function readLabel(where: string, labels: NumericArray, index: number): 0
 export function readScore(where: string, scores: NumericArray, index: number): number {
   const score = scores[index];
   if (typeof score !== "number" || Number.isNaN(score)) {
-    throw new MetricsError(`${where}: scores[${index}] must be a number (not NaN), received ${formatValue(score)}`);
+    throw new MetricsError(
+      `${where}: scores[${index}] must be a number (not NaN), received ${formatValue(score)}`,
+    );
   }
   return score;
 }

@@ -1,4 +1,12 @@
-import { assertNotEmpty, assertNumericArray, assertSameLength, GrowableArray, type NumericArray, readLabel, readScore } from "./arrays.js";
+import {
+  assertNotEmpty,
+  assertNumericArray,
+  assertSameLength,
+  GrowableArray,
+  type NumericArray,
+  readLabel,
+  readScore,
+} from "./arrays.js";
 import { MetricsError } from "./errors.js";
 import { sortFloat64 } from "./sort.js";
 
@@ -102,7 +110,7 @@ export class SortedScores {
     return this.buffer.length;
   }
 
-  /** Appends one score. Call {@link SortedScores.reserve} first for bulk appends. */
+  /** Makes room for `extra` scores; write them at `[length, length + extra)` then {@link SortedScores.commit}. */
   reserve(extra: number): Float64Array {
     return this.buffer.reserve(extra);
   }
@@ -174,7 +182,7 @@ export class AucAccumulator {
       positiveCount += readLabel(where, labels, index);
       readScore(where, scores, index);
     }
-    appendByLabel(labels, scores, 0, labels.length, positiveCount, this.positiveScores, this.negativeScores);
+    appendByLabel(labels, scores, positiveCount, this.positiveScores, this.negativeScores);
   }
 
   /**
@@ -204,24 +212,23 @@ export class AucAccumulator {
   }
 }
 
-/** Appends the already-validated scores of rows `[start, end)` to the buffer of their class. */
-export function appendByLabel(
+/** Appends already-validated scores to the buffer of their class. */
+function appendByLabel(
   labels: NumericArray,
   scores: NumericArray,
-  start: number,
-  end: number,
   positiveCount: number,
   positives: SortedScores,
   negatives: SortedScores,
 ): void {
+  const negativeCount = labels.length - positiveCount;
   const positiveData = positives.reserve(positiveCount);
-  const negativeData = negatives.reserve(end - start - positiveCount);
+  const negativeData = negatives.reserve(negativeCount);
   let positiveIndex = positives.length;
   let negativeIndex = negatives.length;
-  for (let index = start; index < end; index++) {
+  for (let index = 0; index < labels.length; index++) {
     if (labels[index] === 1) positiveData[positiveIndex++] = scores[index]!;
     else negativeData[negativeIndex++] = scores[index]!;
   }
   positives.commit(positiveCount);
-  negatives.commit(end - start - positiveCount);
+  negatives.commit(negativeCount);
 }

@@ -26,8 +26,8 @@ const SIGN_BIT = 0x80000000;
  */
 export function radixSortFloat64(values: Float64Array): Float64Array {
   const length = values.length;
-  let source = new Uint32Array(values.buffer, values.byteOffset, length * 2); // [length, 2] low/high words
-  let target = new Uint32Array(length * 2);
+  let source: Uint32Array = new Uint32Array(values.buffer, values.byteOffset, length * 2); // [length, 2] low/high words
+  let target: Uint32Array = new Uint32Array(length * 2);
   for (let index = 0; index < length; index++) {
     const high = source[2 * index + 1]!;
     if (high & SIGN_BIT) {

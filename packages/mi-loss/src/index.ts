@@ -1,1 +1,1 @@
-export {};
+export { entropy, mutualInformationFromCounts } from "./discrete.js";

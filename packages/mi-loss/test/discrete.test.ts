@@ -20,22 +20,31 @@ describe("entropy", () => {
 
   it("is between 0 and log(n) for any distribution", () => {
     fc.assert(
-      fc.property(fc.array(fc.double({ min: 0, max: 10, noNaN: true }), { minLength: 1, maxLength: 12 }), (values) => {
-        fc.pre(values.some((value) => value > 0));
-        const result = entropy(values);
-        return result >= 0 && result <= Math.log(values.length) + 1e-12;
-      }),
+      fc.property(
+        fc.array(fc.double({ min: 0, max: 10, noNaN: true }), { minLength: 1, maxLength: 12 }),
+        (values) => {
+          fc.pre(values.some((value) => value > 0));
+          const result = entropy(values);
+          return result >= 0 && result <= Math.log(values.length) + 1e-12;
+        },
+      ),
     );
   });
 
   it("rejects invalid entries naming the index and value", () => {
     expect(() => entropy([0.5, -0.1, 0.6])).toThrow(ConfigError);
-    expect(() => entropy([0.5, -0.1, 0.6])).toThrow("probabilities[1] must be a finite number >= 0, received -0.1");
-    expect(() => entropy([0.5, Number.NaN])).toThrow("probabilities[1] must be a finite number >= 0, received NaN");
+    expect(() => entropy([0.5, -0.1, 0.6])).toThrow(
+      "probabilities[1] must be a finite number >= 0, received -0.1",
+    );
+    expect(() => entropy([0.5, Number.NaN])).toThrow(
+      "probabilities[1] must be a finite number >= 0, received NaN",
+    );
     expect(() => entropy([Number.POSITIVE_INFINITY])).toThrow(
       "probabilities[0] must be a finite number >= 0, received Infinity",
     );
-    expect(() => entropy([0, 0, 0])).toThrow("probabilities must have a positive sum, received all zeros (length 3)");
+    expect(() => entropy([0, 0, 0])).toThrow(
+      "probabilities must have a positive sum, received all zeros (length 3)",
+    );
     expect(() => entropy([])).toThrow("probabilities must not be empty, received an array of length 0");
     expect(() => entropy("abc" as unknown as number[])).toThrow(
       'probabilities must be an array of numbers, received "abc"',
@@ -46,7 +55,12 @@ describe("entropy", () => {
 describe("mutualInformationFromCounts", () => {
   it("is 0 for an independent table", () => {
     // Outer product of [1, 2] and [3, 1, 4]: rows and columns independent.
-    expect(mutualInformationFromCounts([[3, 1, 4], [6, 2, 8]])).toBeCloseTo(0, 14);
+    expect(
+      mutualInformationFromCounts([
+        [3, 1, 4],
+        [6, 2, 8],
+      ]),
+    ).toBeCloseTo(0, 14);
     expect(mutualInformationFromCounts([[7]])).toBe(0);
   });
 
@@ -61,23 +75,55 @@ describe("mutualInformationFromCounts", () => {
 
   it("matches hand-computed 2 x 2 tables", () => {
     // p = [[3/8, 1/8], [1/8, 3/8]], marginals 1/2: 2 (3/8) ln(3/2) + 2 (1/8) ln(1/2)
-    expect(mutualInformationFromCounts([[3, 1], [1, 3]])).toBeCloseTo(0.75 * Math.log(1.5) + 0.25 * Math.log(0.5), 12);
+    expect(
+      mutualInformationFromCounts([
+        [3, 1],
+        [1, 3],
+      ]),
+    ).toBeCloseTo(0.75 * Math.log(1.5) + 0.25 * Math.log(0.5), 12);
     // p = [[1/2, 0], [1/4, 1/4]], p(r) = [1/2, 1/2], p(c) = [3/4, 1/4]
     const expected = 0.5 * Math.log(4 / 3) + 0.25 * Math.log(2 / 3) + 0.25 * Math.log(2);
     expect(expected).toBeCloseTo(0.215762, 6);
-    expect(mutualInformationFromCounts([[2, 0], [1, 1]])).toBeCloseTo(expected, 12);
+    expect(
+      mutualInformationFromCounts([
+        [2, 0],
+        [1, 1],
+      ]),
+    ).toBeCloseTo(expected, 12);
     // Joint masses give the same value as counts.
-    expect(mutualInformationFromCounts([[0.5, 0], [0.25, 0.25]])).toBeCloseTo(expected, 12);
+    expect(
+      mutualInformationFromCounts([
+        [0.5, 0],
+        [0.25, 0.25],
+      ]),
+    ).toBeCloseTo(expected, 12);
   });
 
   it("ignores rows and columns of zero mass", () => {
-    const base = mutualInformationFromCounts([[3, 1], [1, 3]]);
-    expect(mutualInformationFromCounts([[3, 1], [0, 0], [1, 3]])).toBeCloseTo(base, 14);
-    expect(mutualInformationFromCounts([[3, 0, 1], [1, 0, 3]])).toBeCloseTo(base, 14);
+    const base = mutualInformationFromCounts([
+      [3, 1],
+      [1, 3],
+    ]);
+    expect(
+      mutualInformationFromCounts([
+        [3, 1],
+        [0, 0],
+        [1, 3],
+      ]),
+    ).toBeCloseTo(base, 14);
+    expect(
+      mutualInformationFromCounts([
+        [3, 0, 1],
+        [1, 0, 3],
+      ]),
+    ).toBeCloseTo(base, 14);
   });
 
   it("equals H(C) - H(C|R) on random tables", () => {
-    const table = fc.array(fc.array(fc.nat(20), { minLength: 3, maxLength: 3 }), { minLength: 1, maxLength: 5 });
+    const table = fc.array(fc.array(fc.nat(20), { minLength: 3, maxLength: 3 }), {
+      minLength: 1,
+      maxLength: 5,
+    });
     fc.assert(
       fc.property(table, (rows) => {
         const total = rows.flat().reduce((sum, value) => sum + value, 0);
@@ -99,22 +145,30 @@ describe("mutualInformationFromCounts", () => {
     expect(() => mutualInformationFromCounts([[1, 2], [3]])).toThrow(
       "table must be rectangular: row 1 has 1 columns, row 0 has 2",
     );
-    expect(() => mutualInformationFromCounts([[1, 2], [3, -4]])).toThrow(
-      "table[1][1] (row 1, column 1) must be a finite number >= 0, received -4",
-    );
+    expect(() =>
+      mutualInformationFromCounts([
+        [1, 2],
+        [3, -4],
+      ]),
+    ).toThrow("table[1][1] (row 1, column 1) must be a finite number >= 0, received -4");
     expect(() => mutualInformationFromCounts([[Number.NaN, 2]])).toThrow(
       "table[0][0] (row 0, column 0) must be a finite number >= 0, received NaN",
     );
     expect(() => mutualInformationFromCounts([[1, Number.POSITIVE_INFINITY]])).toThrow(
       "table[0][1] (row 0, column 1) must be a finite number >= 0, received Infinity",
     );
-    expect(() => mutualInformationFromCounts([])).toThrow("table must have at least one row, received an empty table");
+    expect(() => mutualInformationFromCounts([])).toThrow(
+      "table must have at least one row, received an empty table",
+    );
     expect(() => mutualInformationFromCounts([[]])).toThrow(
       "table must have at least one column, received rows of length 0",
     );
-    expect(() => mutualInformationFromCounts([[0, 0], [0, 0]])).toThrow(
-      "table must have a positive total mass, received all zeros (2 x 2)",
-    );
+    expect(() =>
+      mutualInformationFromCounts([
+        [0, 0],
+        [0, 0],
+      ]),
+    ).toThrow("table must have a positive total mass, received all zeros (2 x 2)");
     expect(() => mutualInformationFromCounts([[1], "x" as unknown as number[]])).toThrow(
       'table[1] must be an array of numbers, received "x"',
     );
@@ -126,23 +180,49 @@ describe("mutualInformationFromCounts", () => {
 
 describe("normalizedMutualInformation", () => {
   it("is 1 for a permutation table and 0 for an independent one", () => {
-    expect(normalizedMutualInformation([[0, 4, 0], [0, 0, 2], [3, 0, 0]])).toBeCloseTo(1, 12);
-    expect(normalizedMutualInformation([[0, 4], [3, 0]], "arithmetic")).toBeCloseTo(1, 12);
-    expect(normalizedMutualInformation([[3, 1, 4], [6, 2, 8]])).toBeCloseTo(0, 12);
+    expect(
+      normalizedMutualInformation([
+        [0, 4, 0],
+        [0, 0, 2],
+        [3, 0, 0],
+      ]),
+    ).toBeCloseTo(1, 12);
+    expect(
+      normalizedMutualInformation(
+        [
+          [0, 4],
+          [3, 0],
+        ],
+        "arithmetic",
+      ),
+    ).toBeCloseTo(1, 12);
+    expect(
+      normalizedMutualInformation([
+        [3, 1, 4],
+        [6, 2, 8],
+      ]),
+    ).toBeCloseTo(0, 12);
   });
 
   it("matches the hand-computed 2 x 2 value for both methods", () => {
     const information = 0.5 * Math.log(4 / 3) + 0.25 * Math.log(2 / 3) + 0.25 * Math.log(2);
     const rowEntropy = Math.LN2;
     const columnEntropy = -(0.75 * Math.log(0.75) + 0.25 * Math.log(0.25));
-    expect(normalizedMutualInformation([[2, 0], [1, 1]])).toBeCloseTo(
-      information / Math.sqrt(rowEntropy * columnEntropy),
-      12,
-    );
-    expect(normalizedMutualInformation([[2, 0], [1, 1]], "arithmetic")).toBeCloseTo(
-      (2 * information) / (rowEntropy + columnEntropy),
-      12,
-    );
+    expect(
+      normalizedMutualInformation([
+        [2, 0],
+        [1, 1],
+      ]),
+    ).toBeCloseTo(information / Math.sqrt(rowEntropy * columnEntropy), 12);
+    expect(
+      normalizedMutualInformation(
+        [
+          [2, 0],
+          [1, 1],
+        ],
+        "arithmetic",
+      ),
+    ).toBeCloseTo((2 * information) / (rowEntropy + columnEntropy), 12);
   });
 
   it("is 0 when a marginal entropy is 0", () => {

@@ -11,9 +11,9 @@ import {
 import * as tf from "@tensorflow/tfjs-core";
 import type { LayerVariable, layers } from "@tensorflow/tfjs-layers";
 import { MODEL_FORMAT_VERSION, saveModel } from "./checkpoint.js";
-import { disposeChildLayer } from "./layers/dispose.js";
+import { DomainTowers } from "./layers/domain-towers.js";
 import type { BaseModelOptions, ModelConfig, ModelOutput, ModelSummary, MultiDomainModel } from "./model.js";
-import type { Resolved } from "./options.js";
+import type { MlpOptions, Resolved, TowerOptions } from "./options.js";
 
 /** Expert counts reported by MoE models in {@link ModelSummary}. */
 export interface ExpertCounts {
@@ -112,6 +112,22 @@ export abstract class MultiDomainModelBase<Options extends BaseModelOptions = Ba
     return layer;
   }
 
+  /** Creates and tracks the model's output towers from its {@link TowerOptions}. */
+  protected createTowers(options: Resolved<TowerOptions & MlpOptions>): DomainTowers {
+    return this.track(
+      new DomainTowers({
+        numDomains: this.numDomains,
+        numTasks: this.numTasks,
+        units: options.towerUnits,
+        mode: options.towerMode,
+        activation: options.activation,
+        domainEmbeddingDim: this.options.embeddingDim,
+        seed: this.childSeed(),
+        name: `${this.name}/towers`,
+      }),
+    );
+  }
+
   /** A seed for the next block, drawn from the model's own generator so equal seeds give equal models. */
   protected childSeed(): number {
     return this.seeds.nextSeed();
@@ -187,7 +203,7 @@ export abstract class MultiDomainModelBase<Options extends BaseModelOptions = Ba
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    for (const block of this.blocks) disposeChildLayer(block);
+    for (const block of this.blocks) block.dispose();
   }
 
   private forwardBatch(batch: Batch, training: boolean): ModelOutput {

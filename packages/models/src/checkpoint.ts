@@ -35,7 +35,11 @@ function allWeights(model: MultiDomainModel) {
 export async function saveModel(model: MultiDomainModel, directory: string): Promise<void> {
   const trainable = model.trainableWeights();
   const { data, specs } = await encodeVariables([...trainable, ...model.nonTrainableWeights()]);
-  const topology: SavedModelTopology = { format: FORMAT, config: model.getConfig(), trainableWeights: trainable.length };
+  const topology: SavedModelTopology = {
+    format: FORMAT,
+    config: model.getConfig(),
+    trainableWeights: trainable.length,
+  };
   await nodeFileSystem(directory).save!({
     modelTopology: topology as unknown as object,
     weightSpecs: specs,
@@ -74,7 +78,12 @@ function describe(value: unknown): string {
  * Lists the differences between two JSON values as `path: a vs b` lines.
  * `ignore` holds paths whose differences do not matter.
  */
-export function diffConfigs(saved: unknown, current: unknown, ignore: readonly string[] = [], path = ""): string[] {
+export function diffConfigs(
+  saved: unknown,
+  current: unknown,
+  ignore: readonly string[] = [],
+  path = "",
+): string[] {
   if (ignore.includes(path)) return [];
   const bothObjects =
     saved !== null && current !== null && typeof saved === "object" && typeof current === "object";

@@ -1,1 +1,41 @@
-export {};
+import "./builtins.js";
+
+export { type ExpertCounts, MultiDomainModelBase } from "./base.js";
+export {
+  diffConfigs,
+  loadModel,
+  loadWeights,
+  MODEL_FORMAT_VERSION,
+  type SavedModelTopology,
+  saveModel,
+} from "./checkpoint.js";
+export { disposeLayerWeights } from "./layers/dispose.js";
+export { DomainTowers, type DomainTowersArgs, type TowerMode } from "./layers/domain-towers.js";
+export { PartitionedNorm, type PartitionedNormArgs } from "./layers/partitioned-norm.js";
+export { rowRouting } from "./layers/row-routing.js";
+export { StarFcn, type StarFcnArgs } from "./layers/star-fcn.js";
+export type { BaseModelOptions, ModelConfig, ModelOutput, ModelSummary, MultiDomainModel } from "./model.js";
+export {
+  assertCommonOptions,
+  assertUnits,
+  COMMON_DEFAULTS,
+  type MlpOptions,
+  type OptionDefaults,
+  type Resolved,
+  type ResolvedBaseOptions,
+  resolveOptions,
+  type TowerOptions,
+} from "./options.js";
+export {
+  createModel,
+  getModelInfo,
+  listModels,
+  type ModelFactory,
+  type ModelInfo,
+  type ModelOptionsByName,
+  type OptionsFor,
+  type RegisterModelOptions,
+  registerModel,
+} from "./registry.js";
+export { SharedBottom, type SharedBottomOptions } from "./shared-bottom.js";
+export { Star, type StarOptions } from "./star.js";

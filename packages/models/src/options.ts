@@ -72,7 +72,9 @@ export function assertUnits(name: string, value: unknown, allowEmpty = false): a
       `${name} must be ${allowEmpty ? "an" : "a non-empty"} array of positive integers, received ${JSON.stringify(value)}`,
     );
   }
-  value.forEach((width, index) => assertInteger(`${name}[${index}]`, width, 1));
+  value.forEach((width, index) => {
+    assertInteger(`${name}[${index}]`, width, 1);
+  });
 }
 
 /** Options of the per-domain (or shared) towers every tower-based model exposes. */

@@ -18,7 +18,11 @@ export interface SavedLayerTopology {
   metadata?: Record<string, unknown>;
 }
 
-/** Encodes a list of variables as tfjs weight data (names made unique by position). */
+/**
+ * Encodes a list of variables as tfjs weight data. Names are prefixed with their position
+ * (`0:mlp/kernel_0`) so two variables with the same name stay distinct.
+ * @example const { data, specs } = await encodeVariables(layer.weights);
+ */
 export async function encodeVariables(
   variables: readonly { name: string; read(): tf.Tensor }[],
 ): Promise<{ data: ArrayBuffer; specs: tf.io.WeightsManifestEntry[] }> {
@@ -27,26 +31,40 @@ export async function encodeVariables(
 }
 
 /**
- * Writes `values` (from decoded weights, in saved order) into `variables`, checking count and shapes.
+ * Writes `values` (decoded weights, in saved order) into `variables`, after checking that the
+ * count and every shape match ({@link CheckpointError} naming the weight otherwise; nothing is
+ * written then). Disposes `values`.
  * @param where names the checkpoint in error messages.
  */
 export function assignVariables(
-  variables: readonly { name: string; shape: readonly (number | null)[]; write(value: tf.Tensor): unknown }[],
+  variables: readonly {
+    name: string;
+    shape: readonly (number | null)[];
+    dtype?: tf.DataType;
+    write(value: tf.Tensor): unknown;
+  }[],
   values: tf.NamedTensorMap,
   specs: readonly tf.io.WeightsManifestEntry[],
   where: string,
 ): void {
-  if (specs.length !== variables.length) {
+  const fail = (message: string): never => {
     for (const spec of specs) values[spec.name]?.dispose();
-    throw new CheckpointError(`${where} holds ${specs.length} weights but the model has ${variables.length}`);
+    throw new CheckpointError(message);
+  };
+  if (specs.length !== variables.length) {
+    fail(`${where} holds ${specs.length} weights but the model has ${variables.length}`);
   }
   specs.forEach((spec, index) => {
     const variable = variables[index]!;
-    const value = values[spec.name]!;
+    const value = values[spec.name];
+    const weight = `${where}: weight ${index} "${spec.name}"`;
+    if (value === undefined) return fail(`${weight} is listed in the manifest but has no data`);
+    if (variable.dtype !== undefined && value.dtype !== variable.dtype) {
+      fail(`${weight} has dtype ${value.dtype} but the model's "${variable.name}" has ${variable.dtype}`);
+    }
     if (value.shape.join(",") !== variable.shape.join(",")) {
-      for (const other of specs) values[other.name]?.dispose();
-      throw new CheckpointError(
-        `${where}: weight ${index} "${spec.name}" has shape [${value.shape.join(", ")}] but the model's "${variable.name}" has [${variable.shape.join(", ")}]`,
+      fail(
+        `${weight} has shape [${value.shape.join(", ")}] but the model's "${variable.name}" has [${variable.shape.join(", ")}]`,
       );
     }
   });
@@ -58,7 +76,10 @@ export function assignVariables(
 }
 
 /**
- * Saves a built mdrec layer (config + weights) to `directory` through {@link nodeFileSystem}.
+ * Saves a built mdrec layer (config + input shape + weights, in `layer.weights` order) to
+ * `directory` through {@link nodeFileSystem}, atomically. The layer's class must be registered
+ * with `serialization.registerClass` and expose `builtInputShape` (every mdrec layer does).
+ * @param metadata stored in `model.json` beside the config.
  * @example await saveLayer(gate, "./checkpoints/gate");
  */
 export async function saveLayer(
@@ -84,7 +105,9 @@ export async function saveLayer(
 }
 
 /**
- * Loads a layer saved by {@link saveLayer}: rebuilds it from its config, then restores weights.
+ * Loads a layer saved by {@link saveLayer}: rebuilds it from its config and input shape, then
+ * restores the weights. The package defining the class must be imported first. Throws
+ * {@link CheckpointError} naming the directory when anything does not match.
  * @example const gate = await loadLayer<TopKGate>("./checkpoints/gate");
  */
 export async function loadLayer<T extends layers.Layer>(directory: string): Promise<T> {
@@ -100,10 +123,27 @@ export async function loadLayer<T extends layers.Layer>(directory: string): Prom
     );
   }
   const [cls, fromConfig] = entry;
-  const layer = (fromConfig ?? serialization.Serializable.fromConfig)(cls, topology.config) as unknown as T;
-  layer.build(topology.inputShape as number[]);
-  const specs = artifacts.weightSpecs ?? [];
-  const values = tf.io.decodeWeights(artifacts.weightData as ArrayBuffer, specs);
-  assignVariables(layer.weights, values, specs, directory);
+  let layer: T;
+  try {
+    layer = (fromConfig ?? serialization.Serializable.fromConfig)(cls, topology.config) as unknown as T;
+    layer.build(topology.inputShape as number[]);
+  } catch (error) {
+    throw new CheckpointError(
+      `${directory}: cannot rebuild layer class "${topology.className}" from its saved config: ${(error as Error).message}`,
+      { cause: error },
+    );
+  }
+  try {
+    const specs = artifacts.weightSpecs ?? [];
+    const values = tf.io.decodeWeights(artifacts.weightData as ArrayBuffer, specs);
+    assignVariables(layer.weights, values, specs, directory);
+  } catch (error) {
+    try {
+      layer.dispose();
+    } catch {
+      // a foreign layer class may refuse to dispose before its first call; the original error matters
+    }
+    throw error;
+  }
   return layer;
 }

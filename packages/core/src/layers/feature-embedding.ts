@@ -3,11 +3,12 @@ import { serialization } from "@tensorflow/tfjs-core";
 import { initializers, type LayerVariable, layers } from "@tensorflow/tfjs-layers";
 import type { LayerArgs } from "@tensorflow/tfjs-layers/dist/engine/topology";
 import type { Kwargs } from "@tensorflow/tfjs-layers/dist/types";
-import { DataError } from "../errors.js";
+import { ConfigError, DataError, ShapeError } from "../errors.js";
 import { gatherRows } from "../ops/rows.js";
-import { nextSeed } from "../random.js";
-import { type FeatureSpec, validateFeatureSpecs } from "../types.js";
-import { assertInteger, assertKnownKeys, assertNumber, assertTensor } from "../validate.js";
+import { deriveSeed, nextSeed } from "../random.js";
+import { type CategoricalFeatureSpec, type FeatureSpec, validateFeatureSpecs } from "../types.js";
+import { assertInteger, assertKnownKeys, assertNumber, assertTensor, formatValue } from "../validate.js";
+import { disposeLayerWeights } from "./dispose.js";
 
 /** Arguments of {@link FeatureEmbedding}. */
 export interface FeatureEmbeddingArgs {
@@ -15,22 +16,30 @@ export interface FeatureEmbeddingArgs {
   features: FeatureSpec[];
   /** Default embedding width for categorical and bucketised fields. Defaults to 16. */
   embeddingDim?: number;
-  /**
-   * Half-width of the uniform initialiser of the tables (Keras' `Embedding` default). Defaults to 0.05.
-   */
+  /** Half-width of the uniform initialiser of the tables (Keras' `Embedding` default). Defaults to 0.05. */
   initScale?: number;
-  /** Check that every categorical id is in `[0, vocabularySize)` (one device sync per call). Defaults to true. */
+  /**
+   * In {@link FeatureEmbedding.embed}, check that every categorical id is in
+   * `[0, vocabularySize)` and every numeric value is finite (one device sync per call).
+   * Defaults to true.
+   */
   validateIds?: boolean;
-  /** Seed of the table initialiser. Defaults to a draw from the global generator. */
+  /** Seed of the table initialisers. Defaults to a draw from the global generator (`setGlobalSeed`). */
   seed?: number;
   /** Layer name. */
   name?: string;
+  /** Whether the tables train. Defaults to true. */
+  trainable?: boolean;
 }
 
-const FEATURE_EMBEDDING_KEYS = ["features", "embeddingDim", "initScale", "validateIds", "seed", "name"];
+function copySpec(spec: FeatureSpec): FeatureSpec {
+  return spec.kind === "numeric" && spec.boundaries ? { ...spec, boundaries: [...spec.boundaries] } : { ...spec };
+}
+
+const FEATURE_EMBEDDING_KEYS = ["features", "embeddingDim", "initScale", "validateIds", "seed", "name", "trainable"];
 
 /**
- * Turns a batch's feature columns into one dense input `[B, inputDim]`: each categorical field
+ * Turns a batch's feature columns into one dense input `[B, outputDim]`: each categorical field
  * is looked up in its own embedding table, each numeric field is either passed through as one
  * column or bucketised and embedded; the pieces are concatenated in `features` order.
  * Embedding gradients use a scatter (see `gatherRows`), fast on `cpu` and available on `wasm`.
@@ -45,16 +54,21 @@ const FEATURE_EMBEDDING_KEYS = ["features", "embeddingDim", "initScale", "valida
 export class FeatureEmbedding extends layers.Layer {
   /** @nocollapse */
   static className = "MdrecFeatureEmbedding";
+  /** The input fields (a copy of the argument). */
   readonly features: FeatureSpec[];
+  /** Default embedding width. */
   readonly embeddingDim: number;
+  /** Half-width of the uniform table initialiser. */
   readonly initScale: number;
+  /** Whether `embed` checks ids and numeric values. */
   readonly validateIds: boolean;
+  /** Seed of the table initialisers. */
   readonly seed: number;
   /** Width of the concatenated output. */
   readonly outputDim: number;
+  /** Input shapes seen by `build` (one `[B]` per field), kept for save/load. */
   builtInputShape: number[][] | null = null;
-  private tables = new Map<string, LayerVariable>(); // field -> [vocabulary, dim]
-  private boundaryTensors = new Map<string, tf.Tensor2D>(); // field -> [1, boundaries]
+  private tables = new Map<string, LayerVariable>(); // field -> [rows, width]
 
   constructor(args: FeatureEmbeddingArgs) {
     assertKnownKeys("FeatureEmbedding args", args ?? {}, FEATURE_EMBEDDING_KEYS);
@@ -63,15 +77,20 @@ export class FeatureEmbedding extends layers.Layer {
     assertInteger("FeatureEmbedding embeddingDim", embeddingDim, 1);
     const initScale = args.initScale ?? 0.05;
     assertNumber("FeatureEmbedding initScale", initScale, { min: 0, exclusiveMin: true });
+    const validateIds = args.validateIds ?? true;
+    if (typeof validateIds !== "boolean") {
+      throw new ConfigError(`FeatureEmbedding validateIds must be a boolean, received ${formatValue(validateIds)}`);
+    }
     const seed = args.seed ?? nextSeed();
-    assertInteger("FeatureEmbedding seed", seed, 0);
+    assertInteger("FeatureEmbedding seed", seed, 0, Number.MAX_SAFE_INTEGER);
     const layerArgs: LayerArgs = {};
     if (args.name !== undefined) layerArgs.name = args.name;
+    if (args.trainable !== undefined) layerArgs.trainable = args.trainable;
     super(layerArgs);
-    this.features = args.features.map((spec) => ({ ...spec }));
+    this.features = args.features.map(copySpec);
     this.embeddingDim = embeddingDim;
     this.initScale = initScale;
-    this.validateIds = args.validateIds ?? true;
+    this.validateIds = validateIds;
     this.seed = seed;
     this.outputDim = this.features.reduce((sum, spec) => sum + this.widthOf(spec), 0);
   }
@@ -87,18 +106,16 @@ export class FeatureEmbedding extends layers.Layer {
       const rows =
         spec.kind === "categorical" ? spec.vocabularySize : spec.boundaries ? spec.boundaries.length + 1 : 0;
       if (rows === 0) return;
+      const scale = this.initScale;
       this.tables.set(
         spec.name,
         this.addWeight(
           `embedding_${spec.name}`,
           [rows, this.widthOf(spec)],
           "float32",
-          initializers.randomUniform({ minval: -this.initScale, maxval: this.initScale, seed: this.seed + index }),
+          initializers.randomUniform({ minval: -scale, maxval: scale, seed: deriveSeed(this.seed, index) }),
         ),
       );
-      if (spec.kind === "numeric" && spec.boundaries) {
-        this.boundaryTensors.set(spec.name, tf.keep(tf.tensor2d([spec.boundaries], [1, spec.boundaries.length])));
-      }
     });
     this.built = true;
   }
@@ -108,82 +125,119 @@ export class FeatureEmbedding extends layers.Layer {
     return [first[0]!, this.outputDim];
   }
 
-  /** Inputs: one `[B]` tensor per field, in `features` order. */
+  /** Inputs: one `[B]` tensor per field, in `features` order. Prefer {@link FeatureEmbedding.embed}. */
   override call(inputs: tf.Tensor | tf.Tensor[], _kwargs: Kwargs): tf.Tensor {
     const columns = Array.isArray(inputs) ? inputs : [inputs];
+    if (columns.length !== this.features.length) {
+      throw new ShapeError(
+        `${this.name} expects ${this.features.length} input columns (${this.features.map((f) => f.name).join(", ")}), received ${columns.length}`,
+      );
+    }
     return tf.tidy(() => {
       const pieces = this.features.map((spec, index) => {
         const column = columns[index] as tf.Tensor1D; // [B]
         const table = this.tables.get(spec.name);
-        if (spec.kind === "categorical") return gatherRows(table!.read() as tf.Tensor2D, column); // [B, dim]
+        if (spec.kind === "categorical") return gatherRows(table!.read() as tf.Tensor2D, column); // [B, width]
         const values = tf.reshape(column, [-1, 1]) as tf.Tensor2D; // [B, 1]
-        if (!table) return values;
+        if (!table || !spec.boundaries) return values;
+        // A per-call constant instead of a tensor kept from build: nothing outlives the call, and
+        // it is created on whichever backend is active now.
+        const boundaries = tf.tensor2d([spec.boundaries], [1, spec.boundaries.length]); // [1, boundaries]
         // bucket id = number of boundaries <= value
-        const bucketIds = tf.sum(
-          tf.cast(tf.greaterEqual(values, this.boundaryTensors.get(spec.name)!), "int32"),
-          1,
-        ) as tf.Tensor1D; // [B]
-        return gatherRows(table.read() as tf.Tensor2D, bucketIds); // [B, dim]
+        const bucketIds = tf.sum(tf.cast(tf.greaterEqual(values, boundaries), "int32"), 1) as tf.Tensor1D; // [B]
+        return gatherRows(table.read() as tf.Tensor2D, bucketIds); // [B, width]
       });
       return pieces.length === 1 ? pieces[0]! : tf.concat(pieces, 1); // [B, outputDim]
     });
   }
 
   /**
-   * Embeds a batch's feature record. Validates presence, rank, dtype and id ranges.
+   * Embeds a batch's feature record (extra fields are ignored). Checks presence, rank, dtype
+   * and equal lengths of the declared fields ({@link ShapeError} / {@link DataError}), and, with
+   * `validateIds`, id ranges and finite numeric values ({@link DataError} naming field, row, value).
    * @returns `[B, outputDim]` float32.
    */
   embed(features: Record<string, tf.Tensor1D>): tf.Tensor2D {
+    if (features === null || typeof features !== "object") {
+      throw new DataError(`${this.name}: features must be a record of [B] tensors, received ${formatValue(features)}`);
+    }
+    let rows: number | undefined;
+    let firstName = "";
     const columns = this.features.map((spec) => {
       const column = features[spec.name];
       if (column === undefined) {
         throw new DataError(
-          `FeatureEmbedding: feature "${spec.name}" is missing from the batch (received fields: ${Object.keys(features).join(", ") || "none"})`,
+          `${this.name}: feature "${spec.name}" is missing from the batch (received fields: ${Object.keys(features).join(", ") || "none"})`,
         );
       }
       assertTensor(`feature "${spec.name}"`, column, {
         rank: 1,
         dtype: spec.kind === "categorical" ? "int32" : "float32",
       });
+      if (rows === undefined) {
+        rows = column.shape[0];
+        firstName = spec.name;
+      } else if (column.shape[0] !== rows) {
+        throw new ShapeError(
+          `feature "${spec.name}" has ${column.shape[0]} rows but feature "${firstName}" has ${rows}`,
+        );
+      }
       return column;
     });
-    if (this.validateIds) this.checkIds(columns);
+    if (this.validateIds && rows! > 0) this.checkValues(columns);
     return this.apply(columns) as tf.Tensor2D;
   }
 
-  private checkIds(columns: tf.Tensor1D[]): void {
-    const categorical = this.features
-      .map((spec, index) => ({ spec, column: columns[index]! }))
-      .filter((entry) => entry.spec.kind === "categorical");
-    if (categorical.length === 0) return;
-    const ranges = tf.tidy(() =>
-      tf.stack(categorical.map((entry) => tf.stack([tf.min(entry.column), tf.max(entry.column)]))),
-    ); // [fields, 2]
-    const values = ranges.dataSync();
-    ranges.dispose();
-    categorical.forEach((entry, index) => {
-      const spec = entry.spec as Extract<FeatureSpec, { kind: "categorical" }>;
-      const low = values[2 * index]!;
-      const high = values[2 * index + 1]!;
-      if (low < 0 || high >= spec.vocabularySize) {
-        const bad = low < 0 ? low : high;
-        throw new DataError(
-          `feature "${spec.name}" has id ${bad} outside [0, vocabularySize=${spec.vocabularySize})`,
-        );
+  private checkValues(columns: tf.Tensor1D[]): void {
+    // One sync for every field: [min, max] per categorical field, sum(x * 0) per numeric field
+    // (NaN exactly when some value is NaN or infinite).
+    const summary = tf.tidy(() =>
+      tf.concat(
+        this.features.map((spec, index) => {
+          const column = columns[index]!;
+          if (spec.kind === "categorical") return tf.stack([tf.cast(tf.min(column), "float32"), tf.cast(tf.max(column), "float32")]);
+          return tf.reshape(tf.sum(tf.mul(column, 0)), [1]);
+        }),
+      ),
+    ); // [2 * categorical + numeric]
+    const values = summary.dataSync();
+    summary.dispose();
+    let offset = 0;
+    this.features.forEach((spec, index) => {
+      if (spec.kind === "categorical") {
+        const low = values[offset]!;
+        const high = values[offset + 1]!;
+        offset += 2;
+        if (low < 0 || high >= spec.vocabularySize) this.throwBadId(spec, columns[index]!);
+      } else {
+        const probe = values[offset]!;
+        offset += 1;
+        if (Number.isNaN(probe)) {
+          const data = columns[index]!.dataSync();
+          const row = data.findIndex((value) => !Number.isFinite(value));
+          throw new DataError(`feature "${spec.name}" has a non-finite value ${data[row]} at row ${row}`);
+        }
       }
     });
   }
 
+  private throwBadId(spec: CategoricalFeatureSpec, column: tf.Tensor1D): never {
+    const ids = column.dataSync();
+    const row = ids.findIndex((id) => id < 0 || id >= spec.vocabularySize);
+    throw new DataError(
+      `feature "${spec.name}" has id ${ids[row]} at row ${row}, outside [0, vocabularySize=${spec.vocabularySize})`,
+    );
+  }
+
+  /** Disposes the tables. Unlike tfjs's `Layer.dispose`, also works on a layer built by `loadLayer` and never called. */
   override dispose(): ReturnType<layers.Layer["dispose"]> {
-    for (const tensor of this.boundaryTensors.values()) tensor.dispose();
-    this.boundaryTensors.clear();
-    return super.dispose();
+    return disposeLayerWeights(this, () => super.dispose());
   }
 
   override getConfig(): serialization.ConfigDict {
     return {
       ...super.getConfig(),
-      features: this.features as unknown as serialization.ConfigDictValue,
+      features: this.features.map(copySpec) as unknown as serialization.ConfigDictValue,
       embeddingDim: this.embeddingDim,
       initScale: this.initScale,
       validateIds: this.validateIds,
@@ -196,8 +250,9 @@ export class FeatureEmbedding extends layers.Layer {
     cls: serialization.SerializableConstructor<T>,
     config: serialization.ConfigDict,
   ): T {
-    const { name, features, embeddingDim, initScale, validateIds, seed } = config as unknown as FeatureEmbeddingArgs;
-    return new cls({ name, features, embeddingDim, initScale, validateIds, seed });
+    const { name, trainable, features, embeddingDim, initScale, validateIds, seed } =
+      config as unknown as FeatureEmbeddingArgs;
+    return new cls({ name, trainable, features, embeddingDim, initScale, validateIds, seed });
   }
 }
 serialization.registerClass(FeatureEmbedding);

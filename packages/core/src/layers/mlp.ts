@@ -4,8 +4,10 @@ import { initializers, type LayerVariable, layers } from "@tensorflow/tfjs-layer
 import type { LayerArgs } from "@tensorflow/tfjs-layers/dist/engine/topology";
 import type { Kwargs } from "@tensorflow/tfjs-layers/dist/types";
 import { type Activation, applyActivation, assertActivation } from "../ops/activations.js";
-import { nextSeed } from "../random.js";
-import { assertInteger, assertKnownKeys, assertNumber, assertTensor } from "../validate.js";
+import { ConfigError } from "../errors.js";
+import { deriveSeed, nextSeed } from "../random.js";
+import { assertInteger, assertKnownKeys, assertNumber, assertTensor, formatValue } from "../validate.js";
+import { disposeLayerWeights } from "./dispose.js";
 
 /** Arguments of {@link Mlp}. */
 export interface MlpArgs {
@@ -15,13 +17,23 @@ export interface MlpArgs {
   activation?: Activation;
   /** Activation of the last layer. Defaults to `activation`. */
   outputActivation?: Activation;
-  /** Dropout rate after every layer while training, in [0, 1). Defaults to 0. */
+  /**
+   * Dropout rate after every layer's activation while training, in [0, 1). Defaults to 0.
+   * Masks are drawn from the global generator (`setGlobalSeed`), so a run is reproducible and
+   * its random state fits in a checkpoint (`globalRandomGenerator().getState()`).
+   */
   dropout?: number;
-  /** Batch normalisation before each activation. Defaults to false. */
+  /**
+   * Batch normalisation between each dense layer and its activation (epsilon 1e-3): batch
+   * statistics while training, moving statistics at inference. Defaults to false.
+   */
   batchNorm?: boolean;
-  /** Momentum of the batch-norm moving statistics. Defaults to 0.99. */
+  /**
+   * Momentum of the batch-norm moving statistics, in [0, 1]:
+   * `moving = momentum * moving + (1 - momentum) * batch` after every training call. Defaults to 0.99.
+   */
   batchNormMomentum?: number;
-  /** Seed of the weight initialiser. Defaults to a draw from the global generator (`setGlobalSeed`). */
+  /** Seed of the weight initialisers. Defaults to a draw from the global generator (`setGlobalSeed`). */
   seed?: number;
   /** Layer name (weights are named `<name>/kernel_0`, ...). */
   name?: string;
@@ -51,8 +63,9 @@ interface DenseWeights {
 }
 
 /**
- * A multi-layer perceptron: `[B, dIn] -> [B, units.at(-1)]`, Glorot-uniform kernels, zero
- * biases, optional batch norm and dropout. The building block of experts, towers and gates.
+ * A multi-layer perceptron: `[B, dIn] -> [B, units.at(-1)]`. Each layer is
+ * dense -> (batch norm) -> activation -> (dropout while training); Glorot-uniform kernels, zero
+ * biases. The building block of experts, towers and gates.
  *
  * @example
  * const mlp = new Mlp({ units: [64, 32], dropout: 0.1 });
@@ -61,12 +74,19 @@ interface DenseWeights {
 export class Mlp extends layers.Layer {
   /** @nocollapse */
   static className = "MdrecMlp";
+  /** Width of each dense layer. */
   readonly units: number[];
+  /** Activation of the hidden layers. */
   readonly activation: Activation;
+  /** Activation of the last layer. */
   readonly outputActivation: Activation;
+  /** Dropout rate while training. */
   readonly dropout: number;
+  /** Whether batch norm is on. */
   readonly batchNorm: boolean;
+  /** Momentum of the batch-norm moving statistics. */
   readonly batchNormMomentum: number;
+  /** Seed of the weight initialisers. */
   readonly seed: number;
   /** Input shape seen by `build`, kept for save/load. */
   builtInputShape: number[] | null = null;
@@ -76,7 +96,7 @@ export class Mlp extends layers.Layer {
     assertKnownKeys("Mlp args", args ?? {}, MLP_KEYS);
     const units = args?.units;
     if (!Array.isArray(units) || units.length === 0) {
-      throw new TypeError(`Mlp units must be a non-empty array of positive integers, received ${JSON.stringify(units)}`);
+      throw new ConfigError(`Mlp units must be a non-empty array of positive integers, received ${formatValue(units)}`);
     }
     units.forEach((width, index) => assertInteger(`Mlp units[${index}]`, width, 1));
     const activation = args.activation ?? "relu";
@@ -84,11 +104,15 @@ export class Mlp extends layers.Layer {
     const outputActivation = args.outputActivation ?? activation;
     assertActivation("Mlp outputActivation", outputActivation);
     const dropout = args.dropout ?? 0;
-    assertNumber("Mlp dropout", dropout, { min: 0, max: 0.999 });
+    assertNumber("Mlp dropout", dropout, { min: 0, max: 1, exclusiveMax: true });
     const batchNormMomentum = args.batchNormMomentum ?? 0.99;
     assertNumber("Mlp batchNormMomentum", batchNormMomentum, { min: 0, max: 1 });
+    const batchNorm = args.batchNorm ?? false;
+    if (typeof batchNorm !== "boolean") {
+      throw new ConfigError(`Mlp batchNorm must be a boolean, received ${formatValue(batchNorm)}`);
+    }
     const seed = args.seed ?? nextSeed();
-    assertInteger("Mlp seed", seed, 0);
+    assertInteger("Mlp seed", seed, 0, Number.MAX_SAFE_INTEGER);
     const layerArgs: LayerArgs = {};
     if (args.name !== undefined) layerArgs.name = args.name;
     if (args.trainable !== undefined) layerArgs.trainable = args.trainable;
@@ -97,7 +121,7 @@ export class Mlp extends layers.Layer {
     this.activation = activation;
     this.outputActivation = outputActivation;
     this.dropout = dropout;
-    this.batchNorm = args.batchNorm ?? false;
+    this.batchNorm = batchNorm;
     this.batchNormMomentum = batchNormMomentum;
     this.seed = seed;
   }
@@ -114,7 +138,7 @@ export class Mlp extends layers.Layer {
           `kernel_${index}`,
           [previous, width],
           "float32",
-          initializers.glorotUniform({ seed: this.seed + index }),
+          initializers.glorotUniform({ seed: deriveSeed(this.seed, index) }),
         ),
         bias: this.addWeight(`bias_${index}`, [width], "float32", initializers.zeros()),
       };
@@ -148,6 +172,7 @@ export class Mlp extends layers.Layer {
     return [...inputShape.slice(0, -1), this.units[this.units.length - 1]!];
   }
 
+  /** Input `[B, dIn]`; `kwargs.training` turns on dropout and batch statistics. Prefer {@link Mlp.forward}. */
   override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Kwargs): tf.Tensor {
     const x = Array.isArray(inputs) ? inputs[0]! : inputs;
     const training = kwargs?.training === true;
@@ -165,12 +190,14 @@ export class Mlp extends layers.Layer {
   }
 
   /**
-   * Typed forward pass. Builds the layer on first use.
+   * Typed forward pass. Builds the layer on first use; later calls must keep the same `dIn`.
    * @param x `[B, dIn]` float32.
+   * @param training dropout on, batch statistics used and moving statistics updated. Defaults to false.
    * @returns `[B, units.at(-1)]`.
    */
   forward(x: tf.Tensor2D, training = false): tf.Tensor2D {
-    assertTensor(`${this.name} input`, x, { rank: 2, dtype: "float32" });
+    const inputDim = this.builtInputShape ? this.builtInputShape[this.builtInputShape.length - 1]! : null;
+    assertTensor(`${this.name} input`, x, { rank: 2, dtype: "float32", shape: [null, inputDim] });
     return this.apply(x, { training }) as tf.Tensor2D;
   }
 
@@ -183,7 +210,8 @@ export class Mlp extends layers.Layer {
       mean = moments.mean;
       variance = moments.variance;
       const momentum = this.batchNormMomentum;
-      // Moving statistics are written, not differentiated: the assign is off the loss path.
+      // Written like tfjs-layers' BatchNormalization: the assign is recorded by an active tape
+      // but is not on the loss path, so it gets no gradient.
       const update = (variable: LayerVariable, value: tf.Tensor) =>
         variable.write(tf.add(tf.mul(variable.read(), momentum), tf.mul(value, 1 - momentum)));
       update(weights.movingMean!, mean);
@@ -196,6 +224,11 @@ export class Mlp extends layers.Layer {
       tf.mul(tf.div(tf.sub(hidden, mean), tf.sqrt(tf.add(variance, epsilon))), weights.gamma!.read()),
       weights.beta!.read(),
     ) as tf.Tensor2D;
+  }
+
+  /** Disposes the weights. Unlike tfjs's `Layer.dispose`, also works on a layer built by `loadLayer` and never called. */
+  override dispose(): ReturnType<layers.Layer["dispose"]> {
+    return disposeLayerWeights(this, () => super.dispose());
   }
 
   override getConfig(): serialization.ConfigDict {

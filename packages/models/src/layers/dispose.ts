@@ -1,20 +1,17 @@
 import type { layers } from "@tensorflow/tfjs-layers";
 
+type DisposeResult = ReturnType<layers.Layer["dispose"]>;
+
 /**
- * Disposes a layer owned by another layer or by a model.
- *
- * tfjs reference-counts a layer only when its first `apply()` builds it; a child that its
- * parent built directly in `build()` (the tfjs `Bidirectional` pattern, which loadLayer relies
- * on) has no count and `dispose()` refuses with "has not been used yet". Its variables are then
- * freed directly.
+ * Lets an mdrec layer dispose its weights when tfjs's `Layer.dispose` would refuse: a layer
+ * never built, or built without `apply` (by `loadLayer` or by a composite parent), because tfjs
+ * starts the reference count at the first `apply`. Use as
+ * `override dispose() { return disposeLayerWeights(this, () => super.dispose()); }`.
+ * A composite layer whose `weights` are its children's frees them all this way.
  */
-export function disposeChildLayer(layer: layers.Layer): void {
-  if (!layer.built) return;
-  try {
-    layer.dispose();
-    return;
-  } catch (error) {
-    if (!(error instanceof Error) || !error.message.includes("has not been used yet")) throw error;
-  }
-  for (const weight of layer.weights) weight.dispose();
+export function disposeLayerWeights(layer: layers.Layer, disposeBuilt: () => DisposeResult): DisposeResult {
+  if (!layer.built) return { refCountAfterDispose: 0, numDisposedVariables: 0 };
+  const counted = layer as unknown as { _refCount: number | null };
+  if (counted._refCount === null) counted._refCount = 1;
+  return disposeBuilt();
 }

@@ -4,6 +4,7 @@ import { serialization } from "@tensorflow/tfjs-core";
 import { initializers, type LayerVariable, layers } from "@tensorflow/tfjs-layers";
 import type { LayerArgs } from "@tensorflow/tfjs-layers/dist/engine/topology";
 import type { Kwargs } from "@tensorflow/tfjs-layers/dist/types";
+import { disposeLayerWeights } from "./dispose.js";
 
 /** Arguments of {@link PartitionedNorm}. */
 export interface PartitionedNormArgs {
@@ -73,8 +74,22 @@ export class PartitionedNorm extends layers.Layer {
     this.beta = this.addWeight("beta", [units], "float32", initializers.zeros());
     this.domainGamma = this.addWeight("domain_gamma", perDomain, "float32", initializers.ones());
     this.domainBeta = this.addWeight("domain_beta", perDomain, "float32", initializers.zeros());
-    this.movingMean = this.addWeight("moving_mean", perDomain, "float32", initializers.zeros(), undefined, false);
-    this.movingVariance = this.addWeight("moving_variance", perDomain, "float32", initializers.ones(), undefined, false);
+    this.movingMean = this.addWeight(
+      "moving_mean",
+      perDomain,
+      "float32",
+      initializers.zeros(),
+      undefined,
+      false,
+    );
+    this.movingVariance = this.addWeight(
+      "moving_variance",
+      perDomain,
+      "float32",
+      initializers.ones(),
+      undefined,
+      false,
+    );
     this.built = true;
   }
 
@@ -89,7 +104,10 @@ export class PartitionedNorm extends layers.Layer {
     return tf.tidy(() => {
       const { mean, variance } = training
         ? this.batchStatistics(z, domainIds)
-        : { mean: this.movingMean.read() as tf.Tensor2D, variance: this.movingVariance.read() as tf.Tensor2D };
+        : {
+            mean: this.movingMean.read() as tf.Tensor2D,
+            variance: this.movingVariance.read() as tf.Tensor2D,
+          };
       const centered = tf.sub(z, gatherRows(mean, domainIds)); // [B, units]
       const scaled = tf.div(centered, tf.sqrt(tf.add(gatherRows(variance, domainIds), this.epsilon))); // [B, units]
       const gamma = tf.mul(this.gamma.read(), gatherRows(this.domainGamma.read() as tf.Tensor2D, domainIds)); // [B, units]
@@ -99,7 +117,10 @@ export class PartitionedNorm extends layers.Layer {
   }
 
   /** Per-domain mean and variance over the batch rows of each domain; updates the moving statistics. */
-  private batchStatistics(z: tf.Tensor2D, domainIds: tf.Tensor1D): { mean: tf.Tensor2D; variance: tf.Tensor2D } {
+  private batchStatistics(
+    z: tf.Tensor2D,
+    domainIds: tf.Tensor1D,
+  ): { mean: tf.Tensor2D; variance: tf.Tensor2D } {
     const membership = tf.transpose(tf.cast(tf.oneHot(domainIds, this.numDomains), "float32")) as tf.Tensor2D; // [D, B]
     const counts = tf.reshape(tf.sum(membership, 1), [this.numDomains, 1]); // [D, 1]
     const divisor = tf.maximum(counts, 1); // [D, 1]
@@ -129,8 +150,18 @@ export class PartitionedNorm extends layers.Layer {
     return this.apply([z, domainIds], { training }) as tf.Tensor2D;
   }
 
+  /** Disposes the weights, also for a layer built by `loadLayer` and never called. */
+  override dispose(): ReturnType<layers.Layer["dispose"]> {
+    return disposeLayerWeights(this, () => super.dispose());
+  }
+
   override getConfig(): serialization.ConfigDict {
-    return { ...super.getConfig(), numDomains: this.numDomains, momentum: this.momentum, epsilon: this.epsilon };
+    return {
+      ...super.getConfig(),
+      numDomains: this.numDomains,
+      momentum: this.momentum,
+      epsilon: this.epsilon,
+    };
   }
 
   /** @nocollapse */

@@ -16,6 +16,7 @@ import { serialization } from "@tensorflow/tfjs-core";
 import { initializers, type LayerVariable, layers } from "@tensorflow/tfjs-layers";
 import type { LayerArgs } from "@tensorflow/tfjs-layers/dist/engine/topology";
 import type { Kwargs } from "@tensorflow/tfjs-layers/dist/types";
+import { disposeLayerWeights } from "./dispose.js";
 import { rowRouting } from "./row-routing.js";
 
 /** Arguments of {@link StarFcn}. */
@@ -78,9 +79,13 @@ export class StarFcn extends layers.Layer {
     assertInteger("StarFcn numDomains", args?.numDomains, 1);
     const units = args.units;
     if (!Array.isArray(units) || units.length === 0) {
-      throw new ConfigError(`StarFcn units must be a non-empty array of positive integers, received ${JSON.stringify(units)}`);
+      throw new ConfigError(
+        `StarFcn units must be a non-empty array of positive integers, received ${JSON.stringify(units)}`,
+      );
     }
-    units.forEach((width, index) => assertInteger(`StarFcn units[${index}]`, width, 1));
+    units.forEach((width, index) => {
+      assertInteger(`StarFcn units[${index}]`, width, 1);
+    });
     const activation = args.activation ?? "relu";
     assertActivation("StarFcn activation", activation);
     const outputActivation = args.outputActivation ?? activation;
@@ -126,7 +131,12 @@ export class StarFcn extends layers.Layer {
           "float32",
           initializers.ones(),
         ),
-        domainBias: this.addWeight(`domain_bias_${index}`, [this.numDomains, width], "float32", initializers.zeros()),
+        domainBias: this.addWeight(
+          `domain_bias_${index}`,
+          [this.numDomains, width],
+          "float32",
+          initializers.zeros(),
+        ),
       };
       previous = width;
       return weights;
@@ -155,7 +165,10 @@ export class StarFcn extends layers.Layer {
           [inputDim, this.numDomains * width],
         ) as tf.Tensor2D; // [in, D * out]: W_shared * W_domain[d] side by side
         const everyDomain = tf.reshape(tf.matMul(hidden, domainKernels), [rows, this.numDomains, width]); // [B, D, out]
-        const bias = tf.add(weights.sharedBias.read(), gatherRows(weights.domainBias.read() as tf.Tensor2D, domainIds)); // [B, out]
+        const bias = tf.add(
+          weights.sharedBias.read(),
+          gatherRows(weights.domainBias.read() as tf.Tensor2D, domainIds),
+        ); // [B, out]
         const output = tf.add(mixExperts(everyDomain as tf.Tensor3D, ownDomain), bias); // [B, out]
         const last = index === this.dense.length - 1;
         hidden = applyActivation(output, last ? this.outputActivation : this.activation) as tf.Tensor2D;
@@ -184,17 +197,33 @@ export class StarFcn extends layers.Layer {
    * `b_shared + b_domain[d]`. For inspection; the forward pass never materialises them per row.
    */
   domainWeights(layerIndex: number, domain: number): { kernel: tf.Tensor2D; bias: tf.Tensor1D } {
-    assertInteger("StarFcn layerIndex", layerIndex, 0, this.dense.length - 1, `layers-1=${this.dense.length - 1}`);
+    if (!this.built)
+      throw new ConfigError(`${this.name}.domainWeights needs a built layer (call it once first)`);
+    assertInteger(
+      "StarFcn layerIndex",
+      layerIndex,
+      0,
+      this.dense.length - 1,
+      `layers-1=${this.dense.length - 1}`,
+    );
     assertInteger("StarFcn domain", domain, 0, this.numDomains - 1, `numDomains-1=${this.numDomains - 1}`);
     const weights = this.dense[layerIndex]!;
     return tf.tidy(() => {
-      const domainKernel = tf.squeeze(tf.slice(weights.domainKernel.read(), [0, domain, 0], [-1, 1, -1]), [1]); // [in, out]
+      const domainKernel = tf.squeeze(
+        tf.slice(weights.domainKernel.read(), [0, domain, 0], [-1, 1, -1]),
+        [1],
+      ); // [in, out]
       const domainBias = tf.squeeze(tf.slice(weights.domainBias.read(), [domain, 0], [1, -1]), [0]); // [out]
       return {
         kernel: tf.mul(weights.sharedKernel.read(), domainKernel) as tf.Tensor2D,
         bias: tf.add(weights.sharedBias.read(), domainBias) as tf.Tensor1D,
       };
     });
+  }
+
+  /** Disposes the weights, also for a layer built by `loadLayer` and never called. */
+  override dispose(): ReturnType<layers.Layer["dispose"]> {
+    return disposeLayerWeights(this, () => super.dispose());
   }
 
   override getConfig(): serialization.ConfigDict {
@@ -214,7 +243,8 @@ export class StarFcn extends layers.Layer {
     cls: serialization.SerializableConstructor<T>,
     config: serialization.ConfigDict,
   ): T {
-    const { name, numDomains, units, activation, outputActivation, dropout, seed } = config as unknown as StarFcnArgs;
+    const { name, numDomains, units, activation, outputActivation, dropout, seed } =
+      config as unknown as StarFcnArgs;
     return new cls({ name, numDomains, units, activation, outputActivation, dropout, seed });
   }
 }

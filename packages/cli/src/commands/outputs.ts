@@ -1,0 +1,23 @@
+import { renderReport } from "../report/render.js";
+import { type RunResults, stringifyRunResults } from "../results.js";
+import { renderResultsMarkdown } from "../table.js";
+import type { OutputDirectory } from "../output-dir.js";
+
+/**
+ * Writes `results.md`, `report.html` and, last, `results.json` (its presence marks a finished
+ * run) into a locked output directory, each atomically.
+ */
+export async function writeRunOutputs(directory: OutputDirectory, results: RunResults): Promise<void> {
+  await directory.write("results.md", renderResultsMarkdown(results));
+  await directory.write("report.html", await renderReport(results));
+  await directory.write("results.json", stringifyRunResults(results));
+}
+
+/** The config keys a results file records (the ones that change what was measured). */
+export function recordedConfig(config: Record<string, unknown>, keys: readonly string[]): Record<string, unknown> {
+  const recorded: Record<string, unknown> = {};
+  for (const key of keys) {
+    if (config[key] !== undefined) recorded[key] = config[key];
+  }
+  return recorded;
+}

@@ -1,0 +1,104 @@
+import { join, relative } from "node:path";
+import { writeFileAtomic } from "@mdrec/core";
+import { getModelInfo } from "@mdrec/models";
+import { trainAndEvaluate } from "../compare.js";
+import { type CommandContext, environmentSummary, newRunId } from "../context.js";
+import { parseDataArgument } from "../data-argument.js";
+import { loadData } from "../data.js";
+import { openOutputDirectory } from "../output-dir.js";
+import { RESULTS_FORMAT_VERSION, type RunResults } from "../results.js";
+import { renderComparisonTable } from "../table.js";
+import { RECORDED_KEYS, trainingBudget } from "./compare.js";
+import { writeRunOutputs } from "./outputs.js";
+
+/** Defaults of `mdrec train`. */
+export const TRAIN_DEFAULTS = { epochs: 3, batchSize: 512, out: "mdrec-out/train" } as const;
+
+/** Name of the file beside a saved model that records the data it was trained on (read by `mdrec eval`). */
+export const TRAINING_DATA_FILE = "training-data.json";
+
+/** What {@link TRAINING_DATA_FILE} holds. */
+export interface TrainingDataRecord {
+  data: string;
+  schema?: string;
+  seed: number;
+  split: [number, number, number];
+  rows?: number;
+}
+
+/** `mdrec train`: trains one model, evaluates it on the test split, saves it and writes the results. */
+export async function runTrain(context: CommandContext): Promise<void> {
+  const { config } = context;
+  const started = performance.now();
+  const createdAt = new Date();
+  getModelInfo(config.model);
+  const source = parseDataArgument(config.data, config.schema);
+  const budget = trainingBudget(config, TRAIN_DEFAULTS);
+  const outPath = context.resolvePath(config.out ?? TRAIN_DEFAULTS.out);
+  const directory = await openOutputDirectory(outPath, {
+    overwrite: config.overwrite,
+    cwd: context.io.cwd,
+    onWarning: (message) => context.print(`warning: ${message}`),
+  });
+  try {
+    const backend = await context.startBackend();
+    const data = await loadData(source, { seed: config.seed, split: config.split, rows: config.rows, cwd: context.io.cwd });
+    for (const warning of data.warnings) context.print(`warning: ${warning}`);
+    context.print(
+      `mdrec train: ${config.model} on ${data.source} (${data.train.numRows} train / ${data.validation.numRows} validation / ${data.test.numRows} test rows), ` +
+        `${budget.epochs} epoch${budget.epochs === 1 ? "" : "s"}, batch ${budget.batchSize}, seed ${config.seed}`,
+    );
+    const modelDirectory = join(outPath, "model");
+    const record: TrainingDataRecord = { data: config.data, seed: config.seed, split: config.split };
+    if (config.schema !== undefined) record.schema = context.resolvePath(config.schema);
+    if (config.rows !== undefined) record.rows = config.rows;
+    const result = await trainAndEvaluate(config.model, config.modelOptions[config.model] ?? {}, {
+      ...budget,
+      data,
+      seed: config.seed,
+      progress: context.progress(),
+      onTrained: async (model) => {
+        await model.save(modelDirectory);
+        await writeFileAtomic(join(modelDirectory, TRAINING_DATA_FILE), `${JSON.stringify(record, null, 2)}\n`);
+      },
+    });
+    const runResults: RunResults = {
+      formatVersion: RESULTS_FORMAT_VERSION,
+      kind: "train",
+      runId: newRunId(createdAt),
+      createdAt: createdAt.toISOString(),
+      totalSeconds: (performance.now() - started) / 1000,
+      config: recordedConfig(config, budget),
+      environment: environmentSummary(backend, config.threads),
+      dataset: data.summary,
+      models: [result],
+    };
+    await writeRunOutputs(directory, runResults);
+    const shown = relative(context.io.cwd, outPath) || ".";
+    if (config.json) context.emitJson(runResults);
+    else {
+      context.print();
+      context.print(renderComparisonTable(runResults).trimEnd());
+    }
+    context.print(
+      `\nModel: ${join(shown, "model")} (mdrec eval --model-dir ${join(shown, "model")}). Report: ${join(shown, "report.html")}.`,
+    );
+  } finally {
+    await directory.release();
+  }
+}
+
+function recordedConfig(config: CommandContext["config"], budget: ReturnType<typeof trainingBudget>) {
+  const merged: Record<string, unknown> = { ...config, ...budget };
+  const recorded: Record<string, unknown> = {};
+  for (const key of RECORDED_KEYS) {
+    if (key === "models") continue;
+    if (key === "modelOptions") {
+      const options = config.modelOptions[config.model];
+      if (options !== undefined) recorded.modelOptions = { [config.model]: options };
+      continue;
+    }
+    if (merged[key] !== undefined) recorded[key] = merged[key];
+  }
+  return recorded;
+}

@@ -1,0 +1,154 @@
+import {
+  getKernel,
+  type KernelConfig,
+  type KernelFunc,
+  registerKernel,
+  unregisterKernel,
+} from "@tensorflow/tfjs-core";
+import { BackendError, ConfigError } from "../errors.js";
+import { assertKnownKeys, assertOneOf } from "../validate.js";
+import { asWasmBackend, type WasmBackend } from "./wasm-heap.js";
+import { createIdentity } from "./wasm-identity.js";
+import { createBatchMatMul, createFusedMatMul } from "./wasm-matmul.js";
+import { createSum } from "./wasm-sum.js";
+
+/** Kernels that {@link registerFastKernels} replaces on the `wasm` backend. */
+export const FAST_WASM_KERNELS = ["BatchMatMul", "_FusedMatMul", "Identity", "Sum"] as const;
+
+/** One of {@link FAST_WASM_KERNELS}. */
+export type FastKernelName = (typeof FAST_WASM_KERNELS)[number];
+
+/** Options of {@link registerFastKernels}. */
+export interface RegisterFastKernelsOptions {
+  /** Which overrides to install (the others keep, or go back to, the stock kernel). Defaults to all. */
+  kernels?: readonly FastKernelName[];
+}
+
+type OverrideFactory = (stock: KernelFunc, backendOf: (backend: unknown) => WasmBackend | null) => KernelFunc;
+
+const FACTORIES: Record<FastKernelName, OverrideFactory> = {
+  BatchMatMul: createBatchMatMul,
+  _FusedMatMul: createFusedMatMul,
+  Identity: createIdentity,
+  Sum: createSum,
+};
+
+// Stock configs of the kernels we replaced, per backend, to restore them. Kept on globalThis
+// like tfjs's own kernel registry, so two copies of this module (ESM and CJS builds) agree.
+const STATE_KEY = Symbol.for("@mdrec/core/fast-kernels");
+const globalState = globalThis as { [STATE_KEY]?: Map<string, Map<string, KernelConfig>> };
+globalState[STATE_KEY] ??= new Map();
+const replaced = globalState[STATE_KEY];
+
+// The internals check runs once per backend instance, not on every kernel call.
+const checkedBackends = new WeakMap<object, WasmBackend | null>();
+function backendOf(backend: unknown): WasmBackend | null {
+  if (backend === null || typeof backend !== "object") return null;
+  let checked = checkedBackends.get(backend);
+  if (checked === undefined) {
+    checked = asWasmBackend(backend);
+    checkedBackends.set(backend, checked);
+  }
+  return checked;
+}
+
+function assertBackendName(where: string, backendName: unknown): asserts backendName is string {
+  if (typeof backendName !== "string" || backendName.length === 0) {
+    throw new ConfigError(`${where} backendName must be a non-empty string, received ${JSON.stringify(backendName)}`);
+  }
+}
+
+/**
+ * Replaces slow TensorFlow.js kernels of a backend with mdrec's faster equivalents (same
+ * results within float rounding). On `wasm` (tfjs 4.22) these are:
+ *
+ * - `BatchMatMul`: transposed layouts (every backward matmul) and batched products run at
+ *   1-1.5 GFLOP/s in the stock scalar loop; here they go through XNNPACK's GEMM after an
+ *   explicit transpose of the cheaper side.
+ * - `_FusedMatMul`: the stock kernel adds the bias wrongly outside XNNPACK (transposes or
+ *   batch > 1); those cases become matmul + `Add` + activation.
+ * - `Identity`: shares the buffer instead of copying it (tfjs clones every tensor it keeps for
+ *   the backward pass, embedding tables included).
+ * - `Sum` over leading axes (bias gradients): one GEMM with a ones vector instead of a
+ *   transpose followed by a reduction.
+ *
+ * Other backends have no overrides (on `cpu` every kernel is JavaScript and the measured
+ * candidates gave no gain) and register nothing. Idempotent; undo with
+ * {@link unregisterFastKernels}. `initBackend` calls it for `wasm` unless told not to.
+ *
+ * @param backendName tfjs backend name. Defaults to `"wasm"`.
+ * @returns the kernel names now overridden on that backend.
+ * @example
+ * import "@tensorflow/tfjs-backend-wasm";
+ * registerFastKernels("wasm"); // ["BatchMatMul", "_FusedMatMul", "Identity", "Sum"]
+ */
+export function registerFastKernels(backendName = "wasm", options: RegisterFastKernelsOptions = {}): string[] {
+  assertBackendName("registerFastKernels", backendName);
+  assertKnownKeys("registerFastKernels options", options ?? {}, ["kernels"]);
+  const wanted = options.kernels ?? FAST_WASM_KERNELS;
+  if (!Array.isArray(wanted)) {
+    throw new ConfigError(`registerFastKernels options.kernels must be an array, received ${JSON.stringify(wanted)}`);
+  }
+  wanted.forEach((name, index) => assertOneOf(`registerFastKernels options.kernels[${index}]`, name, FAST_WASM_KERNELS));
+  if (backendName !== "wasm") return [];
+  if (getKernel("BatchMatMul", backendName) === undefined) {
+    throw new BackendError(
+      `registerFastKernels("${backendName}"): the ${backendName} backend's kernels are not registered; import "@tensorflow/tfjs-backend-wasm" first`,
+    );
+  }
+  let stockConfigs = replaced.get(backendName);
+  if (stockConfigs === undefined) {
+    stockConfigs = new Map();
+    replaced.set(backendName, stockConfigs);
+  }
+  for (const kernelName of FAST_WASM_KERNELS) {
+    const install = wanted.includes(kernelName);
+    const stock = stockConfigs.get(kernelName);
+    if (install && stock === undefined) {
+      const current = getKernel(kernelName, backendName);
+      if (current === undefined) continue;
+      unregisterKernel(kernelName, backendName);
+      // The stock setupFunc stays: the wasm kernels bind their C++ entry points in it.
+      registerKernel({ ...current, kernelFunc: FACTORIES[kernelName](current.kernelFunc, backendOf) });
+      stockConfigs.set(kernelName, current);
+    } else if (!install && stock !== undefined) {
+      unregisterKernel(kernelName, backendName);
+      registerKernel(stock);
+      stockConfigs.delete(kernelName);
+    }
+  }
+  return [...stockConfigs.keys()];
+}
+
+/**
+ * Restores the stock kernels replaced by {@link registerFastKernels}.
+ * @param backendName tfjs backend name. Defaults to `"wasm"`.
+ * @returns the kernel names restored.
+ */
+export function unregisterFastKernels(backendName = "wasm"): string[] {
+  assertBackendName("unregisterFastKernels", backendName);
+  const stockConfigs = replaced.get(backendName);
+  if (stockConfigs === undefined) return [];
+  const restored = [...stockConfigs.keys()];
+  for (const [kernelName, stock] of stockConfigs) {
+    unregisterKernel(kernelName, backendName);
+    registerKernel(stock);
+  }
+  replaced.delete(backendName);
+  return restored;
+}
+
+/**
+ * Whether mdrec's fast kernels are installed on a backend.
+ * @param backendName tfjs backend name. Defaults to `"wasm"`.
+ */
+export function fastKernelsEnabled(backendName = "wasm"): boolean {
+  assertBackendName("fastKernelsEnabled", backendName);
+  return (replaced.get(backendName)?.size ?? 0) > 0;
+}
+
+/** Names of the overrides installed on a backend (empty when none). */
+export function fastKernelNames(backendName = "wasm"): string[] {
+  assertBackendName("fastKernelNames", backendName);
+  return [...(replaced.get(backendName)?.keys() ?? [])];
+}

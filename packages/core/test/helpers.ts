@@ -1,0 +1,91 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import * as tf from "@tensorflow/tfjs-core";
+import type { LayerVariable } from "@tensorflow/tfjs-layers";
+import { expect } from "vitest";
+
+/** The tf.Variable behind a LayerVariable (tfjs-layers keeps it protected). */
+export function variableOf(weight: LayerVariable): tf.Variable {
+  return (weight as unknown as { val: tf.Variable }).val;
+}
+
+/** A fresh temp directory and a cleanup function. */
+export async function temporaryDirectory(): Promise<{ path: string; cleanup: () => Promise<void> }> {
+  const path = await mkdtemp(join(tmpdir(), "mdrec-core-"));
+  return { path, cleanup: () => rm(path, { recursive: true, force: true }) };
+}
+
+/**
+ * Runs `run` once to warm up (build layers), then asserts that a second run leaves no tensor
+ * behind once its result is disposed.
+ */
+export function expectNoLeak(run: () => tf.TensorContainer | void): void {
+  tf.dispose(run() ?? undefined);
+  const before = tf.memory().numTensors;
+  tf.dispose(run() ?? undefined);
+  expect(tf.memory().numTensors).toBe(before);
+}
+
+/** Autodiff gradients of `loss` for `weights`, as host arrays keyed by weight name. */
+export function autodiff(loss: () => tf.Scalar, weights: LayerVariable[]): Map<string, Float32Array> {
+  const { value, grads } = tf.variableGrads(loss, weights.map(variableOf));
+  value.dispose();
+  const result = new Map<string, Float32Array>();
+  for (const weight of weights) {
+    const grad = grads[variableOf(weight).name];
+    result.set(weight.name, grad ? (grad.dataSync() as Float32Array).slice() : new Float32Array(weight.shape.reduce((a, b) => a! * b!, 1)!));
+  }
+  tf.dispose(grads);
+  return result;
+}
+
+/**
+ * Central finite differences of `loss` with respect to the listed flat positions of `weight`,
+ * compared to `expected` (autodiff) within `tolerance` relative to max(1, |expected|).
+ */
+export function expectFiniteDifferences(
+  loss: () => tf.Scalar,
+  weight: LayerVariable,
+  positions: number[],
+  expected: Float32Array,
+  { epsilon = 1e-2, tolerance = 1e-2 } = {},
+): void {
+  const original = weight.read().dataSync().slice() as Float32Array;
+  const assign = (values: Float32Array): void => {
+    const value = tf.tensor(values, weight.shape as number[], "float32");
+    weight.write(value);
+    value.dispose();
+  };
+  const evaluate = (values: Float32Array): number => {
+    assign(values);
+    return tf.tidy(() => loss().dataSync()[0]!);
+  };
+  try {
+    for (const position of positions) {
+      const plus = original.slice();
+      plus[position]! += epsilon;
+      const minus = original.slice();
+      minus[position]! -= epsilon;
+      const numeric = (evaluate(plus) - evaluate(minus)) / (2 * epsilon);
+      const analytic = expected[position]!;
+      const scale = Math.max(1, Math.abs(analytic));
+      expect(Math.abs(numeric - analytic) / scale, `${weight.name}[${position}] numeric ${numeric} vs autodiff ${analytic}`).toBeLessThan(tolerance);
+    }
+  } finally {
+    assign(original);
+  }
+}
+
+/** Largest absolute elementwise difference between two arrays of equal length. */
+export function maxAbsDifference(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  expect(a.length).toBe(b.length);
+  let worst = 0;
+  for (let index = 0; index < a.length; index++) worst = Math.max(worst, Math.abs(a[index]! - b[index]!));
+  return worst;
+}
+
+/** A layer's weights copied to the host, in `layer.weights` order. */
+export function weightValues(weights: LayerVariable[]): Float32Array[] {
+  return weights.map((weight) => weight.read().dataSync().slice() as Float32Array);
+}

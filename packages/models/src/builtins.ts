@@ -1,0 +1,18 @@
+import { registerModel } from "./registry.js";
+import { SharedBottom, type SharedBottomOptions } from "./shared-bottom.js";
+import { Star, type StarOptions } from "./star.js";
+
+declare module "./registry.js" {
+  interface ModelOptionsByName {
+    "shared-bottom": SharedBottomOptions;
+    star: StarOptions;
+  }
+}
+
+registerModel("shared-bottom", (options) => new SharedBottom(options as unknown as SharedBottomOptions), {
+  description: "Shared-bottom MLP with per-domain towers",
+});
+registerModel("star", (options) => new Star(options as unknown as StarOptions), {
+  description:
+    "STAR (Sheng et al., CIKM 2021): star-topology FCN, partitioned norm, auxiliary domain network",
+});

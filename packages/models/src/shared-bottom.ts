@@ -1,0 +1,46 @@
+import { Mlp } from "@mdrec/core";
+import type * as tf from "@tensorflow/tfjs-core";
+import { MultiDomainModelBase } from "./base.js";
+import type { DomainTowers } from "./layers/domain-towers.js";
+import type { BaseModelOptions, ModelOutput } from "./model.js";
+import {
+  assertCommonOptions,
+  assertUnits,
+  COMMON_DEFAULTS,
+  type MlpOptions,
+  resolveOptions,
+  type TowerOptions,
+} from "./options.js";
+
+/** Options of {@link SharedBottom}. */
+export interface SharedBottomOptions extends BaseModelOptions, TowerOptions, MlpOptions {
+  /** Widths of the shared bottom MLP. Defaults to `[64, 32]`. */
+  bottomUnits?: number[];
+}
+
+/**
+ * Shared-bottom: one MLP shared by every domain and task, then per-domain towers.
+ * `h = MLP(x)`; `logit_t = Tower_{d,t}(h)`.
+ *
+ * @example
+ * const model = new SharedBottom({ features, numDomains: 3, bottomUnits: [64, 32], seed: 1 });
+ */
+export class SharedBottom extends MultiDomainModelBase<SharedBottomOptions> {
+  private readonly bottom: Mlp;
+  private readonly towers: DomainTowers;
+
+  constructor(options: SharedBottomOptions) {
+    const where = "shared-bottom options";
+    super("shared-bottom", resolveOptions(where, options, { bottomUnits: [64, 32], ...COMMON_DEFAULTS }));
+    assertUnits(`${where}.bottomUnits`, this.options.bottomUnits);
+    assertCommonOptions(where, this.options);
+    const { bottomUnits, activation, dropout } = this.options;
+    this.bottom = this.track(new Mlp({ units: bottomUnits, activation, dropout, seed: this.childSeed() }));
+    this.towers = this.createTowers(this.options);
+  }
+
+  protected forward(x: tf.Tensor2D, domainIds: tf.Tensor1D, training: boolean): ModelOutput {
+    const shared = this.bottom.forward(x, training); // [B, bottomUnits.at(-1)]
+    return { logits: this.towers.forward(shared, domainIds, training), routing: [], auxLosses: {} };
+  }
+}
