@@ -62,9 +62,14 @@ export function createProgressReporter(stream: OutputStream, options: ProgressOp
   return interactive ? new BarProgress(stream) : new PlainProgress(stream, options);
 }
 
+// Redraws at most this often; the bar library's own timer cannot be relied on because a training
+// loop that awaits only already-settled promises never lets timers run.
+const REDRAW_MS = 100;
+
 class BarProgress implements ProgressReporter {
   private multiBar: cliProgress.MultiBar | undefined;
   private bar: cliProgress.SingleBar | undefined;
+  private lastDraw = 0;
 
   constructor(private readonly stream: OutputStream) {}
 
@@ -101,11 +106,20 @@ class BarProgress implements ProgressReporter {
       speed: formatRate(progress.examplesPerSecond),
       etaText: formatEta(progress.etaSeconds),
     });
+    const now = Date.now();
+    if (now - this.lastDraw >= REDRAW_MS) {
+      this.lastDraw = now;
+      this.multiBar?.update();
+    }
   }
 
   line(text: string): void {
-    if (this.multiBar) this.multiBar.log(`${text}\n`);
-    else this.stream.write(`${text}\n`);
+    if (this.multiBar) {
+      this.multiBar.log(`${text}\n`);
+      this.multiBar.update();
+    } else {
+      this.stream.write(`${text}\n`);
+    }
   }
 
   end(): void {

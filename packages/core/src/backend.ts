@@ -97,7 +97,9 @@ async function describeFeatures(name: BackendName, threads: number): Promise<str
   if (name !== "wasm") return [];
   const simd = (await tf.env().getAsync("WASM_HAS_SIMD_SUPPORT")) === true;
   const multithread = (await tf.env().getAsync("WASM_HAS_MULTITHREAD_SUPPORT")) === true;
-  const threadText = multithread ? `${threads} thread${threads === 1 ? "" : "s"}` : "1 thread (no wasm threads here)";
+  const threadText = multithread
+    ? `${threads} thread${threads === 1 ? "" : "s"}`
+    : "1 thread (no wasm threads here)";
   return [simd ? "simd" : "no simd", threadText];
 }
 
@@ -150,7 +152,9 @@ export async function initBackend(options: InitBackendOptions = {}): Promise<Bac
   assertInteger("initBackend threads", threads, 1, 256);
   const allowFallback = options.allowFallback ?? false;
   if (typeof allowFallback !== "boolean") {
-    throw new ConfigError(`initBackend allowFallback must be a boolean, received ${formatValue(allowFallback)}`);
+    throw new ConfigError(
+      `initBackend allowFallback must be a boolean, received ${formatValue(allowFallback)}`,
+    );
   }
   const fastKernels = fastKernelsWanted(options.fastKernels, env);
   const fromEnv = env.MDREC_BACKEND?.trim() || undefined;
@@ -197,7 +201,9 @@ export async function initBackend(options: InitBackendOptions = {}): Promise<Bac
     else unregisterFastKernels(tfjsName);
     if (name === "wasm") features.push(overridden.length > 0 ? "mdrec fast kernels" : "stock kernels");
     const details = [reason, ...features].join("; ");
-    const skippedText = skipped.length ? `; skipped ${skipped.map((s) => `${s.name} (${s.reason})`).join(", ")}` : "";
+    const skippedText = skipped.length
+      ? `; skipped ${skipped.map((s) => `${s.name} (${s.reason})`).join(", ")}`
+      : "";
     log(`mdrec backend: ${name} (${details})${skippedText}`);
     return { name, tfjsName, reason, skipped, features, fastKernels: overridden.length > 0 };
   }

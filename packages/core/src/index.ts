@@ -1,7 +1,5 @@
 import "./gradients.js";
 
-export { ACTIVATIONS, type Activation, applyActivation, assertActivation } from "./ops/activations.js";
-export { gatherRows, scatterAddRows } from "./ops/rows.js";
 export {
   BACKEND_PREFERENCE,
   type BackendInfo,
@@ -9,15 +7,6 @@ export {
   type InitBackendOptions,
   initBackend,
 } from "./backend.js";
-export {
-  FAST_WASM_KERNELS,
-  type FastKernelName,
-  fastKernelNames,
-  fastKernelsEnabled,
-  type RegisterFastKernelsOptions,
-  registerFastKernels,
-  unregisterFastKernels,
-} from "./kernels/register.js";
 export {
   BackendError,
   CheckpointError,
@@ -36,8 +25,19 @@ export {
   saveLayer,
 } from "./io/layer-io.js";
 export { hasSavedModel, nodeFileSystem } from "./io/node-file-io.js";
+export {
+  FAST_WASM_KERNELS,
+  type FastKernelName,
+  fastKernelNames,
+  fastKernelsEnabled,
+  type RegisterFastKernelsOptions,
+  registerFastKernels,
+  unregisterFastKernels,
+} from "./kernels/register.js";
 export { FeatureEmbedding, type FeatureEmbeddingArgs } from "./layers/feature-embedding.js";
 export { Mlp, type MlpArgs } from "./layers/mlp.js";
+export { ACTIVATIONS, type Activation, applyActivation, assertActivation } from "./ops/activations.js";
+export { gatherRows, scatterAddRows } from "./ops/rows.js";
 export { deriveSeed, globalRandomGenerator, nextSeed, SeededRandom, setGlobalSeed } from "./random.js";
 export {
   type Batch,

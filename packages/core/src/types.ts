@@ -1,4 +1,4 @@
-import * as tf from "@tensorflow/tfjs-core";
+import type * as tf from "@tensorflow/tfjs-core";
 import { ConfigError, DataError } from "./errors.js";
 import { assertInteger, assertKnownKeys, assertTensor, formatValue } from "./validate.js";
 
@@ -71,7 +71,9 @@ export function disposeBatch(batch: Batch): void {
  */
 export function validateFeatureSpecs(features: readonly FeatureSpec[], where = "features"): void {
   if (!Array.isArray(features) || features.length === 0) {
-    throw new ConfigError(`${where} must be a non-empty array of feature specs, received ${formatValue(features)}`);
+    throw new ConfigError(
+      `${where} must be a non-empty array of feature specs, received ${formatValue(features)}`,
+    );
   }
   const seen = new Map<string, number>();
   features.forEach((spec, index) => {
@@ -95,7 +97,9 @@ export function validateFeatureSpecs(features: readonly FeatureSpec[], where = "
       if (spec.boundaries !== undefined) {
         const ok =
           Array.isArray(spec.boundaries) &&
-          spec.boundaries.every((b: number, i: number, all: number[]) => Number.isFinite(b) && (i === 0 || b > all[i - 1]!));
+          spec.boundaries.every(
+            (b: number, i: number, all: number[]) => Number.isFinite(b) && (i === 0 || b > all[i - 1]!),
+          );
         if (!ok) {
           throw new ConfigError(
             `${at}.boundaries (field "${spec.name}") must be finite and strictly increasing, received ${formatValue(spec.boundaries)}`,
@@ -124,7 +128,12 @@ export function validateBatch(
   batch: Batch,
   expected: { features: readonly FeatureSpec[]; numDomains: number; numTasks: number },
 ): void {
-  if (batch === null || typeof batch !== "object" || batch.features === null || typeof batch.features !== "object") {
+  if (
+    batch === null ||
+    typeof batch !== "object" ||
+    batch.features === null ||
+    typeof batch.features !== "object"
+  ) {
     throw new DataError(`batch must be { features, domainIds, labels }, received ${formatValue(batch)}`);
   }
   assertInteger("validateBatch numDomains", expected.numDomains, 1);
@@ -165,7 +174,9 @@ export function validateBatch(
     const label = labels[index]!;
     if (!(label >= 0 && label <= 1)) {
       const row = Math.floor(index / expected.numTasks);
-      throw new DataError(`batch.labels[${row}, ${index % expected.numTasks}] must be in [0, 1], received ${label}`);
+      throw new DataError(
+        `batch.labels[${row}, ${index % expected.numTasks}] must be in [0, 1], received ${label}`,
+      );
     }
   }
 }

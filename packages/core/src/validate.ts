@@ -161,7 +161,11 @@ export function assertKnownKeys(where: string, options: object, allowed: readonl
 export function assertTensor(
   name: string,
   tensor: tf.Tensor | undefined | null,
-  expected: { rank?: number; dtype?: tf.DataType | readonly tf.DataType[]; shape?: readonly (number | null)[] },
+  expected: {
+    rank?: number;
+    dtype?: tf.DataType | readonly tf.DataType[];
+    shape?: readonly (number | null)[];
+  },
 ): void {
   if (tensor == null || typeof (tensor as tf.Tensor).shape !== "object") {
     throw new ShapeError(`${name} must be a tf.Tensor, received ${describe(tensor)}`);

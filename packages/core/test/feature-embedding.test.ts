@@ -5,9 +5,9 @@ import {
   type FeatureEmbeddingArgs,
   type FeatureSpec,
   loadLayer,
+  ShapeError,
   saveLayer,
   setGlobalSeed,
-  ShapeError,
 } from "@mdrec/core";
 import * as tf from "@tensorflow/tfjs-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -182,14 +182,17 @@ describe("FeatureEmbedding", () => {
     expect(() => embedding.embed({ ...features, price: tf.tensor1d([1, Number.NaN, 2]) })).toThrow(
       'feature "price" has a non-finite value NaN at row 1',
     );
-    expect(() => embedding.embed({ ...features, age: tf.tensor1d([1, 2, Number.POSITIVE_INFINITY]) })).toThrow(
-      'feature "age" has a non-finite value Infinity at row 2',
-    );
+    expect(() =>
+      embedding.embed({ ...features, age: tf.tensor1d([1, 2, Number.POSITIVE_INFINITY]) }),
+    ).toThrow('feature "age" has a non-finite value Infinity at row 2');
     embedding.dispose();
   });
 
   it("skips the value checks when validateIds is false", () => {
-    const embedding = new FeatureEmbedding({ features: [{ kind: "numeric", name: "price" }], validateIds: false });
+    const embedding = new FeatureEmbedding({
+      features: [{ kind: "numeric", name: "price" }],
+      validateIds: false,
+    });
     const output = embedding.embed({ price: tf.tensor1d([1, Number.NaN]) }).dataSync();
     expect(Number.isNaN(output[1])).toBe(true);
     embedding.dispose();
@@ -219,7 +222,10 @@ describe("FeatureEmbedding", () => {
 
   it("rejects invalid arguments naming the argument and the value", () => {
     const bad: [unknown, RegExp][] = [
-      [{ features: [] }, /FeatureEmbedding features must be a non-empty array of feature specs, received \[\]/],
+      [
+        { features: [] },
+        /FeatureEmbedding features must be a non-empty array of feature specs, received \[\]/,
+      ],
       [
         { features: [{ kind: "categorical", name: "user", vocabularySize: 0 }] },
         /FeatureEmbedding features\[0\]\.vocabularySize \(field "user"\) must be an integer >= 1, received 0/,
@@ -241,14 +247,31 @@ describe("FeatureEmbedding", () => {
         },
         /features\[1\]\.name "age" is declared twice \(also FeatureEmbedding features\[0\]\)/,
       ],
-      [{ features: [{ kind: "text", name: "title" }] }, /features\[0\]\.kind \(field "title"\) must be "categorical" or "numeric", received "text"/],
-      [{ features: SPECS, embeddingDim: 0 }, /FeatureEmbedding embeddingDim must be an integer >= 1, received 0/],
-      [{ features: SPECS, initScale: 0 }, /FeatureEmbedding initScale must be a finite number > 0, received 0/],
-      [{ features: SPECS, validateIds: "no" }, /FeatureEmbedding validateIds must be a boolean, received "no"/],
-      [{ features: SPECS, embedingDim: 4 }, /Unknown key "embedingDim" in FeatureEmbedding args\. Did you mean "embeddingDim"\?/],
+      [
+        { features: [{ kind: "text", name: "title" }] },
+        /features\[0\]\.kind \(field "title"\) must be "categorical" or "numeric", received "text"/,
+      ],
+      [
+        { features: SPECS, embeddingDim: 0 },
+        /FeatureEmbedding embeddingDim must be an integer >= 1, received 0/,
+      ],
+      [
+        { features: SPECS, initScale: 0 },
+        /FeatureEmbedding initScale must be a finite number > 0, received 0/,
+      ],
+      [
+        { features: SPECS, validateIds: "no" },
+        /FeatureEmbedding validateIds must be a boolean, received "no"/,
+      ],
+      [
+        { features: SPECS, embedingDim: 4 },
+        /Unknown key "embedingDim" in FeatureEmbedding args\. Did you mean "embeddingDim"\?/,
+      ],
     ];
     for (const [args, message] of bad) {
-      expect(() => new FeatureEmbedding(args as FeatureEmbeddingArgs), JSON.stringify(args)).toThrow(ConfigError);
+      expect(() => new FeatureEmbedding(args as FeatureEmbeddingArgs), JSON.stringify(args)).toThrow(
+        ConfigError,
+      );
       expect(() => new FeatureEmbedding(args as FeatureEmbeddingArgs), JSON.stringify(args)).toThrow(message);
     }
   });
@@ -267,7 +290,9 @@ describe("FeatureEmbedding", () => {
     };
     const first = tables({ seed: 10 });
     const again = tables({ seed: 10 });
-    first.forEach((values, index) => expect(maxAbsDifference(values, again[index]!)).toBe(0));
+    first.forEach((values, index) => {
+      expect(maxAbsDifference(values, again[index]!)).toBe(0);
+    });
     expect(maxAbsDifference(first[0]!, first[1]!)).toBeGreaterThan(0.001);
     expect(maxAbsDifference(first[1]!, tables({ seed: 11 })[0]!)).toBeGreaterThan(0.001);
     expect(first[0]!.every((v) => Math.abs(v) <= 0.05)).toBe(true);
@@ -275,6 +300,8 @@ describe("FeatureEmbedding", () => {
     const globalFirst = tables({});
     setGlobalSeed(3);
     const globalAgain = tables({});
-    globalFirst.forEach((values, index) => expect(maxAbsDifference(values, globalAgain[index]!)).toBe(0));
+    globalFirst.forEach((values, index) => {
+      expect(maxAbsDifference(values, globalAgain[index]!)).toBe(0);
+    });
   });
 });

@@ -20,10 +20,10 @@ export async function temporaryDirectory(): Promise<{ path: string; cleanup: () 
  * Runs `run` once to warm up (build layers), then asserts that a second run leaves no tensor
  * behind once its result is disposed.
  */
-export function expectNoLeak(run: () => tf.TensorContainer | void): void {
-  tf.dispose(run() ?? undefined);
+export function expectNoLeak(run: () => tf.TensorContainer | undefined): void {
+  tf.dispose(run());
   const before = tf.memory().numTensors;
-  tf.dispose(run() ?? undefined);
+  tf.dispose(run());
   expect(tf.memory().numTensors).toBe(before);
 }
 
@@ -34,7 +34,12 @@ export function autodiff(loss: () => tf.Scalar, weights: LayerVariable[]): Map<s
   const result = new Map<string, Float32Array>();
   for (const weight of weights) {
     const grad = grads[variableOf(weight).name];
-    result.set(weight.name, grad ? (grad.dataSync() as Float32Array).slice() : new Float32Array(weight.shape.reduce((a, b) => a! * b!, 1)!));
+    result.set(
+      weight.name,
+      grad
+        ? (grad.dataSync() as Float32Array).slice()
+        : new Float32Array(weight.shape.reduce((a, b) => a! * b!, 1)!),
+    );
   }
   tf.dispose(grads);
   return result;
@@ -70,7 +75,10 @@ export function expectFiniteDifferences(
       const numeric = (evaluate(plus) - evaluate(minus)) / (2 * epsilon);
       const analytic = expected[position]!;
       const scale = Math.max(1, Math.abs(analytic));
-      expect(Math.abs(numeric - analytic) / scale, `${weight.name}[${position}] numeric ${numeric} vs autodiff ${analytic}`).toBeLessThan(tolerance);
+      expect(
+        Math.abs(numeric - analytic) / scale,
+        `${weight.name}[${position}] numeric ${numeric} vs autodiff ${analytic}`,
+      ).toBeLessThan(tolerance);
     }
   } finally {
     assign(original);

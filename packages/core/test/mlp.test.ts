@@ -1,4 +1,4 @@
-import { ConfigError, loadLayer, Mlp, type MlpArgs, saveLayer, setGlobalSeed, ShapeError } from "@mdrec/core";
+import { ConfigError, loadLayer, Mlp, type MlpArgs, ShapeError, saveLayer, setGlobalSeed } from "@mdrec/core";
 import * as tf from "@tensorflow/tfjs-core";
 import { serialization } from "@tensorflow/tfjs-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -78,15 +78,28 @@ describe("Mlp", () => {
     mlp.forward(x).dispose();
     const gradients = autodiff(loss, mlp.trainableWeights);
     for (const weight of mlp.trainableWeights) {
-      expectFiniteDifferences(loss, weight, [0, 1, weight.shape.length === 2 ? 4 : 1], gradients.get(weight.name)!, {
-        epsilon: 1e-2,
-      });
+      expectFiniteDifferences(
+        loss,
+        weight,
+        [0, 1, weight.shape.length === 2 ? 4 : 1],
+        gradients.get(weight.name)!,
+        {
+          epsilon: 1e-2,
+        },
+      );
     }
     mlp.dispose();
   });
 
   it("round-trips getConfig/fromConfig with the same outputs", () => {
-    const mlp = new Mlp({ units: [4, 2], activation: "tanh", dropout: 0.25, batchNorm: true, seed: 3, name: "tower" });
+    const mlp = new Mlp({
+      units: [4, 2],
+      activation: "tanh",
+      dropout: 0.25,
+      batchNorm: true,
+      seed: 3,
+      name: "tower",
+    });
     const x = tf.randomNormal([5, 3], 0, 1, "float32", 1) as tf.Tensor2D;
     const expected = mlp.forward(x).dataSync();
     const config = mlp.getConfig();
@@ -143,7 +156,10 @@ describe("Mlp", () => {
       [{ units: [4], outputActivation: 3 }, /Mlp outputActivation must be one of .*received 3/],
       [{ units: [4], dropout: 1 }, /Mlp dropout must be a finite number >= 0 and < 1, received 1/],
       [{ units: [4], dropout: Number.NaN }, /Mlp dropout must be a finite number >= 0 and < 1, received NaN/],
-      [{ units: [4], batchNormMomentum: 1.5 }, /Mlp batchNormMomentum must be a finite number >= 0 and <= 1, received 1.5/],
+      [
+        { units: [4], batchNormMomentum: 1.5 },
+        /Mlp batchNormMomentum must be a finite number >= 0 and <= 1, received 1.5/,
+      ],
       [{ units: [4], batchNorm: "yes" }, /Mlp batchNorm must be a boolean, received "yes"/],
       [{ units: [4], seed: -1 }, /Mlp seed must be an integer in \[0, 9007199254740991\], received -1/],
       [{ unit: [4] }, /Unknown key "unit" in Mlp args. Did you mean "units"\?/],
@@ -181,7 +197,9 @@ describe("Mlp", () => {
     };
     const first = build(42);
     const again = build(42);
-    first.forEach((values, index) => expect(maxAbsDifference(values, again[index]!)).toBe(0));
+    first.forEach((values, index) => {
+      expect(maxAbsDifference(values, again[index]!)).toBe(0);
+    });
     // Consecutive seeds must not share kernels (seed + layer index would make layer 1 of seed 42
     // equal to layer 0 of seed 43).
     const next = build(43);
@@ -192,7 +210,9 @@ describe("Mlp", () => {
     const globalFirst = build();
     setGlobalSeed(5);
     const globalAgain = build();
-    globalFirst.forEach((values, index) => expect(maxAbsDifference(values, globalAgain[index]!)).toBe(0));
+    globalFirst.forEach((values, index) => {
+      expect(maxAbsDifference(values, globalAgain[index]!)).toBe(0);
+    });
   });
 
   it("drops out only while training, with masks reproducible from the global seed", () => {
@@ -216,10 +236,23 @@ describe("Mlp", () => {
 
   it("uses batch statistics in training and moving statistics at inference", () => {
     const momentum = 0.9;
-    const mlp = new Mlp({ units: [2], activation: "linear", batchNorm: true, batchNormMomentum: momentum, seed: 1 });
+    const mlp = new Mlp({
+      units: [2],
+      activation: "linear",
+      batchNorm: true,
+      batchNormMomentum: momentum,
+      seed: 1,
+    });
     mlp.build([1, 2]);
     // kernel, bias, gamma, beta, moving mean, moving variance
-    mlp.setWeights([tf.eye(2), tf.zeros([2]), tf.tensor1d([1, 2]), tf.tensor1d([0, 1]), tf.zeros([2]), tf.ones([2])]);
+    mlp.setWeights([
+      tf.eye(2),
+      tf.zeros([2]),
+      tf.tensor1d([1, 2]),
+      tf.tensor1d([0, 1]),
+      tf.zeros([2]),
+      tf.ones([2]),
+    ]);
     const x = tf.tensor2d([
       [1, 2],
       [3, 6],
@@ -249,14 +282,29 @@ describe("Mlp", () => {
     // Inference leaves the moving statistics alone.
     expect(maxAbsDifference(mlp.weights[4]!.read().dataSync(), movingMean)).toBeLessThan(1e-6);
     // tfjs appends "_<n>" to keep variable names unique in the process.
-    const baseName = (name: string) => /(kernel|bias|gamma|beta|moving_mean|moving_variance)_\d+/.exec(name)?.[0];
-    expect(mlp.trainableWeights.map((w) => baseName(w.name))).toEqual(["kernel_0", "bias_0", "gamma_0", "beta_0"]);
-    expect(mlp.nonTrainableWeights.map((w) => baseName(w.name))).toEqual(["moving_mean_0", "moving_variance_0"]);
+    const baseName = (name: string) =>
+      /(kernel|bias|gamma|beta|moving_mean|moving_variance)_\d+/.exec(name)?.[0];
+    expect(mlp.trainableWeights.map((w) => baseName(w.name))).toEqual([
+      "kernel_0",
+      "bias_0",
+      "gamma_0",
+      "beta_0",
+    ]);
+    expect(mlp.nonTrainableWeights.map((w) => baseName(w.name))).toEqual([
+      "moving_mean_0",
+      "moving_variance_0",
+    ]);
     mlp.dispose();
   });
 
   it("updates moving statistics once per training call inside a gradient tape, without gradients for them", () => {
-    const mlp = new Mlp({ units: [2], activation: "linear", batchNorm: true, batchNormMomentum: 0.5, seed: 2 });
+    const mlp = new Mlp({
+      units: [2],
+      activation: "linear",
+      batchNorm: true,
+      batchNormMomentum: 0.5,
+      seed: 2,
+    });
     const x = tf.tensor2d([
       [1, 2],
       [3, 6],
@@ -265,7 +313,9 @@ describe("Mlp", () => {
     mlp.forward(x).dispose();
     const before = mlp.weights[4]!.read().dataSync().slice();
     const { value, grads } = tf.variableGrads(() => tf.sum(tf.square(mlp.forward(x, true))) as tf.Scalar);
-    const batchMean = tf.tidy(() => tf.mean(tf.matMul(x, mlp.weights[0]!.read() as tf.Tensor2D), 0).dataSync());
+    const batchMean = tf.tidy(() =>
+      tf.mean(tf.matMul(x, mlp.weights[0]!.read() as tf.Tensor2D), 0).dataSync(),
+    );
     const expected = Array.from(before, (moving, index) => 0.5 * moving + 0.5 * batchMean[index]!);
     expect(maxAbsDifference(mlp.weights[4]!.read().dataSync(), expected)).toBeLessThan(1e-5);
     const names = Object.keys(grads);

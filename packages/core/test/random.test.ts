@@ -8,7 +8,8 @@ import {
 } from "@mdrec/core";
 import { describe, expect, it } from "vitest";
 
-const draw = (random: SeededRandom, count: number) => Array.from({ length: count }, () => random.nextUint32());
+const draw = (random: SeededRandom, count: number) =>
+  Array.from({ length: count }, () => random.nextUint32());
 
 describe("SeededRandom", () => {
   it("gives equal sequences for equal seeds and different ones otherwise", () => {
@@ -43,7 +44,9 @@ describe("SeededRandom", () => {
     const restored = new SeededRandom(999);
     restored.setState(state);
     expect(draw(restored, 10)).toEqual(expected);
-    expect(() => restored.setState(-1)).toThrow("random state must be an integer in [0, 4294967295], received -1");
+    expect(() => restored.setState(-1)).toThrow(
+      "random state must be an integer in [0, 4294967295], received -1",
+    );
   });
 
   it("shuffles in place as a seeded permutation", () => {
@@ -104,6 +107,8 @@ describe("deriveSeed", () => {
 
   it("rejects non-integer seeds and negative indices", () => {
     expect(() => deriveSeed(1.5, 0)).toThrow("deriveSeed seed must be an integer");
-    expect(() => deriveSeed(1, -1)).toThrow("deriveSeed index must be an integer in [0, 9007199254740991], received -1");
+    expect(() => deriveSeed(1, -1)).toThrow(
+      "deriveSeed index must be an integer in [0, 9007199254740991], received -1",
+    );
   });
 });

@@ -35,7 +35,10 @@ describe("gatherRows", () => {
       const upstreamRows = tf.reshape(upstream, [5, width]).arraySync() as number[][];
       const row2 = (tf.reshape(ours, [5, width]).arraySync() as number[][])[2]!;
       row2.forEach((value, column) => {
-        expect(value).toBeCloseTo(upstreamRows[0]![column]! + upstreamRows[2]![column]! + upstreamRows[3]![column]!, 5);
+        expect(value).toBeCloseTo(
+          upstreamRows[0]![column]! + upstreamRows[2]![column]! + upstreamRows[3]![column]!,
+          5,
+        );
       });
       expect((tf.reshape(ours, [5, width]).arraySync() as number[][])[1]).toEqual(new Array(width).fill(0));
     }
@@ -48,7 +51,10 @@ describe("gatherRows", () => {
     expectNoLeak(() => tf.tidy(() => gatherRows(table, indices)));
     expectNoLeak(() => tf.grad((t: tf.Tensor) => tf.sum(gatherRows(t, indices)))(table));
     expectNoLeak(() => {
-      const { value, grads } = tf.variableGrads(() => tf.sum(tf.square(gatherRows(table, indices))) as tf.Scalar, [table]);
+      const { value, grads } = tf.variableGrads(
+        () => tf.sum(tf.square(gatherRows(table, indices))) as tf.Scalar,
+        [table],
+      );
       return [value, ...Object.values(grads)];
     });
     // Recorded on the tape but not differentiated: its saved tensors are still released.
@@ -106,7 +112,9 @@ describe("scatterAddRows", () => {
     const values = tf.randomNormal([5, 2, 3], 0, 1, "float32", 4);
     const upstream = tf.randomNormal([6, 2, 3], 0, 1, "float32", 5);
     const ours = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(scatterAddRows(v, ids(), 6), upstream)))(values);
-    const stock = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(tf.unsortedSegmentSum(v, ids(), 6), upstream)))(values);
+    const stock = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(tf.unsortedSegmentSum(v, ids(), 6), upstream)))(
+      values,
+    );
     expect(maxAbsDifference(ours.dataSync(), stock.dataSync())).toBeLessThan(1e-6);
   });
 
@@ -125,7 +133,10 @@ describe("scatterAddRows", () => {
     expectNoLeak(() =>
       tf.tidy(() => {
         const local = tf.tensor1d([1, 1, 0, 3, 4], "int32");
-        const { value, grads } = tf.variableGrads(() => tf.sum(scatterAddRows(values, local, 5)) as tf.Scalar, [values]);
+        const { value, grads } = tf.variableGrads(
+          () => tf.sum(scatterAddRows(values, local, 5)) as tf.Scalar,
+          [values],
+        );
         return [value, ...Object.values(grads)];
       }),
     );
@@ -142,7 +153,9 @@ describe("scatterAddRows", () => {
       "scatterAddRows indices must have dtype int32, received float32",
     );
     expect(() => scatterAddRows(values, ids(), 0)).toThrow(ConfigError);
-    expect(() => scatterAddRows(values, ids(), 0)).toThrow("scatterAddRows numRows must be an integer >= 1, received 0");
+    expect(() => scatterAddRows(values, ids(), 0)).toThrow(
+      "scatterAddRows numRows must be an integer >= 1, received 0",
+    );
     expect(() => scatterAddRows(tf.scalar(1), ids(), 2)).toThrow(
       "scatterAddRows values must have rank >= 1, received a scalar",
     );

@@ -66,7 +66,9 @@ describe("assert helpers", () => {
     expect(() => assertNumber("weight", Number.POSITIVE_INFINITY)).toThrow(
       "weight must be a finite number, received Infinity",
     );
-    expect(() => assertNumber("weight", Number.NaN, { max: 2 })).toThrow("weight must be a finite number <= 2, received NaN");
+    expect(() => assertNumber("weight", Number.NaN, { max: 2 })).toThrow(
+      "weight must be a finite number <= 2, received NaN",
+    );
     expect(() => assertNumber("weight", 0.999, { min: 0, max: 1, exclusiveMax: true })).not.toThrow();
   });
 
@@ -102,7 +104,9 @@ describe("assert helpers", () => {
   it("assertTensor checks type, liveness, rank, dtype and fixed dimensions", () => {
     const x = tf.ones([2, 3]);
     expect(() => assertTensor("x", x, { rank: 2, dtype: "float32", shape: [null, 3] })).not.toThrow();
-    expect(() => assertTensor("x", [1, 2] as unknown as tf.Tensor, {})).toThrow("x must be a tf.Tensor, received [1,2]");
+    expect(() => assertTensor("x", [1, 2] as unknown as tf.Tensor, {})).toThrow(
+      "x must be a tf.Tensor, received [1,2]",
+    );
     expect(() => assertTensor("x", x, { rank: 1 })).toThrow("x must have rank 1, received shape [2, 3]");
     expect(() => assertTensor("x", x, { rank: 3, shape: [null, 3, 1] })).toThrow(
       "x must have rank 3 (shape [?, 3, 1]), received shape [2, 3]",
@@ -110,7 +114,9 @@ describe("assert helpers", () => {
     expect(() => assertTensor("x", x, { dtype: ["int32", "bool"] })).toThrow(
       "x must have dtype int32 or bool, received float32",
     );
-    expect(() => assertTensor("x", x, { shape: [null, 4] })).toThrow("x must have shape [?, 4], received [2, 3]");
+    expect(() => assertTensor("x", x, { shape: [null, 4] })).toThrow(
+      "x must have shape [?, 4], received [2, 3]",
+    );
     expect(() => assertTensor("x", x, { rank: 1 })).toThrow(ShapeError);
     const disposed = tf.ones([2]);
     disposed.dispose();

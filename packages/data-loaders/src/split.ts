@@ -51,6 +51,18 @@ const SPLIT_KEYS = ["fractions", "seed", "by", "timeColumn", "leaveLastOutBy", "
  */
 export function splitDataset(dataset: ColumnarDataset, options: SplitOptions = {}): DatasetSplits {
   const parts = splitRowIndices(dataset, options);
+  return splitByRowIndices(dataset, parts, options.onEmptyDomain ?? "warn");
+}
+
+/**
+ * Takes the rows of each part (from {@link splitRowIndices}) and checks that every domain has rows
+ * in every part: a warning with the counts per empty domain, or `DataError` under `"error"`.
+ */
+export function splitByRowIndices(
+  dataset: ColumnarDataset,
+  parts: { train: Int32Array; validation: Int32Array; test: Int32Array },
+  onEmptyDomain: "warn" | "error" = "warn",
+): DatasetSplits {
   const trainCounts = countByDomain(dataset, parts.train);
   const validationCounts = countByDomain(dataset, parts.validation);
   const testCounts = countByDomain(dataset, parts.test);
@@ -69,7 +81,7 @@ export function splitDataset(dataset: ColumnarDataset, options: SplitOptions = {
       `domain ${domain} ("${name}") has no rows in ${empty.map(([part]) => part).join(" and ")} (${counts}); its per-domain metrics there are undefined`,
     );
   }
-  if (options.onEmptyDomain === "error" && warnings.length > 0) {
+  if (onEmptyDomain === "error" && warnings.length > 0) {
     throw new DataError(`split leaves a domain without rows: ${warnings.join("; ")}`);
   }
   return {

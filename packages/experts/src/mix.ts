@@ -29,6 +29,7 @@ export function denseWeights(routing: Pick<Routing, "indices" | "weights">, numE
   assertInteger("denseWeights numExperts", numExperts, 1);
   return tf.tidy(() => {
     const [batch, slots] = routing.indices.shape as [number, number];
+    // int32 one-hot then cast: wasm's OneHot with dtype float32 writes integer bit patterns.
     const oneHot = tf.cast(tf.oneHot(routing.indices, numExperts), "float32"); // [B, k, N]
     const slotWeights = tf.reshape(routing.weights, [batch, slots, 1]); // [B, k, 1]
     return tf.sum(tf.mul(oneHot, slotWeights), 1) as tf.Tensor2D; // [B, N]

@@ -38,7 +38,7 @@ export function switchLoadLoss(routing: Pick<Routing, "probs" | "indices">, numE
   }
   return tf.tidy(() => {
     const slots = routing.indices.size;
-    const assigned = tf.sum(tf.oneHot(tf.reshape(routing.indices, [slots]), numExperts, 1, 0, "float32"), 0); // [N]
+    const assigned = tf.sum(tf.cast(tf.oneHot(tf.reshape(routing.indices, [slots]), numExperts), "float32"), 0); // [N]
     const fraction = tf.div(assigned, Math.max(slots, 1)); // [N]
     const meanProbability = tf.mean(routing.probs, 0); // [N]
     return tf.mul(tf.sum(tf.mul(fraction, meanProbability)), numExperts) as tf.Scalar;

@@ -111,7 +111,8 @@ export class ConditionedLinear {
     const numDomains = this.settings.numDomains!;
     const perDomain = tf.reshape(all, [batch, numDomains, this.outputs]); // [B, D, outputs]
     // Select the row's domain by a one-hot product: gather with batchDims crashes on wasm.
-    const selector = tf.reshape(tf.oneHot(domainIds, numDomains, 1, 0, "float32"), [batch, numDomains, 1]); // [B, D, 1]
+    // int32 one-hot then cast: wasm's OneHot with dtype float32 writes integer bit patterns.
+    const selector = tf.reshape(tf.cast(tf.oneHot(domainIds, numDomains), "float32"), [batch, numDomains, 1]); // [B, D, 1]
     return tf.sum(tf.mul(perDomain, selector), 1) as tf.Tensor2D; // [B, outputs]
   }
 }

@@ -29,11 +29,12 @@ export interface ExpertShareArgs {
 const USAGE_KEYS = ["domainIds", "indices", "weights", "numDomains", "numExperts", "k"];
 const SHARE_KEYS = ["indices", "weights", "numExperts"];
 
-function assertArgsObject(where: string, args: unknown, keys: readonly string[]): void {
+/** @param what e.g. `"expertShare args"`. */
+function assertArgsObject(what: string, args: unknown, keys: readonly string[]): void {
   if (args == null || typeof args !== "object") {
-    throw new ConfigError(`${where} args must be an object, received ${formatValue(args)}`);
+    throw new ConfigError(`${what} must be an object, received ${formatValue(args)}`);
   }
-  assertKnownKeys(`${where} args`, args, keys);
+  assertKnownKeys(what, args, keys);
 }
 
 /** ` (row r, slot s)` for a `[B * k]` row-major array, empty when there are no rows. */
@@ -68,7 +69,7 @@ function readExpert(
 }
 
 function usageCounts(where: string, args: RoutingUsageArgs): number[][] {
-  assertArgsObject(where, args, USAGE_KEYS);
+  assertArgsObject(`${where} args`, args, USAGE_KEYS);
   const { domainIds, indices, weights, numDomains, numExperts, k } = args;
   assertInteger("numDomains", numDomains, 1);
   assertInteger("numExperts", numExperts, 1);
@@ -170,7 +171,7 @@ export interface UsageEntropyOptions {
  */
 export function usageEntropy(usage: NumericArray, options: UsageEntropyOptions = {}): number {
   const where = "usageEntropy";
-  assertArgsObject(where, options, ["normalized"]);
+  assertArgsObject(`${where} options`, options, ["normalized"]);
   assertNumericArray(where, "usage", usage);
   if (usage.length === 0) throw new MetricsError(`${where}: empty input (usage has length 0)`);
   let total = 0;
@@ -200,7 +201,7 @@ export function usageEntropy(usage: NumericArray, options: UsageEntropyOptions =
  */
 export function expertShare(args: ExpertShareArgs): number[] {
   const where = "expertShare";
-  assertArgsObject(where, args, SHARE_KEYS);
+  assertArgsObject(`${where} args`, args, SHARE_KEYS);
   const { indices, weights, numExperts } = args;
   assertInteger("numExperts", numExperts, 1);
   assertNumericArray(where, "indices", indices);

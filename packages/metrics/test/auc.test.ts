@@ -78,7 +78,10 @@ describe("auc", () => {
     check(() => auc([0, 2, 1], [0.1, 0.2, 0.3]), "auc: labels[1] must be 0 or 1, received 2");
     check(() => auc([0, 1, 0.5], [0.1, 0.2, 0.3]), "auc: labels[2] must be 0 or 1, received 0.5");
     check(() => auc([0, Number.NaN], [0.1, 0.2]), "auc: labels[1] must be 0 or 1, received NaN");
-    check(() => auc([0, 1, 1], [0.1, 0.2, Number.NaN]), "auc: scores[2] must be a number (not NaN), received NaN");
+    check(
+      () => auc([0, 1, 1], [0.1, 0.2, Number.NaN]),
+      "auc: scores[2] must be a number (not NaN), received NaN",
+    );
     check(
       () => auc("01" as unknown as number[], [0.1, 0.2]),
       'auc: labels must be an array or typed array of numbers, received "01"',
@@ -118,7 +121,8 @@ describe("sortFloat64", () => {
     ];
     const { scores } = randomPredictions(values.length, 5);
     for (let index = 0; index < values.length; index++) {
-      values[index] = index % 13 === 0 ? specials[index % specials.length]! : (scores[index]! - 0.4) * 10 ** (index % 7);
+      values[index] =
+        index % 13 === 0 ? specials[index % specials.length]! : (scores[index]! - 0.4) * 10 ** (index % 7);
     }
     const expected = values.slice().sort();
     const radix = radixSortFloat64(values.slice());
@@ -164,10 +168,17 @@ describe("AucAccumulator", () => {
       fc.property(data, fc.array(fc.nat(80), { maxLength: 6 }), (pairs, cuts) => {
         const labels = pairs.map(([label]) => label);
         const scores = pairs.map(([, level]) => level / 4);
-        const bounds = [0, ...cuts.map((cut) => Math.min(cut, labels.length)).sort((a, b) => a - b), labels.length];
+        const bounds = [
+          0,
+          ...cuts.map((cut) => Math.min(cut, labels.length)).sort((a, b) => a - b),
+          labels.length,
+        ];
         const accumulator = new AucAccumulator();
         for (let part = 0; part + 1 < bounds.length; part++) {
-          accumulator.add(labels.slice(bounds[part], bounds[part + 1]), scores.slice(bounds[part], bounds[part + 1]));
+          accumulator.add(
+            labels.slice(bounds[part], bounds[part + 1]),
+            scores.slice(bounds[part], bounds[part + 1]),
+          );
           if (part === 1 && accumulator.count > 0) accumulator.valueWithReason();
         }
         const batch = aucWithReason(labels, scores);

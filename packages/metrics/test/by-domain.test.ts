@@ -116,7 +116,7 @@ describe("evaluateByDomain", () => {
 
   it("rejects bad input naming the place and value", () => {
     const base = { labels: [1, 0, 1], scores: [0.9, 0.2, 0.4], domainIds: [0, 1, 1], numDomains: 2 };
-    const check = (call: () => unknown, type: typeof Error, message: string) => {
+    const check = (call: () => unknown, type: new (message: string) => Error, message: string) => {
       expect(call).toThrow(type);
       expect(call).toThrow(message);
     };
@@ -213,26 +213,40 @@ describe("DomainMetricsAccumulator", () => {
   });
 
   it("equals the batch result on small random data (property)", () => {
-    const row = fc.tuple(fc.integer({ min: 0, max: 1 }), fc.integer({ min: 0, max: 4 }), fc.integer({ min: 0, max: 2 }));
+    const row = fc.tuple(
+      fc.integer({ min: 0, max: 1 }),
+      fc.integer({ min: 0, max: 4 }),
+      fc.integer({ min: 0, max: 2 }),
+    );
     fc.assert(
-      fc.property(fc.array(row, { minLength: 1, maxLength: 50 }), fc.array(fc.nat(50), { maxLength: 4 }), (rows, cuts) => {
-        const labels = rows.map(([label]) => label);
-        const scores = rows.map(([, level]) => level / 4);
-        const domainIds = rows.map(([, , domain]) => domain);
-        const groupIds = rows.map((_, index) => index % 3);
-        const bounds = [0, ...cuts.map((cut) => Math.min(cut, rows.length)).sort((a, b) => a - b), rows.length];
-        const accumulator = new DomainMetricsAccumulator({ numDomains: 3 });
-        for (let part = 0; part + 1 < bounds.length; part++) {
-          const [start, end] = [bounds[part], bounds[part + 1]];
-          accumulator.add(
-            labels.slice(start, end),
-            scores.slice(start, end),
-            domainIds.slice(start, end),
-            groupIds.slice(start, end),
+      fc.property(
+        fc.array(row, { minLength: 1, maxLength: 50 }),
+        fc.array(fc.nat(50), { maxLength: 4 }),
+        (rows, cuts) => {
+          const labels = rows.map(([label]) => label);
+          const scores = rows.map(([, level]) => level / 4);
+          const domainIds = rows.map(([, , domain]) => domain);
+          const groupIds = rows.map((_, index) => index % 3);
+          const bounds = [
+            0,
+            ...cuts.map((cut) => Math.min(cut, rows.length)).sort((a, b) => a - b),
+            rows.length,
+          ];
+          const accumulator = new DomainMetricsAccumulator({ numDomains: 3 });
+          for (let part = 0; part + 1 < bounds.length; part++) {
+            const [start, end] = [bounds[part], bounds[part + 1]];
+            accumulator.add(
+              labels.slice(start, end),
+              scores.slice(start, end),
+              domainIds.slice(start, end),
+              groupIds.slice(start, end),
+            );
+          }
+          expect(accumulator.result()).toEqual(
+            evaluateByDomain({ labels, scores, domainIds, groupIds, numDomains: 3 }),
           );
-        }
-        expect(accumulator.result()).toEqual(evaluateByDomain({ labels, scores, domainIds, groupIds, numDomains: 3 }));
-      }),
+        },
+      ),
       { numRuns: 100 },
     );
   });
@@ -260,7 +274,9 @@ describe("DomainMetricsAccumulator", () => {
   it("reports empty input and resets", () => {
     const accumulator = new DomainMetricsAccumulator({ numDomains: 2 });
     expect(() => accumulator.result()).toThrow(MetricsError);
-    expect(() => accumulator.result()).toThrow("DomainMetricsAccumulator.result: empty input (no rows added)");
+    expect(() => accumulator.result()).toThrow(
+      "DomainMetricsAccumulator.result: empty input (no rows added)",
+    );
     accumulator.add([1, 0], [0.6, 0.4], [1, 1], [1, 1]);
     expect(accumulator.result().perDomain[1]!.gauc).toBe(1);
     accumulator.reset();

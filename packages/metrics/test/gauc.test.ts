@@ -18,7 +18,11 @@ describe("gauc", () => {
   });
 
   it("equals the impression-weighted mean of per-user AUC (property)", () => {
-    const row = fc.tuple(fc.integer({ min: 0, max: 1 }), fc.integer({ min: 0, max: 3 }), fc.integer({ min: -2, max: 3 }));
+    const row = fc.tuple(
+      fc.integer({ min: 0, max: 1 }),
+      fc.integer({ min: 0, max: 3 }),
+      fc.integer({ min: -2, max: 3 }),
+    );
     fc.assert(
       fc.property(fc.array(row, { minLength: 1, maxLength: 60 }), (rows) => {
         const labels = rows.map(([label]) => label);
@@ -32,7 +36,12 @@ describe("gauc", () => {
           const members = groups.flatMap((id, index) => (id === group ? [index] : []));
           const groupLabels = members.map((index) => labels[index]!);
           if (groupLabels.every((label) => label === groupLabels[0])) continue;
-          weighted += members.length * auc(groupLabels, members.map((index) => scores[index]!));
+          weighted +=
+            members.length *
+            auc(
+              groupLabels,
+              members.map((index) => scores[index]!),
+            );
           weight += members.length;
           counted++;
         }
@@ -74,7 +83,12 @@ describe("gauc", () => {
     for (const members of rowsByGroup.values()) {
       const groupLabels = members.map((index) => labels[index]!);
       if (groupLabels.every((label) => label === groupLabels[0])) continue;
-      weighted += members.length * auc(groupLabels, members.map((index) => scores[index]!));
+      weighted +=
+        members.length *
+        auc(
+          groupLabels,
+          members.map((index) => scores[index]!),
+        );
       weight += members.length;
       counted++;
     }
@@ -104,9 +118,15 @@ describe("gauc", () => {
       "gauc: labels and groupIds must have the same length, received labels.length=2 and groupIds.length=1",
     );
     check(() => gauc([0, 1], [0.1, 0.2], [1, 1.5]), "gauc: groupIds[1] must be an integer, received 1.5");
-    check(() => gauc([0, 1], [0.1, 0.2], [Number.NaN, 1]), "gauc: groupIds[0] must be an integer, received NaN");
+    check(
+      () => gauc([0, 1], [0.1, 0.2], [Number.NaN, 1]),
+      "gauc: groupIds[0] must be an integer, received NaN",
+    );
     check(() => gauc([0, -1], [0.1, 0.2], [1, 1]), "gauc: labels[1] must be 0 or 1, received -1");
-    check(() => gauc([0, 1], [Number.NaN, 0.2], [1, 1]), "gauc: scores[0] must be a number (not NaN), received NaN");
+    check(
+      () => gauc([0, 1], [Number.NaN, 0.2], [1, 1]),
+      "gauc: scores[0] must be a number (not NaN), received NaN",
+    );
     check(
       () => gauc([0, 1], [0.1, 0.2], null as unknown as number[]),
       "gauc: groupIds must be an array or typed array of numbers, received null",

@@ -18,7 +18,9 @@ export function bruteForceAuc(labels: ArrayLike<number>, scores: ArrayLike<numbe
 
 /** Mann-Whitney AUC with average ranks (an independent O(n log n) reference). */
 export function rankAuc(labels: ArrayLike<number>, scores: ArrayLike<number>): number {
-  const order = Array.from({ length: labels.length }, (_, index) => index).sort((a, b) => scores[a]! - scores[b]!);
+  const order = Array.from({ length: labels.length }, (_, index) => index).sort(
+    (a, b) => scores[a]! - scores[b]!,
+  );
   let positiveRankSum = 0;
   let positives = 0;
   let start = 0;

@@ -17,7 +17,7 @@ describe("logloss", () => {
   });
 
   it("rejects bad input naming the place and value", () => {
-    const check = (call: () => unknown, type: typeof Error, message: string) => {
+    const check = (call: () => unknown, type: new (message: string) => Error, message: string) => {
       expect(call).toThrow(type);
       expect(call).toThrow(message);
     };
@@ -27,12 +27,32 @@ describe("logloss", () => {
       MetricsError,
       "logloss: labels and scores must have the same length, received labels.length=2 and scores.length=1",
     );
-    check(() => logloss([1, 0], [0.5, 1.5]), MetricsError, "logloss: scores[1] must be a probability in [0, 1], received 1.5");
-    check(() => logloss([1], [-0.1]), MetricsError, "logloss: scores[0] must be a probability in [0, 1], received -0.1");
-    check(() => logloss([1], [Number.NaN]), MetricsError, "logloss: scores[0] must be a probability in [0, 1], received NaN");
+    check(
+      () => logloss([1, 0], [0.5, 1.5]),
+      MetricsError,
+      "logloss: scores[1] must be a probability in [0, 1], received 1.5",
+    );
+    check(
+      () => logloss([1], [-0.1]),
+      MetricsError,
+      "logloss: scores[0] must be a probability in [0, 1], received -0.1",
+    );
+    check(
+      () => logloss([1], [Number.NaN]),
+      MetricsError,
+      "logloss: scores[0] must be a probability in [0, 1], received NaN",
+    );
     check(() => logloss([2], [0.5]), MetricsError, "logloss: labels[0] must be 0 or 1, received 2");
-    check(() => logloss([1], [0.5], 0), ConfigError, "epsilon must be a finite number > 0 and <= 0.5, received 0");
-    check(() => logloss([1], [0.5], 0.7), ConfigError, "epsilon must be a finite number > 0 and <= 0.5, received 0.7");
+    check(
+      () => logloss([1], [0.5], 0),
+      ConfigError,
+      "epsilon must be a finite number > 0 and <= 0.5, received 0",
+    );
+    check(
+      () => logloss([1], [0.5], 0.7),
+      ConfigError,
+      "epsilon must be a finite number > 0 and <= 0.5, received 0.7",
+    );
   });
 });
 
@@ -50,7 +70,9 @@ describe("calibration", () => {
 
   it("rejects bad input naming the place and value", () => {
     expect(() => calibration([], [])).toThrow("calibration: empty input (0 rows)");
-    expect(() => calibration([1], [2])).toThrow("calibration: scores[0] must be a probability in [0, 1], received 2");
+    expect(() => calibration([1], [2])).toThrow(
+      "calibration: scores[0] must be a probability in [0, 1], received 2",
+    );
     expect(() => calibration([1, 0], [0.2])).toThrow(
       "calibration: labels and scores must have the same length, received labels.length=2 and scores.length=1",
     );

@@ -30,7 +30,7 @@ export function entropy(probabilities: readonly number[] | Float64Array | Float3
   if (probabilities.length === 0) {
     throw new ConfigError("probabilities must not be empty, received an array of length 0");
   }
-  let total = 0;
+  let maximum = 0;
   for (let index = 0; index < probabilities.length; index++) {
     const value = probabilities[index]!;
     if (!(Number.isFinite(value) && value >= 0)) {
@@ -38,29 +38,32 @@ export function entropy(probabilities: readonly number[] | Float64Array | Float3
         `probabilities[${index}] must be a finite number >= 0, received ${formatValue(value)}`,
       );
     }
-    total += value;
+    if (value > maximum) maximum = value;
   }
-  if (total <= 0) {
+  if (maximum === 0) {
     throw new ConfigError(
       `probabilities must have a positive sum, received all zeros (length ${probabilities.length})`,
     );
   }
+  // Scaling by the largest entry keeps the sum finite for masses near Number.MAX_VALUE.
+  let total = 0;
+  for (let index = 0; index < probabilities.length; index++) total += probabilities[index]! / maximum;
   let result = 0;
   for (let index = 0; index < probabilities.length; index++) {
-    const value = probabilities[index]!;
-    if (value > 0) {
-      const probability = value / total;
-      result -= probability * Math.log(probability);
-    }
+    const probability = probabilities[index]! / maximum / total;
+    // A subnormal mass can underflow to 0 here; skipping it avoids 0 * log(0) = NaN.
+    if (probability > 0) result -= probability * Math.log(probability);
   }
   // Rounding can leave -1e-17 for a point mass; entropy is never negative.
   return Math.max(0, result);
 }
 
 interface TableMarginals {
-  rowTotals: Float64Array;
-  columnTotals: Float64Array;
-  total: number;
+  /** The largest entry; every other quantity is in units of it so sums cannot overflow. */
+  maximum: number;
+  rowTotals: Float64Array; // [rows], scaled by 1 / maximum
+  columnTotals: Float64Array; // [columns], scaled by 1 / maximum
+  total: number; // scaled by 1 / maximum
 }
 
 function tableMarginals(table: readonly (readonly number[])[]): TableMarginals {
@@ -78,9 +81,7 @@ function tableMarginals(table: readonly (readonly number[])[]): TableMarginals {
   if (numColumns === 0) {
     throw new ConfigError("table must have at least one column, received rows of length 0");
   }
-  const rowTotals = new Float64Array(table.length);
-  const columnTotals = new Float64Array(numColumns);
-  let total = 0;
+  let maximum = 0;
   for (let row = 0; row < table.length; row++) {
     const values = table[row];
     if (!isNumberArray(values)) {
@@ -98,43 +99,52 @@ function tableMarginals(table: readonly (readonly number[])[]): TableMarginals {
           `table[${row}][${column}] (row ${row}, column ${column}) must be a finite number >= 0, received ${formatValue(value)}`,
         );
       }
+      if (value > maximum) maximum = value;
+    }
+  }
+  if (maximum === 0) {
+    throw new ConfigError(
+      `table must have a positive total mass, received all zeros (${table.length} x ${numColumns})`,
+    );
+  }
+  const rowTotals = new Float64Array(table.length);
+  const columnTotals = new Float64Array(numColumns);
+  let total = 0;
+  for (let row = 0; row < table.length; row++) {
+    const values = table[row]!;
+    for (let column = 0; column < numColumns; column++) {
+      const value = values[column]! / maximum;
       rowTotals[row]! += value;
       columnTotals[column]! += value;
       total += value;
     }
   }
-  if (total <= 0) {
-    throw new ConfigError(
-      `table must have a positive total mass, received all zeros (${table.length} x ${numColumns})`,
-    );
-  }
-  return { rowTotals, columnTotals, total };
+  return { maximum, rowTotals, columnTotals, total };
 }
 
 function entropyOfTotals(totals: Float64Array, total: number): number {
   let result = 0;
   for (const value of totals) {
-    if (value > 0) {
-      const probability = value / total;
-      result -= probability * Math.log(probability);
-    }
+    const probability = value / total;
+    if (probability > 0) result -= probability * Math.log(probability);
   }
   return Math.max(0, result);
 }
 
 function mutualInformationOfTable(
   table: readonly (readonly number[])[],
-  { rowTotals, columnTotals, total }: TableMarginals,
+  { maximum, rowTotals, columnTotals, total }: TableMarginals,
 ): number {
+  // Logs of the marginal probabilities; a zero-mass row or column is never read.
+  const logRow = Array.from(rowTotals, (value) => Math.log(value / total)); // [rows]
+  const logColumn = Array.from(columnTotals, (value) => Math.log(value / total)); // [columns]
   let result = 0;
   for (let row = 0; row < table.length; row++) {
     const values = table[row]!;
     for (let column = 0; column < columnTotals.length; column++) {
-      const value = values[column]!;
+      const joint = values[column]! / maximum / total;
       // Zero cells contribute 0 log 0 = 0, which also drops rows/columns of zero mass.
-      if (value > 0) {
-        result += (value / total) * Math.log((value * total) / (rowTotals[row]! * columnTotals[column]!));
-      }
+      if (joint > 0) result += joint * (Math.log(joint) - logRow[row]! - logColumn[column]!);
     }
   }
   // I(R;C) >= 0; rounding can leave a tiny negative value for an independent table.

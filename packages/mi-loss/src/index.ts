@@ -1,1 +1,11 @@
 export { entropy, mutualInformationFromCounts } from "./discrete.js";
+export {
+  type DomainExpertEntropies,
+  domainExpertEntropies,
+  domainExpertMutualInformation,
+} from "./mutual-information.js";
+export {
+  type MutualInformationLossArgs,
+  MutualInformationLoss,
+  type MutualInformationLossOutput,
+} from "./mutual-information-loss.js";

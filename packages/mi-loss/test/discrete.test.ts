@@ -31,6 +31,12 @@ describe("entropy", () => {
     );
   });
 
+  it("stays finite for subnormal and huge masses", () => {
+    expect(entropy([5e-324, 2, 0])).toBeCloseTo(0, 12);
+    expect(entropy([Number.MAX_VALUE, Number.MAX_VALUE])).toBeCloseTo(Math.LN2, 12);
+    expect(entropy([5e-324, 5e-324])).toBeCloseTo(Math.LN2, 12);
+  });
+
   it("rejects invalid entries naming the index and value", () => {
     expect(() => entropy([0.5, -0.1, 0.6])).toThrow(ConfigError);
     expect(() => entropy([0.5, -0.1, 0.6])).toThrow(
@@ -137,6 +143,44 @@ describe("mutualInformationFromCounts", () => {
         const expected = entropy(columnTotals) - conditional;
         return Math.abs(mutualInformationFromCounts(rows) - Math.max(0, expected)) < 1e-12;
       }),
+    );
+  });
+
+  it("stays finite and within [0, log min(R, C)] for subnormal and huge masses", () => {
+    expect(
+      mutualInformationFromCounts([
+        [Number.MAX_VALUE, 0],
+        [0, Number.MAX_VALUE],
+      ]),
+    ).toBeCloseTo(Math.LN2, 12);
+    expect(
+      mutualInformationFromCounts([
+        [5e-324, 0],
+        [0, 5e-324],
+      ]),
+    ).toBeCloseTo(Math.LN2, 12);
+    expect(mutualInformationFromCounts([[5e-324]])).toBe(0);
+    const mass = fc.oneof(
+      fc.constant(0),
+      fc.constant(5e-324),
+      fc.constant(Number.MAX_VALUE),
+      fc.double({ min: 0, max: 1e6, noNaN: true }),
+    );
+    fc.assert(
+      fc.property(
+        fc.array(fc.array(mass, { minLength: 2, maxLength: 2 }), { minLength: 1, maxLength: 4 }),
+        (rows) => {
+          fc.pre(rows.flat().some((value) => value > 0));
+          const information = mutualInformationFromCounts(rows);
+          const normalized = normalizedMutualInformation(rows);
+          return (
+            information >= 0 &&
+            information <= Math.log(Math.min(rows.length, 2)) + 1e-12 &&
+            normalized >= 0 &&
+            normalized <= 1
+          );
+        },
+      ),
     );
   });
 

@@ -33,6 +33,8 @@ export {
   type ModelFactory,
   type ModelInfo,
   type ModelOptionsByName,
+  type ModelPresets,
+  modelPreset,
   type OptionsFor,
   type RegisterModelOptions,
   registerModel,

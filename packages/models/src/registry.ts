@@ -4,18 +4,29 @@ import type { BaseModelOptions, MultiDomainModel } from "./model.js";
 /** Builds a model from its options. Receives the caller's options unchanged. */
 export type ModelFactory = (options: BaseModelOptions & Record<string, unknown>) => MultiDomainModel;
 
+/** Named option sets of a model (merged under the caller's options), e.g. `tiny`. */
+export type ModelPresets = Record<string, Record<string, unknown>>;
+
 /** What the registry knows about a model. */
 export interface ModelInfo {
   /** Registry name, e.g. `"mmoe"`. */
   name: string;
   /** One line for `mdrec` listings. */
   description: string;
+  /** Named option sets; every model has `tiny` (sizes for tests that run in seconds). */
+  presets: ModelPresets;
 }
 
 /** Options of {@link registerModel}. */
 export interface RegisterModelOptions {
   /** One line for `mdrec` listings. */
   description: string;
+  /**
+   * Named option sets without the data-dependent base options, e.g.
+   * `{ tiny: { expertUnits: [8] } }`. A `tiny` preset (a model that trains in seconds on a few
+   * thousand rows) is expected: the parametrised model tests use it. Defaults to `{ tiny: {} }`.
+   */
+  presets?: ModelPresets;
   /** Replace an existing registration of the same name instead of refusing. Defaults to false. */
   replace?: boolean;
 }
@@ -34,7 +45,13 @@ export type OptionsFor<Name extends string> = Name extends keyof ModelOptionsByN
   : BaseModelOptions & Record<string, unknown>;
 
 const NAME_PATTERN = /^[a-z][a-z0-9-]*$/;
-const registry = new Map<string, { factory: ModelFactory; description: string }>();
+interface Registration {
+  factory: ModelFactory;
+  description: string;
+  presets: ModelPresets;
+}
+
+const registry = new Map<string, Registration>();
 
 function knownNames(): string {
   return [...registry.keys()].map((name) => JSON.stringify(name)).join(", ");
@@ -64,7 +81,15 @@ export function registerModel(name: string, factory: ModelFactory, options: Regi
   if (registry.has(name) && options.replace !== true) {
     throw new ConfigError(`Model "${name}" is already registered (pass { replace: true } to replace it)`);
   }
-  registry.set(name, { factory, description: options.description });
+  const presets = structuredClone(options.presets ?? { tiny: {} });
+  for (const [preset, values] of Object.entries(presets)) {
+    if (values == null || typeof values !== "object" || Array.isArray(values)) {
+      throw new ConfigError(
+        `registerModel("${name}") preset "${preset}" must be an options object, received ${JSON.stringify(values)}`,
+      );
+    }
+  }
+  registry.set(name, { factory, description: options.description, presets });
 }
 
 /** Registry names in registration order. */
@@ -72,7 +97,7 @@ export function listModels(): string[] {
   return [...registry.keys()];
 }
 
-function lookup(name: string): { factory: ModelFactory; description: string } {
+function lookup(name: string): Registration {
   const entry = typeof name === "string" ? registry.get(name) : undefined;
   if (entry === undefined) {
     const suggestion = typeof name === "string" ? nearestKey(name, [...registry.keys()]) : undefined;
@@ -82,9 +107,28 @@ function lookup(name: string): { factory: ModelFactory; description: string } {
   return entry;
 }
 
-/** Name and description of a registered model. Unknown names throw like {@link createModel}. */
+/** Name, description and presets of a registered model. Unknown names throw like {@link createModel}. */
 export function getModelInfo(name: string): ModelInfo {
-  return { name, description: lookup(name).description };
+  const { description, presets } = lookup(name);
+  return { name, description, presets: structuredClone(presets) };
+}
+
+/**
+ * A registered preset of a model, to spread under the data-dependent options:
+ * `createModel("star", { ...modelPreset("star", "tiny"), features, numDomains })`.
+ * Unknown presets throw a `ConfigError` listing the model's presets.
+ */
+export function modelPreset(name: string, preset: string): Record<string, unknown> {
+  const { presets } = lookup(name);
+  const values = presets[preset];
+  if (values === undefined) {
+    throw new ConfigError(
+      `Model "${name}" has no preset ${JSON.stringify(preset)}; its presets: ${Object.keys(presets)
+        .map((key) => JSON.stringify(key))
+        .join(", ")}`,
+    );
+  }
+  return structuredClone(values);
 }
 
 /**

@@ -2,7 +2,7 @@
 // registers it) must train, reproduce, not leak, and round-trip.
 import { DataError, disposeBatch, setGlobalSeed } from "@mdrec/core";
 import { takeRows } from "@mdrec/data-loaders";
-import { createModel, listModels, loadModel, type MultiDomainModel } from "@mdrec/models";
+import { createModel, listModels, loadModel, modelPreset, type MultiDomainModel } from "@mdrec/models";
 import * as tf from "@tensorflow/tfjs-core";
 import { afterAll, describe, expect, it } from "vitest";
 import { temporaryDirectory } from "./support.js";
@@ -17,7 +17,7 @@ const smallTrain = takeRows(train, Int32Array.from({ length: 1024 }, (_, index) 
 const options = { features: data.features, numDomains: data.numDomains, embeddingDim: 8 };
 
 function create(name: string, seed = 3, extra: Record<string, unknown> = {}): MultiDomainModel {
-  return createModel(name, { ...options, seed, ...extra });
+  return createModel(name, { ...modelPreset(name, "tiny"), ...options, seed, ...extra });
 }
 
 const names = listModels();

@@ -141,9 +141,8 @@ export class TinyModel implements MultiDomainModel {
   }
 
   dispose(): void {
-    // The head is built without `apply`, so tfjs's Layer.dispose would refuse it.
-    for (const weight of this.head.weights) weight.dispose();
-    this.embedding.dispose();
+    // Built without `apply`, so tfjs's Layer.dispose could refuse them; no boundary tensors to free.
+    for (const weight of [...this.embedding.weights, ...this.head.weights]) weight.dispose();
   }
 }
 

@@ -88,8 +88,8 @@ export function lossCurveChart(results: RunResults): ReportChart {
     caption: "Solid: mean training loss (binary cross-entropy, auxiliary losses excluded) over the epoch. Dashed: validation logloss after the epoch.",
     spec: {
       $schema: "https://vega.github.io/schema/vega-lite/v6.json",
-      width: 420,
-      height: 240,
+      width: 340,
+      height: 220,
       data: { values },
       mark: { type: "line", point: true, tooltip: true },
       encoding: {
@@ -117,8 +117,8 @@ export function aucCurveChart(results: RunResults): ReportChart {
     caption: "AUC on the validation split after each epoch.",
     spec: {
       $schema: "https://vega.github.io/schema/vega-lite/v6.json",
-      width: 420,
-      height: 240,
+      width: 340,
+      height: 220,
       data: { values },
       mark: { type: "line", point: true, tooltip: true },
       encoding: {
@@ -146,8 +146,8 @@ export function mutualInformationChart(results: RunResults): ReportChart | undef
       "I(D; E) in nats between a row's domain and the expert its first gate chooses, measured on the validation split after each epoch. Higher: domains use more distinct experts.",
     spec: {
       $schema: "https://vega.github.io/schema/vega-lite/v6.json",
-      width: 420,
-      height: 240,
+      width: 340,
+      height: 220,
       data: { values },
       mark: { type: "line", point: true, tooltip: true },
       encoding: {

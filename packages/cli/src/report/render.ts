@@ -44,7 +44,7 @@ th, td { padding: 6px 10px; border-bottom: 1px solid var(--line); text-align: ri
 th:first-child, td:first-child { text-align: left; }
 thead th { background: #f0f2f6; font-weight: 600; position: sticky; top: 0; }
 td.best { background: var(--best); font-weight: 600; }
-td small { display: block; color: var(--muted); font-size: 11px; }
+td small, th small { display: block; color: var(--muted); font-size: 11px; font-weight: 400; }
 .charts { display: flex; flex-wrap: wrap; gap: 16px; }
 figure { margin: 0; background: white; border: 1px solid var(--line); border-radius: 8px; padding: 12px; max-width: 100%; overflow-x: auto; }
 figure h3 { font-size: 14px; margin: 0 0 6px; }

@@ -16,7 +16,9 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array): 
   try {
     await mkdir(directory, { recursive: true });
   } catch (error) {
-    throw new CheckpointError(`Cannot create directory ${directory}: ${(error as Error).message}`, { cause: error });
+    throw new CheckpointError(`Cannot create directory ${directory}: ${(error as Error).message}`, {
+      cause: error,
+    });
   }
   const temporary = join(directory, `.${randomBytes(6).toString("hex")}.tmp`);
   try {

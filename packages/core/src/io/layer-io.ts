@@ -26,7 +26,10 @@ export interface SavedLayerTopology {
 export async function encodeVariables(
   variables: readonly { name: string; read(): tf.Tensor }[],
 ): Promise<{ data: ArrayBuffer; specs: tf.io.WeightsManifestEntry[] }> {
-  const named = variables.map((variable, index) => ({ name: `${index}:${variable.name}`, tensor: variable.read() }));
+  const named = variables.map((variable, index) => ({
+    name: `${index}:${variable.name}`,
+    tensor: variable.read(),
+  }));
   return tf.io.encodeWeights(named);
 }
 
@@ -58,7 +61,10 @@ export function assignVariables(
     const variable = variables[index]!;
     const value = values[spec.name];
     const weight = `${where}: weight ${index} "${spec.name}"`;
-    if (value === undefined) return fail(`${weight} is listed in the manifest but has no data`);
+    if (value === undefined) {
+      fail(`${weight} is listed in the manifest but has no data`);
+      return;
+    }
     if (variable.dtype !== undefined && value.dtype !== variable.dtype) {
       fail(`${weight} has dtype ${value.dtype} but the model's "${variable.name}" has ${variable.dtype}`);
     }
@@ -89,10 +95,17 @@ export async function saveLayer(
 ): Promise<void> {
   const shape = (layer as unknown as BuildShapeAware).builtInputShape;
   if (!layer.built || shape == null) {
-    throw new CheckpointError(`Cannot save layer "${layer.name}": it has not been built (call it once first)`);
+    throw new CheckpointError(
+      `Cannot save layer "${layer.name}": it has not been built (call it once first)`,
+    );
   }
   const className = (layer.constructor as unknown as { className: string }).className;
-  const topology: SavedLayerTopology = { format: "mdrec-layer", className, config: layer.getConfig(), inputShape: shape };
+  const topology: SavedLayerTopology = {
+    format: "mdrec-layer",
+    className,
+    config: layer.getConfig(),
+    inputShape: shape,
+  };
   if (metadata) topology.metadata = metadata;
   const { data, specs } = await encodeVariables(layer.weights);
   await nodeFileSystem(directory).save!({
@@ -114,7 +127,9 @@ export async function loadLayer<T extends layers.Layer>(directory: string): Prom
   const artifacts = await nodeFileSystem(directory).load!();
   const topology = artifacts.modelTopology as SavedLayerTopology | undefined;
   if (topology?.format !== "mdrec-layer") {
-    throw new CheckpointError(`${directory}/model.json is not an mdrec layer (format ${JSON.stringify(topology?.format)})`);
+    throw new CheckpointError(
+      `${directory}/model.json is not an mdrec layer (format ${JSON.stringify(topology?.format)})`,
+    );
   }
   const entry = serialization.SerializationMap.getMap().classNameMap[topology.className];
   if (!entry) {

@@ -45,7 +45,8 @@ function expectedBytes(specs: readonly tf.io.WeightsManifestEntry[]): number | u
     if (spec.dtype === "string") return undefined;
     const size = spec.shape.reduce((product, dimension) => product * dimension, 1);
     const quantized = spec.quantization?.dtype;
-    total += size * (quantized ? BYTES_PER_QUANTIZED_ELEMENT[quantized]! : (BYTES_PER_ELEMENT[spec.dtype] ?? 4));
+    total +=
+      size * (quantized ? BYTES_PER_QUANTIZED_ELEMENT[quantized]! : (BYTES_PER_ELEMENT[spec.dtype] ?? 4));
   }
   return total;
 }
@@ -72,12 +73,16 @@ function isRelativeInside(path: string): boolean {
  */
 export function nodeFileSystem(directory: string): tf.io.IOHandler {
   if (typeof directory !== "string" || directory.length === 0) {
-    throw new CheckpointError(`nodeFileSystem directory must be a non-empty path, received ${String(directory)}`);
+    throw new CheckpointError(
+      `nodeFileSystem directory must be a non-empty path, received ${String(directory)}`,
+    );
   }
   return {
     async save(artifacts: tf.io.ModelArtifacts): Promise<tf.io.SaveResult> {
       if (artifacts.modelTopology instanceof ArrayBuffer) {
-        throw new CheckpointError(`nodeFileSystem(${directory}) saves JSON topologies only, received binary topology`);
+        throw new CheckpointError(
+          `nodeFileSystem(${directory}) saves JSON topologies only, received binary topology`,
+        );
       }
       const weightsFile = `weights-${randomBytes(6).toString("hex")}.bin`;
       const weights = toUint8Array(artifacts.weightData as ArrayBuffer | ArrayBuffer[] | undefined);
@@ -90,7 +95,8 @@ export function nodeFileSystem(directory: string): tf.io.IOHandler {
       };
       if (artifacts.trainingConfig !== undefined) modelJson.trainingConfig = artifacts.trainingConfig;
       if (artifacts.signature !== undefined) modelJson.signature = artifacts.signature;
-      if (artifacts.userDefinedMetadata !== undefined) modelJson.userDefinedMetadata = artifacts.userDefinedMetadata;
+      if (artifacts.userDefinedMetadata !== undefined)
+        modelJson.userDefinedMetadata = artifacts.userDefinedMetadata;
       if (artifacts.modelInitializer !== undefined) modelJson.modelInitializer = artifacts.modelInitializer;
       if (artifacts.initializerSignature !== undefined) {
         modelJson.initializerSignature = artifacts.initializerSignature;
@@ -155,7 +161,9 @@ async function loadOnce(directory: string): Promise<tf.io.ModelArtifacts> {
   try {
     modelJson = JSON.parse(text);
   } catch (error) {
-    throw new CheckpointError(`${modelPath} is not valid JSON: ${(error as Error).message}`, { cause: error });
+    throw new CheckpointError(`${modelPath} is not valid JSON: ${(error as Error).message}`, {
+      cause: error,
+    });
   }
   if (modelJson === null || typeof modelJson !== "object" || Array.isArray(modelJson)) {
     throw new CheckpointError(`${modelPath} must hold a JSON object, received ${text.slice(0, 80)}`);
@@ -168,7 +176,9 @@ async function loadOnce(directory: string): Promise<tf.io.ModelArtifacts> {
   }
   for (const [index, group] of manifest.entries()) {
     if (!Array.isArray(group?.paths) || !Array.isArray(group?.weights)) {
-      throw new CheckpointError(`${modelPath}: weightsManifest[${index}] must have arrays "paths" and "weights"`);
+      throw new CheckpointError(
+        `${modelPath}: weightsManifest[${index}] must have arrays "paths" and "weights"`,
+      );
     }
     specs.push(...group.weights);
     for (const path of group.paths) {
@@ -210,7 +220,8 @@ async function loadOnce(directory: string): Promise<tf.io.ModelArtifacts> {
   if (modelJson.convertedBy != null) artifacts.convertedBy = modelJson.convertedBy;
   if (modelJson.trainingConfig !== undefined) artifacts.trainingConfig = modelJson.trainingConfig;
   if (modelJson.signature !== undefined) artifacts.signature = modelJson.signature;
-  if (modelJson.userDefinedMetadata !== undefined) artifacts.userDefinedMetadata = modelJson.userDefinedMetadata;
+  if (modelJson.userDefinedMetadata !== undefined)
+    artifacts.userDefinedMetadata = modelJson.userDefinedMetadata;
   if (modelJson.modelInitializer !== undefined) artifacts.modelInitializer = modelJson.modelInitializer;
   if (modelJson.initializerSignature !== undefined) {
     artifacts.initializerSignature = modelJson.initializerSignature;

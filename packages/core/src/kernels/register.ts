@@ -54,7 +54,9 @@ function backendOf(backend: unknown): WasmBackend | null {
 
 function assertBackendName(where: string, backendName: unknown): asserts backendName is string {
   if (typeof backendName !== "string" || backendName.length === 0) {
-    throw new ConfigError(`${where} backendName must be a non-empty string, received ${JSON.stringify(backendName)}`);
+    throw new ConfigError(
+      `${where} backendName must be a non-empty string, received ${JSON.stringify(backendName)}`,
+    );
   }
 }
 
@@ -82,14 +84,21 @@ function assertBackendName(where: string, backendName: unknown): asserts backend
  * import "@tensorflow/tfjs-backend-wasm";
  * registerFastKernels("wasm"); // ["BatchMatMul", "_FusedMatMul", "Identity", "Sum"]
  */
-export function registerFastKernels(backendName = "wasm", options: RegisterFastKernelsOptions = {}): string[] {
+export function registerFastKernels(
+  backendName = "wasm",
+  options: RegisterFastKernelsOptions = {},
+): string[] {
   assertBackendName("registerFastKernels", backendName);
   assertKnownKeys("registerFastKernels options", options ?? {}, ["kernels"]);
   const wanted = options.kernels ?? FAST_WASM_KERNELS;
   if (!Array.isArray(wanted)) {
-    throw new ConfigError(`registerFastKernels options.kernels must be an array, received ${JSON.stringify(wanted)}`);
+    throw new ConfigError(
+      `registerFastKernels options.kernels must be an array, received ${JSON.stringify(wanted)}`,
+    );
   }
-  wanted.forEach((name, index) => assertOneOf(`registerFastKernels options.kernels[${index}]`, name, FAST_WASM_KERNELS));
+  wanted.forEach((name, index) =>
+    assertOneOf(`registerFastKernels options.kernels[${index}]`, name, FAST_WASM_KERNELS),
+  );
   if (backendName !== "wasm") return [];
   if (getKernel("BatchMatMul", backendName) === undefined) {
     throw new BackendError(

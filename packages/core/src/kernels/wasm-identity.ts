@@ -9,7 +9,10 @@ import type { WasmBackend } from "./wasm-heap.js";
  * each whole embedding table on every training step. Safe because no wasm kernel writes into
  * its inputs.
  */
-export function createIdentity(stock: KernelFunc, backendOf: (backend: unknown) => WasmBackend | null): KernelFunc {
+export function createIdentity(
+  stock: KernelFunc,
+  backendOf: (backend: unknown) => WasmBackend | null,
+): KernelFunc {
   return (args) => {
     const backend = backendOf(args.backend);
     const { x } = args.inputs as { x: tf.TensorInfo };

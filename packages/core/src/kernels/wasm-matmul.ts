@@ -124,7 +124,9 @@ export function matMulWithoutTransposes(
   const n = transposeB ? bRows : bCols;
   const directCost = (transposeA ? transposeCost(a.shape) : 0) + (transposeB ? transposeCost(b.shape) : 0);
   const swappedCost =
-    (transposeA ? 0 : transposeCost(a.shape)) + (transposeB ? 0 : transposeCost(b.shape)) + transposeCost([batch, m, n]);
+    (transposeA ? 0 : transposeCost(a.shape)) +
+    (transposeB ? 0 : transposeCost(b.shape)) +
+    transposeCost([batch, m, n]);
   const temporaries: tf.TensorInfo[] = [];
   const plainOf = (operand: tf.TensorInfo, transpose: boolean): tf.TensorInfo => {
     if (!transpose) return operand;
@@ -168,13 +170,20 @@ function batchedShapes(
   const [batchB] = right.batched;
   if (batchA === batchB) {
     const sameOuter =
-      left.outer.length === right.outer.length && left.outer.every((size, index) => size === right.outer[index]);
+      left.outer.length === right.outer.length &&
+      left.outer.every((size, index) => size === right.outer[index]);
     // Equal sizes from different outer shapes would need real broadcasting: leave it to stock.
     if (!sameOuter && batchA !== 1) return null;
-    return { a: left.batched, b: right.batched, outer: left.outer.length >= right.outer.length ? left.outer : right.outer };
+    return {
+      a: left.batched,
+      b: right.batched,
+      outer: left.outer.length >= right.outer.length ? left.outer : right.outer,
+    };
   }
-  if (batchA === 1 && left.outer.length <= right.outer.length) return { a: left.batched, b: right.batched, outer: right.outer };
-  if (batchB === 1 && right.outer.length <= left.outer.length) return { a: left.batched, b: right.batched, outer: left.outer };
+  if (batchA === 1 && left.outer.length <= right.outer.length)
+    return { a: left.batched, b: right.batched, outer: right.outer };
+  if (batchB === 1 && right.outer.length <= left.outer.length)
+    return { a: left.batched, b: right.batched, outer: left.outer };
   return null;
 }
 
@@ -184,7 +193,10 @@ function batchedShapes(
  * scalar loop. Cases it does not cover (non-float32, broadcasting over several outer dims)
  * run the stock kernel.
  */
-export function createBatchMatMul(stock: KernelFunc, backendOf: (backend: unknown) => WasmBackend | null): KernelFunc {
+export function createBatchMatMul(
+  stock: KernelFunc,
+  backendOf: (backend: unknown) => WasmBackend | null,
+): KernelFunc {
   return (args) => {
     const backend = backendOf(args.backend);
     const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
@@ -220,7 +232,11 @@ function runWasmKernel(
 ): tf.TensorInfo {
   const kernel = getKernel(kernelName, "wasm");
   if (kernel === undefined) throw new Error(`wasm kernel ${kernelName} is not registered`);
-  return kernel.kernelFunc({ inputs, attrs, backend: backend as unknown as tf.KernelBackend }) as tf.TensorInfo;
+  return kernel.kernelFunc({
+    inputs,
+    attrs,
+    backend: backend as unknown as tf.KernelBackend,
+  }) as tf.TensorInfo;
 }
 
 /**
@@ -229,7 +245,10 @@ function runWasmKernel(
  * `row * cols + col` instead of `col`). Only the XNNPACK case runs fused here; every other case
  * is {@link matMulWithoutTransposes} followed by the `Add` and activation kernels.
  */
-export function createFusedMatMul(stock: KernelFunc, backendOf: (backend: unknown) => WasmBackend | null): KernelFunc {
+export function createFusedMatMul(
+  stock: KernelFunc,
+  backendOf: (backend: unknown) => WasmBackend | null,
+): KernelFunc {
   return (args) => {
     const backend = backendOf(args.backend);
     const { a, b, bias, preluActivationWeights } = args.inputs as {
@@ -247,8 +266,14 @@ export function createFusedMatMul(stock: KernelFunc, backendOf: (backend: unknow
     const shapes = backend === null ? null : batchedShapes(a, b);
     const activationKernel = activation === "linear" ? null : ACTIVATION_KERNELS[activation];
     const stockIsCorrect =
-      !transposeA && !transposeB && shapes !== null && shapes.a[0] === 1 && shapes.b[0] === 1 && (bias?.shape.length ?? 1) === 1;
-    if (backend === null || shapes === null || activationKernel === undefined || stockIsCorrect) return stock(args);
+      !transposeA &&
+      !transposeB &&
+      shapes !== null &&
+      shapes.a[0] === 1 &&
+      shapes.b[0] === 1 &&
+      (bias?.shape.length ?? 1) === 1;
+    if (backend === null || shapes === null || activationKernel === undefined || stockIsCorrect)
+      return stock(args);
     const product = matMulWithoutTransposes(
       backend,
       { dataId: a.dataId, shape: shapes.a, dtype: a.dtype },

@@ -1,36 +1,46 @@
 import type * as tf from "@tensorflow/tfjs-core";
 import { backend_util, type KernelFunc, util } from "@tensorflow/tfjs-core";
-import { matMulWithoutTransposes } from "./wasm-matmul.js";
-import { disposeView, heapFloat32, makeView, sizeOf, type WasmBackend } from "./wasm-heap.js";
-
-/** Below this many elements the stock transpose-then-reduce is as fast as a GEMM call. */
-const MIN_ELEMENTS = 4096;
+import { heapFloat32, sizeOf, type WasmBackend } from "./wasm-heap.js";
 
 /**
- * Override of the wasm `Sum` kernel for sums over leading axes (the bias gradient
- * `sum(dy, axis 0)` of every dense layer). The stock kernel transposes the reduced axes to the
- * end first; here the sum is `ones[1, rows] @ x[rows, cols]`, one XNNPACK GEMM over the data
- * as it lies. Other axes, other dtypes and small inputs run the stock kernel.
+ * Override of the wasm `Sum` kernel for float32 sums over a block of consecutive axes that
+ * does not end the shape, e.g. the bias gradients `sum(dy, 0)` of `[B, units]` and
+ * `sum(dy, 1)` of `[experts, B, units]`. The stock kernel first transposes the reduced axes to
+ * the end (its Transpose moves ~70M floats/s); here one pass reads the data as it lies and
+ * accumulates `[outer, inner]` sums in float64. Other reductions run the stock kernel.
  */
-export function createSum(stock: KernelFunc, backendOf: (backend: unknown) => WasmBackend | null): KernelFunc {
+export function createSum(
+  stock: KernelFunc,
+  backendOf: (backend: unknown) => WasmBackend | null,
+): KernelFunc {
   return (args) => {
     const backend = backendOf(args.backend);
     const { x } = args.inputs as { x: tf.TensorInfo };
     const { axis, keepDims } = args.attrs as { axis: number | number[]; keepDims: boolean };
-    if (backend === null || x.dtype !== "float32" || sizeOf(x.shape) < MIN_ELEMENTS) return stock(args);
+    if (backend === null || x.dtype !== "float32" || sizeOf(x.shape) === 0) return stock(args);
     const axes = [...new Set(util.parseAxisParam(axis, x.shape))].sort((left, right) => left - right);
-    const leading = axes.length > 0 && axes.length < x.shape.length && axes.every((value, index) => value === index);
-    if (!leading) return stock(args);
-    const rows = sizeOf(x.shape.slice(0, axes.length));
-    const cols = sizeOf(x.shape.slice(axes.length));
-    const ones = backend.makeOutput([1, 1, rows], "float32");
-    heapFloat32(backend, ones, rows).fill(1);
-    // A view gives the data a fresh id, so XNNPACK's weight cache (keyed by id) drops it at once.
-    const data = makeView(backend, x, 0, [1, rows, cols]);
-    const total = matMulWithoutTransposes(backend, ones, data, false, false); // [1, 1, cols]
-    disposeView(backend, data);
-    backend.disposeData(ones.dataId);
-    const outShape = keepDims ? backend_util.expandShapeToKeepDim(x.shape.slice(axes.length), axes) : x.shape.slice(axes.length);
-    return { dataId: total.dataId, shape: outShape, dtype: "float32" };
+    const first = axes[0];
+    const last = axes[axes.length - 1];
+    const consecutive = first !== undefined && last !== undefined && last - first + 1 === axes.length;
+    if (!consecutive || last === x.shape.length - 1) return stock(args);
+    const outer = sizeOf(x.shape.slice(0, first));
+    const reduced = sizeOf(x.shape.slice(first, last + 1));
+    const inner = sizeOf(x.shape.slice(last + 1));
+    const keptShape = [...x.shape.slice(0, first), ...x.shape.slice(last + 1)];
+    const out = backend.makeOutput(keptShape, "float32");
+    const source = heapFloat32(backend, x, outer * reduced * inner);
+    const target = heapFloat32(backend, out, outer * inner);
+    const totals = new Float64Array(inner);
+    for (let block = 0; block < outer; block++) {
+      totals.fill(0);
+      let offset = block * reduced * inner;
+      for (let row = 0; row < reduced; row++) {
+        for (let column = 0; column < inner; column++) totals[column]! += source[offset + column]!;
+        offset += inner;
+      }
+      target.set(totals, block * inner);
+    }
+    const outShape = keepDims ? backend_util.expandShapeToKeepDim(keptShape, axes) : keptShape;
+    return { dataId: out.dataId, shape: outShape, dtype: "float32" };
   };
 }

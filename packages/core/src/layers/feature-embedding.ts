@@ -33,10 +33,20 @@ export interface FeatureEmbeddingArgs {
 }
 
 function copySpec(spec: FeatureSpec): FeatureSpec {
-  return spec.kind === "numeric" && spec.boundaries ? { ...spec, boundaries: [...spec.boundaries] } : { ...spec };
+  return spec.kind === "numeric" && spec.boundaries
+    ? { ...spec, boundaries: [...spec.boundaries] }
+    : { ...spec };
 }
 
-const FEATURE_EMBEDDING_KEYS = ["features", "embeddingDim", "initScale", "validateIds", "seed", "name", "trainable"];
+const FEATURE_EMBEDDING_KEYS = [
+  "features",
+  "embeddingDim",
+  "initScale",
+  "validateIds",
+  "seed",
+  "name",
+  "trainable",
+];
 
 /**
  * Turns a batch's feature columns into one dense input `[B, outputDim]`: each categorical field
@@ -79,7 +89,9 @@ export class FeatureEmbedding extends layers.Layer {
     assertNumber("FeatureEmbedding initScale", initScale, { min: 0, exclusiveMin: true });
     const validateIds = args.validateIds ?? true;
     if (typeof validateIds !== "boolean") {
-      throw new ConfigError(`FeatureEmbedding validateIds must be a boolean, received ${formatValue(validateIds)}`);
+      throw new ConfigError(
+        `FeatureEmbedding validateIds must be a boolean, received ${formatValue(validateIds)}`,
+      );
     }
     const seed = args.seed ?? nextSeed();
     assertInteger("FeatureEmbedding seed", seed, 0, Number.MAX_SAFE_INTEGER);
@@ -159,7 +171,9 @@ export class FeatureEmbedding extends layers.Layer {
    */
   embed(features: Record<string, tf.Tensor1D>): tf.Tensor2D {
     if (features === null || typeof features !== "object") {
-      throw new DataError(`${this.name}: features must be a record of [B] tensors, received ${formatValue(features)}`);
+      throw new DataError(
+        `${this.name}: features must be a record of [B] tensors, received ${formatValue(features)}`,
+      );
     }
     let rows: number | undefined;
     let firstName = "";
@@ -195,7 +209,8 @@ export class FeatureEmbedding extends layers.Layer {
       tf.concat(
         this.features.map((spec, index) => {
           const column = columns[index]!;
-          if (spec.kind === "categorical") return tf.stack([tf.cast(tf.min(column), "float32"), tf.cast(tf.max(column), "float32")]);
+          if (spec.kind === "categorical")
+            return tf.stack([tf.cast(tf.min(column), "float32"), tf.cast(tf.max(column), "float32")]);
           return tf.reshape(tf.sum(tf.mul(column, 0)), [1]);
         }),
       ),

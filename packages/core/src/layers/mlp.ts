@@ -3,8 +3,8 @@ import { serialization } from "@tensorflow/tfjs-core";
 import { initializers, type LayerVariable, layers } from "@tensorflow/tfjs-layers";
 import type { LayerArgs } from "@tensorflow/tfjs-layers/dist/engine/topology";
 import type { Kwargs } from "@tensorflow/tfjs-layers/dist/types";
-import { type Activation, applyActivation, assertActivation } from "../ops/activations.js";
 import { ConfigError } from "../errors.js";
+import { type Activation, applyActivation, assertActivation } from "../ops/activations.js";
 import { deriveSeed, nextSeed } from "../random.js";
 import { assertInteger, assertKnownKeys, assertNumber, assertTensor, formatValue } from "../validate.js";
 import { disposeLayerWeights } from "./dispose.js";
@@ -96,9 +96,13 @@ export class Mlp extends layers.Layer {
     assertKnownKeys("Mlp args", args ?? {}, MLP_KEYS);
     const units = args?.units;
     if (!Array.isArray(units) || units.length === 0) {
-      throw new ConfigError(`Mlp units must be a non-empty array of positive integers, received ${formatValue(units)}`);
+      throw new ConfigError(
+        `Mlp units must be a non-empty array of positive integers, received ${formatValue(units)}`,
+      );
     }
-    units.forEach((width, index) => assertInteger(`Mlp units[${index}]`, width, 1));
+    units.forEach((width, index) => {
+      assertInteger(`Mlp units[${index}]`, width, 1);
+    });
     const activation = args.activation ?? "relu";
     assertActivation("Mlp activation", activation);
     const outputActivation = args.outputActivation ?? activation;
@@ -127,7 +131,9 @@ export class Mlp extends layers.Layer {
   }
 
   override build(inputShape: tf.serialization.ConfigDictValue | number[] | number[][]): void {
-    const shape = (Array.isArray((inputShape as unknown[])[0]) ? (inputShape as number[][])[0] : inputShape) as number[];
+    const shape = (
+      Array.isArray((inputShape as unknown[])[0]) ? (inputShape as number[][])[0] : inputShape
+    ) as number[];
     const inputDim = shape[shape.length - 1];
     assertInteger("Mlp input last dimension", inputDim, 1);
     this.builtInputShape = [...shape];
@@ -179,11 +185,15 @@ export class Mlp extends layers.Layer {
     return tf.tidy(() => {
       let hidden = x as tf.Tensor2D; // [B, dIn]
       this.dense.forEach((weights, index) => {
-        hidden = tf.add(tf.matMul(hidden, weights.kernel.read() as tf.Tensor2D), weights.bias.read()) as tf.Tensor2D; // [B, units[i]]
+        hidden = tf.add(
+          tf.matMul(hidden, weights.kernel.read() as tf.Tensor2D),
+          weights.bias.read(),
+        ) as tf.Tensor2D; // [B, units[i]]
         if (weights.gamma) hidden = this.normalize(hidden, weights, training);
         const last = index === this.dense.length - 1;
         hidden = applyActivation(hidden, last ? this.outputActivation : this.activation) as tf.Tensor2D;
-        if (training && this.dropout > 0) hidden = tf.dropout(hidden, this.dropout, undefined, nextSeed()) as tf.Tensor2D;
+        if (training && this.dropout > 0)
+          hidden = tf.dropout(hidden, this.dropout, undefined, nextSeed()) as tf.Tensor2D;
       });
       return hidden;
     });
@@ -249,9 +259,28 @@ export class Mlp extends layers.Layer {
     cls: serialization.SerializableConstructor<T>,
     config: serialization.ConfigDict,
   ): T {
-    const { name, trainable, units, activation, outputActivation, dropout, batchNorm, batchNormMomentum, seed } =
-      config as unknown as MlpArgs;
-    return new cls({ name, trainable, units, activation, outputActivation, dropout, batchNorm, batchNormMomentum, seed });
+    const {
+      name,
+      trainable,
+      units,
+      activation,
+      outputActivation,
+      dropout,
+      batchNorm,
+      batchNormMomentum,
+      seed,
+    } = config as unknown as MlpArgs;
+    return new cls({
+      name,
+      trainable,
+      units,
+      activation,
+      outputActivation,
+      dropout,
+      batchNorm,
+      batchNormMomentum,
+      seed,
+    });
   }
 }
 serialization.registerClass(Mlp);

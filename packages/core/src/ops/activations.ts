@@ -2,7 +2,17 @@ import * as tf from "@tensorflow/tfjs-core";
 import { assertOneOf } from "../validate.js";
 
 /** Activation names accepted by every mdrec block. */
-export const ACTIVATIONS = ["relu", "linear", "sigmoid", "tanh", "elu", "selu", "leakyRelu", "swish", "gelu"] as const;
+export const ACTIVATIONS = [
+  "relu",
+  "linear",
+  "sigmoid",
+  "tanh",
+  "elu",
+  "selu",
+  "leakyRelu",
+  "swish",
+  "gelu",
+] as const;
 
 /** One of {@link ACTIVATIONS}. */
 export type Activation = (typeof ACTIVATIONS)[number];
