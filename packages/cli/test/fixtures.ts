@@ -1,6 +1,8 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { runCli } from "../src/cli.js";
+import { bufferIo } from "../src/io.js";
 import type { ModelResult, RunResults } from "../src/results.js";
 
 /** A fresh temp directory and its cleanup. */
@@ -83,3 +85,29 @@ export function sampleResults(overrides: Partial<RunResults> = {}): RunResults {
     ...overrides,
   };
 }
+
+/** Result of one in-process `mdrec` run. */
+export interface CliRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `mdrec <args>` in-process with captured, non-TTY output. */
+export async function runMdrec(
+  args: string[],
+  options: { cwd: string; env?: Record<string, string | undefined>; isTTY?: boolean },
+): Promise<CliRun> {
+  const io = bufferIo({ cwd: options.cwd, env: options.env ?? {}, isTTY: options.isTTY ?? false });
+  const code = await runCli(args, io);
+  return { code, stdout: io.stdout.text, stderr: io.stderr.text };
+}
+
+/** Anything a terminal interprets: ESC sequences, carriage returns, other C0 controls but newline. */
+export const CONTROL_CHARACTERS = /[\u0000-\u0009\u000b-\u001f\u007f]/;
+
+/** The two models every command test trains: one with gates (routing in the results) and one without. */
+export const TEST_MODELS = ["shared-bottom", "star"];
+
+/** Flags of a small, fast run: tiny synthetic data, one epoch, cpu. */
+export const FAST_FLAGS = ["--data", "synthetic:tiny", "--rows", "400", "--epochs", "1", "--batch-size", "128", "--backend", "cpu"];

@@ -1,5 +1,5 @@
 import { assertInteger, assertKnownKeys, assertOneOf, ConfigError, DataError, formatValue } from "@mdrec/core";
-import { type ColumnarDataset, takeRows } from "./dataset.js";
+import { type ColumnarDataset, concatDatasets, takeRows } from "./dataset.js";
 import { DatasetEncoders } from "./encoders.js";
 import { readRows } from "./readers/rows.js";
 import type { DataSource } from "./readers/types.js";
@@ -278,26 +278,29 @@ export function streamDataset(source: DataSource, schema: DataSchema, options: S
       update();
       return dataset;
     };
+    // Rows left over after cutting full chunks wait here for the next block.
+    let carry: ColumnarDataset | undefined;
+    function* cut(final: boolean): Generator<ColumnarDataset> {
+      let block = emit();
+      if (carry) block = concatDatasets([carry, block]);
+      carry = undefined;
+      let start = 0;
+      while (block.numRows - start >= chunkRows || (final && start < block.numRows)) {
+        const end = Math.min(start + chunkRows, block.numRows);
+        yield start === 0 && end === block.numRows ? block : takeRows(block, range(start, end));
+        start = end;
+      }
+      if (start < block.numRows) carry = takeRows(block, range(start, block.numRows));
+    }
     for await (const chunk of readRows(source, {
       columns: builder.mainColumns(),
       numericColumns: builder.numericColumns(),
       onInvalidRow: collector.handle,
     })) {
       builder.add(chunk);
-      while (builder.pendingRows >= chunkRows) {
-        const dataset = emit();
-        if (dataset.numRows > chunkRows) {
-          // Split an oversized block so every emitted chunk has at most chunkRows rows.
-          for (let start = 0; start < dataset.numRows; start += chunkRows) {
-            const rows = Int32Array.from({ length: Math.min(chunkRows, dataset.numRows - start) }, (_, index) => start + index);
-            yield takeRows(dataset, rows);
-          }
-        } else {
-          yield dataset;
-        }
-      }
+      if (builder.pendingRows + (carry?.numRows ?? 0) >= chunkRows) yield* cut(false);
     }
-    if (builder.pendingRows > 0) yield emit();
+    if (builder.pendingRows > 0 || carry) yield* cut(true);
     update();
     if (builder.numRows === 0) throw new DataError(`no valid rows in ${sourceFiles(source).join(", ")}`);
   }
@@ -375,4 +378,8 @@ export async function inspect(source: DataSource, schema: DataSchema): Promise<I
   };
   if (schema.groupColumn !== undefined) report.users = builder.numGroups;
   return report;
+}
+
+function range(start: number, end: number): Int32Array {
+  return Int32Array.from({ length: end - start }, (_, index) => start + index);
 }

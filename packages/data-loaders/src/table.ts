@@ -12,6 +12,7 @@ import {
   StandardScaler,
   VocabularyEncoder,
 } from "./encoders.js";
+import { KeyIndex } from "./key-index.js";
 import { resolveSource } from "./readers/rows.js";
 import type { DataSource, InvalidRowHandler, RowChunk } from "./readers/types.js";
 import { columnOf, type DataSchema, domainNamesOf, numDomainsOf, validateSchema } from "./schema.js";
@@ -130,7 +131,7 @@ interface CategoricalPlan {
   column: string;
   encoding: "vocabulary" | "hashing" | "identity";
   separator: string | undefined;
-  dictionary: Map<string, number>;
+  dictionary: KeyIndex<number>;
   keys: string[];
   counts: number[];
   ids: GrowableInt32;
@@ -199,9 +200,10 @@ export class TableBuilder {
   private readonly numeric: NumericPlan[];
   private readonly labels: LabelPlan[];
   private readonly domainRef: ColumnRef;
-  private readonly domainMapping: Map<string, number> | undefined;
+  private readonly domainMapping: KeyIndex<number> | undefined;
+  private readonly domainValues: string[];
   private readonly groupRef: ColumnRef | undefined;
-  private readonly groupDictionary = new Map<string, number>();
+  private readonly groupDictionary = new KeyIndex<number>();
   private readonly timeRef: ColumnRef | undefined;
   private readonly timeScale: number;
   private readonly domainIds = new GrowableInt32();
@@ -209,7 +211,7 @@ export class TableBuilder {
   private readonly groupIds = new GrowableInt32();
   private readonly times = new GrowableInt32();
   private readonly joinRefs: ColumnRef[];
-  private readonly joinEntries: Map<string, JoinEntry>[];
+  private readonly joinEntries: KeyIndex<JoinEntry>[];
   private readonly domainSlot: number;
   private readonly groupPlan: number;
   private planColumns: string[] | undefined;
@@ -240,7 +242,7 @@ export class TableBuilder {
           column,
           encoding,
           separator: field.valueSeparator,
-          dictionary: new Map(),
+          dictionary: new KeyIndex<number>(),
           keys: [],
           counts: [],
           ids: new GrowableInt32(),
@@ -276,7 +278,11 @@ export class TableBuilder {
     this.numTasks = this.labels.length;
     this.numDomains = numDomainsOf(schema.domain);
     this.domainRef = ref(schema.domain.column);
-    this.domainMapping = schema.domain.mapping ? new Map(Object.entries(schema.domain.mapping)) : undefined;
+    this.domainValues = Object.keys(schema.domain.mapping ?? {});
+    if (schema.domain.mapping) {
+      this.domainMapping = new KeyIndex<number>();
+      for (const [value, id] of Object.entries(schema.domain.mapping)) this.domainMapping.set(value, id);
+    }
     this.groupRef = schema.groupColumn !== undefined ? ref(schema.groupColumn) : undefined;
     this.timeRef = schema.time ? ref(schema.time.column) : undefined;
     this.timeScale = schema.time?.unit === "ms" ? 1000 : 1;
@@ -291,7 +297,7 @@ export class TableBuilder {
     const domainJoin = joinOf(this.domainRef.column);
     this.domainSlot = domainJoin >= 0 ? slotCounts[domainJoin]!++ : -1;
     this.joinEntries = joins.map((join, joinIndex) => {
-      const entries = new Map<string, JoinEntry>();
+      const entries = new KeyIndex<JoinEntry>();
       for (const [key, values] of join.rows) {
         entries.set(key, { values, cache: new Int32Array(slotCounts[joinIndex]!).fill(-1) });
       }
@@ -421,7 +427,7 @@ export class TableBuilder {
           const key = keyOf(rawDomain);
           const mapped = typeof key === "string" ? this.domainMapping.get(key) : undefined;
           if (mapped === undefined) {
-            const known = [...this.domainMapping.keys()];
+            const known = this.domainValues;
             invalid(line, domainRef, "domain", UNKNOWN_DOMAIN, `value ${JSON.stringify(String(rawDomain))} is not in the domain mapping (known values: ${known.slice(0, 20).join(", ")}${known.length > 20 ? ", ..." : ""})`);
             continue;
           }

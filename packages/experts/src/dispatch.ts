@@ -34,7 +34,8 @@ export function groupSlotsByExpert(
     counts[expert]! += 1;
   }
   const offsets = new Array<number>(numExperts).fill(0);
-  for (let expert = 1; expert < numExperts; expert++) offsets[expert] = offsets[expert - 1]! + counts[expert - 1]!;
+  for (let expert = 1; expert < numExperts; expert++)
+    offsets[expert] = offsets[expert - 1]! + counts[expert - 1]!;
   const cursor = [...offsets];
   const slots = new Int32Array(total);
   const rows = new Int32Array(total);

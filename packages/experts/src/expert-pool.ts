@@ -1,8 +1,3 @@
-import * as tf from "@tensorflow/tfjs-core";
-import { serialization } from "@tensorflow/tfjs-core";
-import { initializers, type LayerVariable, layers } from "@tensorflow/tfjs-layers";
-import type { LayerArgs } from "@tensorflow/tfjs-layers/dist/engine/topology";
-import type { Kwargs } from "@tensorflow/tfjs-layers/dist/types";
 import {
   type Activation,
   applyActivation,
@@ -17,6 +12,11 @@ import {
   ShapeError,
   scatterAddRows,
 } from "@mdrec/core";
+import * as tf from "@tensorflow/tfjs-core";
+import { serialization } from "@tensorflow/tfjs-core";
+import { initializers, type LayerVariable, layers } from "@tensorflow/tfjs-layers";
+import type { LayerArgs } from "@tensorflow/tfjs-layers/dist/engine/topology";
+import type { Kwargs } from "@tensorflow/tfjs-layers/dist/types";
 import { groupSlotsByExpert } from "./dispatch.js";
 import type { Routing } from "./routing.js";
 
@@ -134,7 +134,9 @@ export class ExpertPool extends layers.Layer {
         `ExpertPool units must be a non-empty array of positive integers, received ${JSON.stringify(units)}`,
       );
     }
-    units.forEach((width, index) => assertInteger(`ExpertPool units[${index}]`, width, 1));
+    units.forEach((width, index) => {
+      assertInteger(`ExpertPool units[${index}]`, width, 1);
+    });
     const activation = args.activation ?? "relu";
     assertActivation("ExpertPool activation", activation);
     const outputActivation = args.outputActivation ?? activation;
@@ -166,7 +168,9 @@ export class ExpertPool extends layers.Layer {
   }
 
   override build(inputShape: tf.serialization.ConfigDictValue | number[] | number[][]): void {
-    const shape = (Array.isArray((inputShape as unknown[])[0]) ? (inputShape as number[][])[0] : inputShape) as number[];
+    const shape = (
+      Array.isArray((inputShape as unknown[])[0]) ? (inputShape as number[][])[0] : inputShape
+    ) as number[];
     const inputDim = shape[shape.length - 1];
     assertInteger("ExpertPool input last dimension", inputDim, 1);
     this.builtInputShape = [...shape];
@@ -227,7 +231,9 @@ export class ExpertPool extends layers.Layer {
   sparse(x: tf.Tensor2D, routing: Pick<Routing, "indices" | "weights">, training = false): tf.Tensor2D {
     this.assertInput(x);
     if (routing == null || typeof routing !== "object") {
-      throw new ShapeError(`${this.name}.sparse routing must be { indices, weights }, received ${String(routing)}`);
+      throw new ShapeError(
+        `${this.name}.sparse routing must be { indices, weights }, received ${String(routing)}`,
+      );
     }
     const batch = x.shape[0];
     assertTensor(`${this.name}.sparse routing.indices`, routing.indices, {
@@ -297,7 +303,12 @@ export class ExpertPool extends layers.Layer {
     });
   }
 
-  private runSparse(x: tf.Tensor2D, indices: tf.Tensor2D, weights: tf.Tensor2D, training: boolean): tf.Tensor2D {
+  private runSparse(
+    x: tf.Tensor2D,
+    indices: tf.Tensor2D,
+    weights: tf.Tensor2D,
+    training: boolean,
+  ): tf.Tensor2D {
     const [batch, slotsPerRow] = indices.shape as [number, number];
     const numExperts = this.expertCount;
     const groups = groupSlotsByExpert(indices.dataSync(), slotsPerRow, numExperts);
@@ -321,7 +332,10 @@ export class ExpertPool extends layers.Layer {
         if (count === 0) continue;
         let hidden: tf.Tensor = tf.slice(routedRows, [groups.offsets[expert]!, 0], [count, this.inputDim]); // [rows_e, dIn]
         for (let index = 0; index < this.denseLayers.length; index++) {
-          const output = tf.add(tf.matMul(hidden as tf.Tensor2D, kernels[index]![expert]! as tf.Tensor2D), biases[index]![expert]!); // [rows_e, units[index]]
+          const output = tf.add(
+            tf.matMul(hidden as tf.Tensor2D, kernels[index]![expert]! as tf.Tensor2D),
+            biases[index]![expert]!,
+          ); // [rows_e, units[index]]
           hidden = this.activate(output, index, training);
         }
         expertOutputs.push(hidden);
@@ -349,7 +363,8 @@ export class ExpertPool extends layers.Layer {
     cls: serialization.SerializableConstructor<T>,
     config: serialization.ConfigDict,
   ): T {
-    const { name, numExperts, units, activation, outputActivation, dropout, seed } = config as unknown as ExpertPoolArgs;
+    const { name, numExperts, units, activation, outputActivation, dropout, seed } =
+      config as unknown as ExpertPoolArgs;
     return new cls({ name, numExperts, units, activation, outputActivation, dropout, seed });
   }
 }

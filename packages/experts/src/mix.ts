@@ -1,5 +1,5 @@
-import * as tf from "@tensorflow/tfjs-core";
 import { assertInteger, assertTensor, ShapeError } from "@mdrec/core";
+import * as tf from "@tensorflow/tfjs-core";
 import type { Routing } from "./routing.js";
 
 function assertRoutingPair(routing: Pick<Routing, "indices" | "weights">, where: string): void {

@@ -1,6 +1,6 @@
-import * as tf from "@tensorflow/tfjs-core";
 import { ConfigError, DataError, loadLayer, SeededRandom, ShapeError, saveLayer } from "@mdrec/core";
 import { denseWeights, ExpertPool, mixExperts, type Routing } from "@mdrec/experts";
+import * as tf from "@tensorflow/tfjs-core";
 import { afterAll, describe, expect, it } from "vitest";
 import {
   checkInputGradients,
@@ -34,7 +34,10 @@ function handSetPool(): ExpertPool {
       [0, 0],
       [1, -1],
     ]),
-    tf.tensor3d([[[1], [1]], [[2], [-1]]]),
+    tf.tensor3d([
+      [[1], [1]],
+      [[2], [-1]],
+    ]),
     tf.tensor2d([[0], [0.5]]),
   ]);
   return pool;
@@ -59,7 +62,10 @@ function randomRouting(batch: number, numExperts: number, k: number, seed: numbe
 /** The full dense routing: every row uses every expert with softmax-like weights. */
 function fullRouting(batch: number, numExperts: number, seed: number): Routing {
   const probs = tf.softmax(tf.randomNormal([batch, numExperts], 0, 1, "float32", seed)) as tf.Tensor2D;
-  const indices = tf.tile(tf.reshape(tf.range(0, numExperts, 1, "int32"), [1, numExperts]), [batch, 1]) as tf.Tensor2D;
+  const indices = tf.tile(tf.reshape(tf.range(0, numExperts, 1, "int32"), [1, numExperts]), [
+    batch,
+    1,
+  ]) as tf.Tensor2D;
   return { probs, indices, weights: probs };
 }
 
@@ -90,7 +96,14 @@ describe("ExpertPool golden values", () => {
       [3, -1],
     ]);
     const routing = {
-      indices: tf.tensor2d([[1, 0], [0, 1]], [2, 2], "int32"),
+      indices: tf.tensor2d(
+        [
+          [1, 0],
+          [0, 1],
+        ],
+        [2, 2],
+        "int32",
+      ),
       weights: tf.tensor2d([
         [0.5, 2],
         [1, -1],
@@ -102,7 +115,20 @@ describe("ExpertPool golden values", () => {
   });
 
   it("denseWeights scatters [B, k] weights into [B, N]", () => {
-    const routing = { indices: tf.tensor2d([[2, 0], [1, 1]], [2, 2], "int32"), weights: tf.tensor2d([[0.7, 0.3], [0.5, 0.25]]) };
+    const routing = {
+      indices: tf.tensor2d(
+        [
+          [2, 0],
+          [1, 1],
+        ],
+        [2, 2],
+        "int32",
+      ),
+      weights: tf.tensor2d([
+        [0.7, 0.3],
+        [0.5, 0.25],
+      ]),
+    };
     expectClose(denseWeights(routing, 3), [
       [0.3, 0, 0.7],
       [0, 0.75, 0],
@@ -112,8 +138,19 @@ describe("ExpertPool golden values", () => {
   it("a one-layer pool returns [B, N, units[0]] without the batched path", () => {
     const pool = new ExpertPool({ numExperts: 2, units: [2], activation: "linear", seed: 1 });
     pool.build([null as unknown as number, 1]);
-    pool.setWeights([tf.tensor3d([[[1, 2]], [[3, 4]]]), tf.tensor2d([[0, 1], [0, -1]])]);
-    expectClose(pool.dense(tf.tensor2d([[2]])), [[[2, 5], [6, 7]]]);
+    pool.setWeights([
+      tf.tensor3d([[[1, 2]], [[3, 4]]]),
+      tf.tensor2d([
+        [0, 1],
+        [0, -1],
+      ]),
+    ]);
+    expectClose(pool.dense(tf.tensor2d([[2]])), [
+      [
+        [2, 5],
+        [6, 7],
+      ],
+    ]);
   });
 });
 
@@ -131,7 +168,8 @@ for (const backend of ["cpu", "wasm"] as const) {
           const batch = 9;
           const pool = new ExpertPool({ numExperts, units: [6, 3], activation: "tanh", seed: 11 });
           const x = input(batch, 5, 3);
-          const routing = k === 0 ? fullRouting(batch, numExperts, 4) : randomRouting(batch, numExperts, k, 5);
+          const routing =
+            k === 0 ? fullRouting(batch, numExperts, 4) : randomRouting(batch, numExperts, k, 5);
           const denseOut = mixExperts(pool.dense(x), routing);
           const sparseOut = pool.sparse(x, routing);
           expectClose(sparseOut, denseOut, 1e-5);
@@ -142,7 +180,9 @@ for (const backend of ["cpu", "wasm"] as const) {
             tf.grads((xIn: tf.Tensor, weightsIn: tf.Tensor) => {
               const r = { indices: routing.indices, weights: weightsIn as tf.Tensor2D };
               return lossOf(
-                mode === "dense" ? mixExperts(pool.dense(xIn as tf.Tensor2D), r) : pool.sparse(xIn as tf.Tensor2D, r),
+                mode === "dense"
+                  ? mixExperts(pool.dense(xIn as tf.Tensor2D), r)
+                  : pool.sparse(xIn as tf.Tensor2D, r),
               );
             })([x, routing.weights]);
           const [denseX, denseW] = inputGrads("dense");
@@ -163,12 +203,18 @@ for (const backend of ["cpu", "wasm"] as const) {
       await onBackend(backend, () => {
         const pool = new ExpertPool({ numExperts: 4, units: [3], activation: "tanh", seed: 2 });
         const x = input(1, 2, 1);
-        const routing = { indices: tf.tensor2d([[2, 0]], [1, 2], "int32"), weights: tf.tensor2d([[0.25, 0.75]]) };
+        const routing = {
+          indices: tf.tensor2d([[2, 0]], [1, 2], "int32"),
+          weights: tf.tensor2d([[0.25, 0.75]]),
+        };
         const dense = mixExperts(pool.dense(x), routing);
         expectClose(pool.sparse(x, routing), dense);
         expect(pool.expertInvocations.lastDispatch?.rowsPerExpert).toEqual([1, 0, 1, 0]);
         const kernel = pool.trainableWeights[0]!.read() as tf.Variable;
-        const { grads, value } = tf.variableGrads(() => tf.sum(pool.sparse(x, routing)) as tf.Scalar, [kernel]);
+        const { grads, value } = tf.variableGrads(
+          () => tf.sum(pool.sparse(x, routing)) as tf.Scalar,
+          [kernel],
+        );
         const perExpert = tf.sum(tf.abs(grads[kernel.name]!), [1, 2]).arraySync() as number[];
         expect(perExpert[1]).toBe(0);
         expect(perExpert[3]).toBe(0);
@@ -184,7 +230,16 @@ describe("ExpertPool sparse dispatch computes routed rows only", () => {
     const pool = new ExpertPool({ numExperts: 3, units: [2], seed: 3 });
     const x = input(4, 2, 2);
     const routing = {
-      indices: tf.tensor2d([[0, 2], [2, 1], [2, 0], [0, 1]], [4, 2], "int32"),
+      indices: tf.tensor2d(
+        [
+          [0, 2],
+          [2, 1],
+          [2, 0],
+          [0, 1],
+        ],
+        [4, 2],
+        "int32",
+      ),
       weights: tf.ones([4, 2]) as tf.Tensor2D,
     };
     pool.sparse(x, routing);
@@ -211,7 +266,15 @@ describe("ExpertPool sparse dispatch computes routed rows only", () => {
     pool.setWeights([tf.tensor3d([[[1e30]], [[1]], [[2]]]), tf.zeros([3, 1])]);
     const x = tf.tensor2d([[1], [1e30], [2]]);
     const routing = {
-      indices: tf.tensor2d([[0, 1], [1, 2], [0, 2]], [3, 2], "int32"),
+      indices: tf.tensor2d(
+        [
+          [0, 1],
+          [1, 2],
+          [0, 2],
+        ],
+        [3, 2],
+        "int32",
+      ),
       weights: tf.tensor2d([
         [1, 1],
         [1, 1],
@@ -237,7 +300,10 @@ describe("ExpertPool gradients", () => {
     checkInputGradients(
       (xIn, weightsIn) =>
         tf.sum(
-          tf.mul(pool.sparse(xIn as tf.Tensor2D, { indices: routing.indices, weights: weightsIn as tf.Tensor2D }), target),
+          tf.mul(
+            pool.sparse(xIn as tf.Tensor2D, { indices: routing.indices, weights: weightsIn as tf.Tensor2D }),
+            target,
+          ),
         ) as tf.Scalar,
       [x, routing.weights],
     );
@@ -261,10 +327,24 @@ describe("ExpertPool gradients", () => {
 
 describe("ExpertPool serialisation and determinism", () => {
   it("getConfig/fromConfig round trip gives the same outputs", () => {
-    const pool = new ExpertPool({ numExperts: 3, units: [4, 2], activation: "elu", dropout: 0.1, seed: 21, name: "pool_a" });
+    const pool = new ExpertPool({
+      numExperts: 3,
+      units: [4, 2],
+      activation: "elu",
+      dropout: 0.1,
+      seed: 21,
+      name: "pool_a",
+    });
     const x = input(3, 5, 1);
     const config = pool.getConfig();
-    expect(config).toMatchObject({ numExperts: 3, units: [4, 2], activation: "elu", outputActivation: "elu", dropout: 0.1, seed: 21 });
+    expect(config).toMatchObject({
+      numExperts: 3,
+      units: [4, 2],
+      activation: "elu",
+      outputActivation: "elu",
+      dropout: 0.1,
+      seed: 21,
+    });
     const copy = ExpertPool.fromConfig(ExpertPool, config) as ExpertPool;
     expectClose(copy.dense(x), pool.dense(x), 0);
   });
@@ -275,7 +355,9 @@ describe("ExpertPool serialisation and determinism", () => {
     const routing = randomRouting(4, 3, 2, 9);
     const before = pool.sparse(x, routing);
     // Move off the initial values so the test proves the weights, not the seed, were restored.
-    pool.trainableWeights.forEach((weight) => weight.write(tf.add(weight.read(), 0.25)));
+    pool.trainableWeights.forEach((weight) => {
+      weight.write(tf.add(weight.read(), 0.25));
+    });
     const trained = pool.sparse(x, routing);
     expect(tf.max(tf.abs(tf.sub(trained, before))).dataSync()[0]).toBeGreaterThan(1e-3);
     const directory = await temporaryDirectory();
@@ -337,14 +419,18 @@ describe("ExpertPool leaks and backends", () => {
       return {
         sparse: Array.from(sparse.dataSync()),
         dense: Array.from(dense.dataSync()),
-        grads: pool.trainableWeights.map((weight) => Array.from(grads.grads[weight.read().name]!.dataSync())),
+        grads: pool.trainableWeights.map((weight) =>
+          Array.from(grads.grads[(weight.read() as tf.Variable).name]!.dataSync()),
+        ),
       };
     };
     const cpu = run();
     const wasm = await onBackend("wasm", run);
     expectClose(wasm.sparse, cpu.sparse, 1e-5);
     expectClose(wasm.dense, cpu.dense, 1e-5);
-    wasm.grads.forEach((gradient, index) => expectClose(gradient, cpu.grads[index]!, 1e-5));
+    wasm.grads.forEach((gradient, index) => {
+      expectClose(gradient, cpu.grads[index]!, 1e-5);
+    });
   });
 });
 
@@ -384,16 +470,25 @@ describe("ExpertPool and mixExperts reject bad arguments", () => {
       "pool_bad input x must have shape [?, 2], received [3, 5]",
     );
     const x = tf.ones([2, 2]) as tf.Tensor2D;
-    expect(() => pool.sparse(x, { indices: tf.ones([2, 1]) as tf.Tensor2D, weights: tf.ones([2, 1]) as tf.Tensor2D })).toThrow(
-      "pool_bad.sparse routing.indices must have dtype int32, received float32",
-    );
     expect(() =>
-      pool.sparse(x, { indices: tf.zeros([3, 1], "int32") as tf.Tensor2D, weights: tf.ones([3, 1]) as tf.Tensor2D }),
+      pool.sparse(x, { indices: tf.ones([2, 1]) as tf.Tensor2D, weights: tf.ones([2, 1]) as tf.Tensor2D }),
+    ).toThrow("pool_bad.sparse routing.indices must have dtype int32, received float32");
+    expect(() =>
+      pool.sparse(x, {
+        indices: tf.zeros([3, 1], "int32") as tf.Tensor2D,
+        weights: tf.ones([3, 1]) as tf.Tensor2D,
+      }),
     ).toThrow("pool_bad.sparse routing.indices must have shape [2, ?], received [3, 1]");
     expect(() =>
-      pool.sparse(x, { indices: tf.zeros([2, 1], "int32") as tf.Tensor2D, weights: tf.ones([2, 2]) as tf.Tensor2D }),
+      pool.sparse(x, {
+        indices: tf.zeros([2, 1], "int32") as tf.Tensor2D,
+        weights: tf.ones([2, 2]) as tf.Tensor2D,
+      }),
     ).toThrow("pool_bad.sparse routing.weights must have shape [2, 1], received [2, 2]");
-    const outOfRange = { indices: tf.tensor2d([[0], [5]], [2, 1], "int32"), weights: tf.ones([2, 1]) as tf.Tensor2D };
+    const outOfRange = {
+      indices: tf.tensor2d([[0], [5]], [2, 1], "int32"),
+      weights: tf.ones([2, 1]) as tf.Tensor2D,
+    };
     expect(() => pool.sparse(x, outOfRange)).toThrow(DataError);
     expect(() => pool.sparse(x, outOfRange)).toThrow(
       "ExpertPool.sparse: routing.indices[1][0] must be in [0, numExperts=2), received 5",
@@ -402,7 +497,10 @@ describe("ExpertPool and mixExperts reject bad arguments", () => {
 
   it("validates mixExperts arguments", () => {
     const outputs = tf.ones([2, 3, 4]) as tf.Tensor3D;
-    const routing = { indices: tf.zeros([2, 1], "int32") as tf.Tensor2D, weights: tf.ones([2, 1]) as tf.Tensor2D };
+    const routing = {
+      indices: tf.zeros([2, 1], "int32") as tf.Tensor2D,
+      weights: tf.ones([2, 1]) as tf.Tensor2D,
+    };
     expect(() => mixExperts(tf.ones([2, 3]) as never, routing)).toThrow(
       "mixExperts expertOutputs must have rank 3, received shape [2, 3]",
     );
@@ -410,7 +508,12 @@ describe("ExpertPool and mixExperts reject bad arguments", () => {
       "mixExperts routing.weights must have the shape of routing.indices [2, 1], received [2, 2]",
     );
     expect(() =>
-      mixExperts(outputs, { indices: tf.zeros([3, 1], "int32") as tf.Tensor2D, weights: tf.ones([3, 1]) as tf.Tensor2D }),
-    ).toThrow("mixExperts routing.indices must have 2 rows (the batch of expertOutputs), received shape [3, 1]");
+      mixExperts(outputs, {
+        indices: tf.zeros([3, 1], "int32") as tf.Tensor2D,
+        weights: tf.ones([3, 1]) as tf.Tensor2D,
+      }),
+    ).toThrow(
+      "mixExperts routing.indices must have 2 rows (the batch of expertOutputs), received shape [3, 1]",
+    );
   });
 });

@@ -23,15 +23,29 @@ export async function temporaryDirectory(): Promise<{ path: string; cleanup: () 
   return { path, cleanup: () => rm(path, { recursive: true, force: true }) };
 }
 
+/** A number or arbitrarily nested arrays of numbers. */
+export type NestedNumbers = number | readonly NestedNumbers[];
+
+function flatten(values: NestedNumbers): number[] {
+  return typeof values === "number" ? [values] : values.flatMap((value) => flatten(value));
+}
+
 /** Asserts two tensors (or nested arrays) agree elementwise within `tolerance`. */
-export function expectClose(actual: tf.Tensor | number[], expected: tf.Tensor | number[], tolerance = 1e-5): void {
-  const a = actual instanceof tf.Tensor ? Array.from(actual.dataSync()) : actual.flat(Number.POSITIVE_INFINITY);
-  const b = expected instanceof tf.Tensor ? Array.from(expected.dataSync()) : expected.flat(Number.POSITIVE_INFINITY);
-  if (actual instanceof tf.Tensor && expected instanceof tf.Tensor) expect(actual.shape).toEqual(expected.shape);
+export function expectClose(
+  actual: tf.Tensor | NestedNumbers,
+  expected: tf.Tensor | NestedNumbers,
+  tolerance = 1e-5,
+): void {
+  const a = actual instanceof tf.Tensor ? Array.from(actual.dataSync()) : flatten(actual);
+  const b = expected instanceof tf.Tensor ? Array.from(expected.dataSync()) : flatten(expected);
+  if (actual instanceof tf.Tensor && expected instanceof tf.Tensor)
+    expect(actual.shape).toEqual(expected.shape);
   expect(a.length).toBe(b.length);
   const worst = a.reduce((max, value, index) => Math.max(max, Math.abs(value - (b[index] as number))), 0);
   if (!(worst <= tolerance)) {
-    throw new Error(`max abs difference ${worst} > ${tolerance}\nactual:   ${a.slice(0, 12).join(", ")}\nexpected: ${b.slice(0, 12).join(", ")}`);
+    throw new Error(
+      `max abs difference ${worst} > ${tolerance}\nactual:   ${a.slice(0, 12).join(", ")}\nexpected: ${b.slice(0, 12).join(", ")}`,
+    );
   }
 }
 

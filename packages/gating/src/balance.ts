@@ -1,6 +1,6 @@
-import * as tf from "@tensorflow/tfjs-core";
 import { assertInteger, assertKnownKeys, assertNumber, assertTensor, ShapeError } from "@mdrec/core";
 import type { Routing } from "@mdrec/experts";
+import * as tf from "@tensorflow/tfjs-core";
 
 /**
  * Importance loss of Shazeer et al. (2017): the squared coefficient of variation of the
@@ -29,7 +29,11 @@ export function importanceLoss(routing: Pick<Routing, "probs">): tf.Scalar {
  */
 export function switchLoadLoss(routing: Pick<Routing, "probs" | "indices">, numExperts: number): tf.Scalar {
   assertInteger("switchLoadLoss numExperts", numExperts, 1);
-  assertTensor("switchLoadLoss routing.probs", routing?.probs, { rank: 2, dtype: "float32", shape: [null, numExperts] });
+  assertTensor("switchLoadLoss routing.probs", routing?.probs, {
+    rank: 2,
+    dtype: "float32",
+    shape: [null, numExperts],
+  });
   assertTensor("switchLoadLoss routing.indices", routing.indices, { rank: 2, dtype: "int32" });
   if (routing.indices.shape[0] !== routing.probs.shape[0]) {
     throw new ShapeError(
@@ -38,7 +42,10 @@ export function switchLoadLoss(routing: Pick<Routing, "probs" | "indices">, numE
   }
   return tf.tidy(() => {
     const slots = routing.indices.size;
-    const assigned = tf.sum(tf.cast(tf.oneHot(tf.reshape(routing.indices, [slots]), numExperts), "float32"), 0); // [N]
+    const assigned = tf.sum(
+      tf.cast(tf.oneHot(tf.reshape(routing.indices, [slots]), numExperts), "float32"),
+      0,
+    ); // [N]
     const fraction = tf.div(assigned, Math.max(slots, 1)); // [N]
     const meanProbability = tf.mean(routing.probs, 0); // [N]
     return tf.mul(tf.sum(tf.mul(fraction, meanProbability)), numExperts) as tf.Scalar;
@@ -54,7 +61,10 @@ export interface LoadBalanceOptions {
 }
 
 /** Validates {@link LoadBalanceOptions}, naming the gate. */
-export function validateLoadBalance(where: string, options: LoadBalanceOptions | undefined): Required<LoadBalanceOptions> {
+export function validateLoadBalance(
+  where: string,
+  options: LoadBalanceOptions | undefined,
+): Required<LoadBalanceOptions> {
   const value = options ?? {};
   assertKnownKeys(`${where} loadBalance`, value, ["importance", "load"]);
   const importance = value.importance ?? 0;

@@ -1,10 +1,10 @@
+import { assertInteger, assertKnownKeys, nextSeed } from "@mdrec/core";
+import { denseWeights, type Routing } from "@mdrec/experts";
 import * as tf from "@tensorflow/tfjs-core";
 import { serialization } from "@tensorflow/tfjs-core";
 import { layers } from "@tensorflow/tfjs-layers";
 import type { LayerArgs } from "@tensorflow/tfjs-layers/dist/engine/topology";
 import type { Kwargs } from "@tensorflow/tfjs-layers/dist/types";
-import { assertInteger, assertKnownKeys, nextSeed } from "@mdrec/core";
-import { denseWeights, type Routing } from "@mdrec/experts";
 import { assertGateInputs, assertIdsInRange, ConditionedLinear } from "./conditioning.js";
 import type { Gate } from "./gate.js";
 
@@ -55,7 +55,9 @@ export class CgcGate extends layers.Layer implements Gate {
   private inputDim: number | null = null;
 
   /** Size of the expert pool a CGC gate with these arguments routes into: `S + G * K`. */
-  static totalExperts(args: Pick<CgcGateArgs, "numGroups" | "numSharedExperts" | "numSpecificExperts">): number {
+  static totalExperts(
+    args: Pick<CgcGateArgs, "numGroups" | "numSharedExperts" | "numSpecificExperts">,
+  ): number {
     return args.numSharedExperts + args.numGroups * args.numSpecificExperts;
   }
 
@@ -107,8 +109,11 @@ export class CgcGate extends layers.Layer implements Gate {
     );
     const shared = this.numSharedExperts;
     const specific = this.numSpecificExperts;
-    this.specificOffsets = tf.keep(tf.reshape(tf.range(shared, shared + specific, 1, "int32"), [1, specific]) as tf.Tensor2D);
-    this.sharedIds = shared > 0 ? tf.keep(tf.reshape(tf.range(0, shared, 1, "int32"), [1, shared]) as tf.Tensor2D) : null;
+    this.specificOffsets = tf.keep(
+      tf.reshape(tf.range(shared, shared + specific, 1, "int32"), [1, specific]) as tf.Tensor2D,
+    );
+    this.sharedIds =
+      shared > 0 ? tf.keep(tf.reshape(tf.range(0, shared, 1, "int32"), [1, shared]) as tf.Tensor2D) : null;
     this.built = true;
   }
 
@@ -127,7 +132,10 @@ export class CgcGate extends layers.Layer implements Gate {
     return tf.tidy(() => {
       const batch = x.shape[0];
       const weights = tf.softmax(this.head.logits(x, groupIds)); // [B, K + S]
-      const groupStart = tf.mul(tf.reshape(groupIds, [batch, 1]), tf.scalar(this.numSpecificExperts, "int32")); // [B, 1]
+      const groupStart = tf.mul(
+        tf.reshape(groupIds, [batch, 1]),
+        tf.scalar(this.numSpecificExperts, "int32"),
+      ); // [B, 1]
       const specificIds = tf.add(groupStart, this.specificOffsets!); // [B, K]
       const indices = this.sharedIds
         ? tf.concat([specificIds, tf.tile(this.sharedIds, [batch, 1])], 1) // [B, K + S]

@@ -1,6 +1,6 @@
+import { assertInteger, assertOneOf, assertTensor, DataError, gatherRows } from "@mdrec/core";
 import * as tf from "@tensorflow/tfjs-core";
 import { initializers, type LayerVariable } from "@tensorflow/tfjs-layers";
-import { assertInteger, assertOneOf, assertTensor, DataError, gatherRows } from "@mdrec/core";
 
 /** How a gate uses the domain of each row. */
 export const DOMAIN_CONDITIONINGS = ["none", "embedding", "per-domain"] as const;
@@ -30,7 +30,8 @@ export function validateConditioning(
   const domainConditioning = args.domainConditioning ?? defaultConditioning;
   assertOneOf(`${where} domainConditioning`, domainConditioning, DOMAIN_CONDITIONINGS);
   if (domainConditioning !== "none" || args.numDomains !== undefined) {
-    const requirement = domainConditioning === "none" ? "" : ` (required when domainConditioning is "${domainConditioning}")`;
+    const requirement =
+      domainConditioning === "none" ? "" : ` (required when domainConditioning is "${domainConditioning}")`;
     assertInteger(`${where} numDomains${requirement}`, args.numDomains, 1);
   }
   const domainEmbeddingDim = args.domainEmbeddingDim ?? 8;
@@ -53,7 +54,11 @@ export function assertIdsInRange(label: string, ids: tf.Tensor1D, count: number,
 }
 
 /** Creates a weight on the owning layer (`Layer.addWeight` is protected). */
-export type AddWeight = (name: string, shape: number[], initializer: ReturnType<typeof initializers.zeros>) => LayerVariable;
+export type AddWeight = (
+  name: string,
+  shape: number[],
+  initializer: ReturnType<typeof initializers.zeros>,
+) => LayerVariable;
 
 /**
  * The domain-conditioned linear map from gate features to `outputs` logits (no bias, as in

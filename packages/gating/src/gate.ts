@@ -1,5 +1,5 @@
-import type * as tf from "@tensorflow/tfjs-core";
 import type { Routing } from "@mdrec/experts";
+import type * as tf from "@tensorflow/tfjs-core";
 
 /**
  * A gate routes each row to experts of one pool. Every gate in this package implements it, and

@@ -1,10 +1,10 @@
+import { assertInteger, assertKnownKeys, ConfigError, Mlp, nextSeed } from "@mdrec/core";
+import type { Routing } from "@mdrec/experts";
 import * as tf from "@tensorflow/tfjs-core";
 import { serialization } from "@tensorflow/tfjs-core";
 import { type LayerVariable, layers } from "@tensorflow/tfjs-layers";
 import type { LayerArgs } from "@tensorflow/tfjs-layers/dist/engine/topology";
 import type { Kwargs } from "@tensorflow/tfjs-layers/dist/types";
-import { assertInteger, assertKnownKeys, ConfigError, Mlp, nextSeed } from "@mdrec/core";
-import type { Routing } from "@mdrec/experts";
 import { type LoadBalanceOptions, validateLoadBalance, weightedBalanceLosses } from "./balance.js";
 import {
   assertGateInputs,
@@ -79,9 +79,13 @@ export class SoftmaxGate extends layers.Layer implements Gate {
     const conditioning = validateConditioning("SoftmaxGate", args, "none");
     const hiddenUnits = args.hiddenUnits ?? [];
     if (!Array.isArray(hiddenUnits)) {
-      throw new ConfigError(`SoftmaxGate hiddenUnits must be an array of positive integers, received ${JSON.stringify(hiddenUnits)}`);
+      throw new ConfigError(
+        `SoftmaxGate hiddenUnits must be an array of positive integers, received ${JSON.stringify(hiddenUnits)}`,
+      );
     }
-    hiddenUnits.forEach((width, index) => assertInteger(`SoftmaxGate hiddenUnits[${index}]`, width, 1));
+    hiddenUnits.forEach((width, index) => {
+      assertInteger(`SoftmaxGate hiddenUnits[${index}]`, width, 1);
+    });
     const loadBalance = validateLoadBalance("SoftmaxGate", args.loadBalance);
     const seed = args.seed ?? nextSeed();
     assertInteger("SoftmaxGate seed", seed, 0);
@@ -95,7 +99,9 @@ export class SoftmaxGate extends layers.Layer implements Gate {
     this.seed = seed;
     this.head = new ConditionedLinear(conditioning, args.numExperts);
     this.hidden =
-      hiddenUnits.length > 0 ? new Mlp({ units: hiddenUnits, activation: "relu", seed: seed + 100, name: `${this.name}_hidden` }) : null;
+      hiddenUnits.length > 0
+        ? new Mlp({ units: hiddenUnits, activation: "relu", seed: seed + 100, name: `${this.name}_hidden` })
+        : null;
   }
 
   /** Every expert is used by every row. */
@@ -118,7 +124,9 @@ export class SoftmaxGate extends layers.Layer implements Gate {
       featureDim = this.hiddenUnits[this.hiddenUnits.length - 1]!;
     }
     this.head.buildKernel(addWeight, featureDim, this.seed);
-    this.expertRange = tf.keep(tf.reshape(tf.range(0, this.numExperts, 1, "int32"), [1, this.numExperts]) as tf.Tensor2D);
+    this.expertRange = tf.keep(
+      tf.reshape(tf.range(0, this.numExperts, 1, "int32"), [1, this.numExperts]) as tf.Tensor2D,
+    );
     this.built = true;
   }
 
@@ -217,9 +225,25 @@ export class SoftmaxGate extends layers.Layer implements Gate {
     cls: serialization.SerializableConstructor<T>,
     config: serialization.ConfigDict,
   ): T {
-    const { name, numExperts, domainConditioning, numDomains, domainEmbeddingDim, hiddenUnits, loadBalance, seed } =
-      config as unknown as SoftmaxGateArgs;
-    const args: SoftmaxGateArgs = { name, numExperts, domainConditioning, domainEmbeddingDim, hiddenUnits, loadBalance, seed };
+    const {
+      name,
+      numExperts,
+      domainConditioning,
+      numDomains,
+      domainEmbeddingDim,
+      hiddenUnits,
+      loadBalance,
+      seed,
+    } = config as unknown as SoftmaxGateArgs;
+    const args: SoftmaxGateArgs = {
+      name,
+      numExperts,
+      domainConditioning,
+      domainEmbeddingDim,
+      hiddenUnits,
+      loadBalance,
+      seed,
+    };
     if (numDomains != null) args.numDomains = numDomains;
     return new cls(args);
   }

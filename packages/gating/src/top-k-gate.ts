@@ -1,10 +1,10 @@
+import { assertInteger, assertKnownKeys, ConfigError, nextSeed } from "@mdrec/core";
+import type { Routing } from "@mdrec/experts";
 import * as tf from "@tensorflow/tfjs-core";
 import { serialization } from "@tensorflow/tfjs-core";
 import { initializers, type LayerVariable, layers } from "@tensorflow/tfjs-layers";
 import type { LayerArgs } from "@tensorflow/tfjs-layers/dist/engine/topology";
 import type { Kwargs } from "@tensorflow/tfjs-layers/dist/types";
-import { assertInteger, assertKnownKeys, ConfigError, nextSeed } from "@mdrec/core";
-import type { Routing } from "@mdrec/experts";
 import { type LoadBalanceOptions, validateLoadBalance, weightedBalanceLosses } from "./balance.js";
 import {
   assertGateInputs,
@@ -102,7 +102,8 @@ export class TopKGate extends layers.Layer implements Gate {
       ["noise", noise],
       ["renormalize", renormalize],
     ] as const) {
-      if (typeof value !== "boolean") throw new ConfigError(`TopKGate ${name} must be a boolean, received ${JSON.stringify(value)}`);
+      if (typeof value !== "boolean")
+        throw new ConfigError(`TopKGate ${name} must be a boolean, received ${JSON.stringify(value)}`);
     }
     const conditioning = validateConditioning("TopKGate", args, "embedding");
     const loadBalance = validateLoadBalance("TopKGate", args.loadBalance);
@@ -131,7 +132,8 @@ export class TopKGate extends layers.Layer implements Gate {
       this.addWeight(name, shape, "float32", initializer);
     this.head.buildEmbedding(addWeight, this.seed + 1);
     this.head.buildKernel(addWeight, inputDim + this.head.inputExtension, this.seed);
-    if (this.noise) this.noiseKernel = addWeight("noise_kernel", [inputDim, this.numExperts], initializers.zeros());
+    if (this.noise)
+      this.noiseKernel = addWeight("noise_kernel", [inputDim, this.numExperts], initializers.zeros());
     this.built = true;
   }
 

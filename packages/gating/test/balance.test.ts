@@ -1,6 +1,6 @@
-import * as tf from "@tensorflow/tfjs-core";
 import { ConfigError, ShapeError } from "@mdrec/core";
 import { importanceLoss, switchLoadLoss } from "@mdrec/gating";
+import * as tf from "@tensorflow/tfjs-core";
 import { describe, expect, it } from "vitest";
 import { checkInputGradients, expectClose, expectNoLeak, onBackend } from "./helpers.js";
 
@@ -16,7 +16,12 @@ describe("importanceLoss", () => {
 
   it("is 0 (its minimum) for uniform routing and grows with imbalance", () => {
     expectClose(importanceLoss({ probs: tf.fill([4, 3], 1 / 3) as tf.Tensor2D }), [0], 1e-6);
-    const skewed = importanceLoss({ probs: tf.tensor2d([[0.9, 0.05, 0.05], [0.8, 0.1, 0.1]]) }).dataSync()[0]!;
+    const skewed = importanceLoss({
+      probs: tf.tensor2d([
+        [0.9, 0.05, 0.05],
+        [0.8, 0.1, 0.1],
+      ]),
+    }).dataSync()[0]!;
     expect(skewed).toBeGreaterThan(0.5);
   });
 
@@ -50,7 +55,15 @@ describe("switchLoadLoss", () => {
         [0.2, 0.6, 0.2],
         [0.3, 0.3, 0.4],
       ]),
-      indices: tf.tensor2d([[0, 1], [1, 2], [1, 0]], [3, 2], "int32"),
+      indices: tf.tensor2d(
+        [
+          [0, 1],
+          [1, 2],
+          [1, 0],
+        ],
+        [3, 2],
+        "int32",
+      ),
     };
     const expected = 3 * ((2 / 6) * (1 / 3) + (3 / 6) * (1.2 / 3) + (1 / 6) * (0.8 / 3));
     expectClose(switchLoadLoss(topTwo, 3), [expected]);
@@ -58,7 +71,16 @@ describe("switchLoadLoss", () => {
 
   it("gradient flows to probs only, matching finite differences; no leaks", () => {
     const probs = tf.softmax(tf.randomNormal([4, 3], 0, 1, "float32", 2)) as tf.Tensor2D;
-    const indices = tf.tensor2d([[0, 1], [2, 1], [1, 0], [0, 2]], [4, 2], "int32");
+    const indices = tf.tensor2d(
+      [
+        [0, 1],
+        [2, 1],
+        [1, 0],
+        [0, 2],
+      ],
+      [4, 2],
+      "int32",
+    );
     checkInputGradients((p) => switchLoadLoss({ probs: p as tf.Tensor2D, indices }, 3), [probs], 4, 1e-3);
     expectNoLeak(() => switchLoadLoss({ probs, indices }, 3));
   });
@@ -66,9 +88,24 @@ describe("switchLoadLoss", () => {
   it("agrees on wasm and cpu", async () => {
     const run = () => {
       const probs = tf.softmax(tf.randomNormal([6, 4], 0, 1, "float32", 3)) as tf.Tensor2D;
-      const indices = tf.tensor2d([[0, 1], [2, 1], [1, 0], [0, 2], [3, 2], [3, 0]], [6, 2], "int32");
+      const indices = tf.tensor2d(
+        [
+          [0, 1],
+          [2, 1],
+          [1, 0],
+          [0, 2],
+          [3, 2],
+          [3, 0],
+        ],
+        [6, 2],
+        "int32",
+      );
       const grad = tf.grad((p: tf.Tensor) => switchLoadLoss({ probs: p as tf.Tensor2D, indices }, 4))(probs);
-      return [switchLoadLoss({ probs, indices }, 4).dataSync()[0]!, importanceLoss({ probs }).dataSync()[0]!, ...grad.dataSync()];
+      return [
+        switchLoadLoss({ probs, indices }, 4).dataSync()[0]!,
+        importanceLoss({ probs }).dataSync()[0]!,
+        ...grad.dataSync(),
+      ];
     };
     const cpu = run();
     expectClose(await onBackend("wasm", run), cpu, 1e-5);
@@ -76,14 +113,20 @@ describe("switchLoadLoss", () => {
 
   it("rejects bad arguments", () => {
     const probs = tf.fill([2, 3], 1 / 3) as tf.Tensor2D;
-    expect(() => switchLoadLoss({ probs, indices: tf.zeros([2, 1], "int32") as tf.Tensor2D }, 0)).toThrow(ConfigError);
+    expect(() => switchLoadLoss({ probs, indices: tf.zeros([2, 1], "int32") as tf.Tensor2D }, 0)).toThrow(
+      ConfigError,
+    );
     expect(() => switchLoadLoss({ probs, indices: tf.zeros([2, 1], "int32") as tf.Tensor2D }, 4)).toThrow(
       "switchLoadLoss routing.probs must have shape [?, 4], received [2, 3]",
     );
-    expect(() => switchLoadLoss({ probs, indices: tf.zeros([3, 1], "int32") as tf.Tensor2D }, 3)).toThrow(ShapeError);
+    expect(() => switchLoadLoss({ probs, indices: tf.zeros([3, 1], "int32") as tf.Tensor2D }, 3)).toThrow(
+      ShapeError,
+    );
     expect(() => switchLoadLoss({ probs, indices: tf.zeros([3, 1], "int32") as tf.Tensor2D }, 3)).toThrow(
       "switchLoadLoss routing.indices must have 2 rows like routing.probs, received shape [3, 1]",
     );
-    expect(() => importanceLoss({ probs: tf.ones([3]) as never })).toThrow("importanceLoss routing.probs must have rank 2");
+    expect(() => importanceLoss({ probs: tf.ones([3]) as never })).toThrow(
+      "importanceLoss routing.probs must have rank 2",
+    );
   });
 });

@@ -1,9 +1,16 @@
-import * as tf from "@tensorflow/tfjs-core";
 import { ConfigError, DataError, loadLayer, saveLayer } from "@mdrec/core";
 import { ExpertPool, mixExperts } from "@mdrec/experts";
 import { CgcGate, disposeRouting } from "@mdrec/gating";
+import * as tf from "@tensorflow/tfjs-core";
 import { afterAll, describe, expect, it } from "vitest";
-import { checkInputGradients, checkVariableGradients, expectClose, expectNoLeak, onBackend, temporaryDirectory } from "./helpers.js";
+import {
+  checkInputGradients,
+  checkVariableGradients,
+  expectClose,
+  expectNoLeak,
+  onBackend,
+  temporaryDirectory,
+} from "./helpers.js";
 
 afterAll(async () => {
   await tf.setBackend("cpu");
@@ -57,8 +64,12 @@ describe("CgcGate layout and mixture", () => {
     const w0 = softmax([1, 2, 0]); // group 0 experts [1, 2] then shared [0]
     const w1 = softmax([-2, 0.5, 0.5]); // group 1 experts [3, 4] then shared [0]
     const expected = [
-      outputs[0]![0]!.map((_, d) => w0[0]! * outputs[0]![1]![d]! + w0[1]! * outputs[0]![2]![d]! + w0[2]! * outputs[0]![0]![d]!),
-      outputs[1]![0]!.map((_, d) => w1[0]! * outputs[1]![3]![d]! + w1[1]! * outputs[1]![4]![d]! + w1[2]! * outputs[1]![0]![d]!),
+      outputs[0]![0]!.map(
+        (_, d) => w0[0]! * outputs[0]![1]![d]! + w0[1]! * outputs[0]![2]![d]! + w0[2]! * outputs[0]![0]![d]!,
+      ),
+      outputs[1]![0]!.map(
+        (_, d) => w1[0]! * outputs[1]![3]![d]! + w1[1]! * outputs[1]![4]![d]! + w1[2]! * outputs[1]![0]![d]!,
+      ),
     ];
     expectClose(routing.weights, [w0, w1]);
     expectClose(mixExperts(pool.dense(x), routing), expected);
@@ -80,19 +91,37 @@ describe("CgcGate gradients, serialisation, leaks, backends", () => {
   it("autodiff matches finite differences for the gate matrices and x", () => {
     const gate = new CgcGate({ numGroups: 3, numSharedExperts: 1, numSpecificExperts: 2, seed: 3 });
     const target = tf.randomNormal([5, 7], 0, 1, "float32", 4);
-    const loss = (input: tf.Tensor2D) => tf.sum(tf.mul(gate.route(input, groupIds, true).probs, target)) as tf.Scalar;
+    const loss = (input: tf.Tensor2D) =>
+      tf.sum(tf.mul(gate.route(input, groupIds, true).probs, target)) as tf.Scalar;
     loss(x);
-    checkVariableGradients(() => loss(x), gate.trainableWeights.map((weight) => weight.read() as tf.Variable), 4);
+    checkVariableGradients(
+      () => loss(x),
+      gate.trainableWeights.map((weight) => weight.read() as tf.Variable),
+      4,
+    );
     checkInputGradients((input) => loss(input as tf.Tensor2D), [x]);
   });
 
   it("getConfig/fromConfig and saveLayer/loadLayer round trips give the same routing", async () => {
-    const gate = new CgcGate({ numGroups: 3, numSharedExperts: 1, numSpecificExperts: 2, seed: 9, name: "cgc" });
+    const gate = new CgcGate({
+      numGroups: 3,
+      numSharedExperts: 1,
+      numSpecificExperts: 2,
+      seed: 9,
+      name: "cgc",
+    });
     const expected = gate.route(x, groupIds, false);
-    expect(gate.getConfig()).toMatchObject({ numGroups: 3, numSharedExperts: 1, numSpecificExperts: 2, seed: 9 });
+    expect(gate.getConfig()).toMatchObject({
+      numGroups: 3,
+      numSharedExperts: 1,
+      numSpecificExperts: 2,
+      seed: 9,
+    });
     const copy = CgcGate.fromConfig(CgcGate, gate.getConfig()) as CgcGate;
     expectClose(copy.route(x, groupIds, false).weights, expected.weights, 0);
-    gate.trainableWeights.forEach((weight) => weight.write(tf.mul(weight.read(), 2)));
+    gate.trainableWeights.forEach((weight) => {
+      weight.write(tf.mul(weight.read(), 2));
+    });
     const trained = gate.route(x, groupIds, false);
     const directory = await temporaryDirectory();
     try {
@@ -113,7 +142,9 @@ describe("CgcGate gradients, serialisation, leaks, backends", () => {
     disposeRouting(a.route(x, groupIds, true));
     expectNoLeak(() => {
       a.route(x, groupIds, true);
-      const { value, grads } = tf.variableGrads(() => tf.sum(tf.square(a.route(x, groupIds, true).weights)) as tf.Scalar);
+      const { value, grads } = tf.variableGrads(
+        () => tf.sum(tf.square(a.route(x, groupIds, true).weights)) as tf.Scalar,
+      );
       tf.dispose([value, ...Object.values(grads)]);
     });
   });
@@ -122,7 +153,9 @@ describe("CgcGate gradients, serialisation, leaks, backends", () => {
     const run = () => {
       const gate = new CgcGate({ numGroups: 3, numSharedExperts: 2, numSpecificExperts: 1, seed: 6 });
       const routing = gate.route(x, groupIds, true);
-      const { grads } = tf.variableGrads(() => tf.sum(tf.mul(gate.route(x, groupIds, true).probs, tf.range(0, 5))) as tf.Scalar);
+      const { grads } = tf.variableGrads(
+        () => tf.sum(tf.mul(gate.route(x, groupIds, true).probs, tf.range(0, 5))) as tf.Scalar,
+      );
       return {
         probs: Array.from(routing.probs.dataSync()),
         indices: Array.from(routing.indices.dataSync()),
@@ -139,7 +172,9 @@ describe("CgcGate gradients, serialisation, leaks, backends", () => {
 
 describe("CgcGate rejects bad arguments", () => {
   it("validates counts and group ids", () => {
-    expect(() => new CgcGate({ numGroups: 2, numSharedExperts: -1, numSpecificExperts: 1 })).toThrow(ConfigError);
+    expect(() => new CgcGate({ numGroups: 2, numSharedExperts: -1, numSpecificExperts: 1 })).toThrow(
+      ConfigError,
+    );
     expect(() => new CgcGate({ numGroups: 2, numSharedExperts: -1, numSpecificExperts: 1 })).toThrow(
       "CgcGate numSharedExperts must be an integer >= 0, received -1",
     );
@@ -153,7 +188,9 @@ describe("CgcGate rejects bad arguments", () => {
       'Unknown key "numSpecificExpert" in CgcGate args. Did you mean "numSpecificExperts"?',
     );
     const gate = new CgcGate({ numGroups: 2, numSharedExperts: 1, numSpecificExperts: 1, name: "cgc_bad" });
-    expect(() => gate.route(tf.ones([2, 2]) as tf.Tensor2D, tf.tensor1d([0, 2], "int32"), false)).toThrow(DataError);
+    expect(() => gate.route(tf.ones([2, 2]) as tf.Tensor2D, tf.tensor1d([0, 2], "int32"), false)).toThrow(
+      DataError,
+    );
     expect(() => gate.route(tf.ones([2, 2]) as tf.Tensor2D, tf.tensor1d([0, 2], "int32"), false)).toThrow(
       "cgc_bad groupIds[1] must be in [0, numGroups=2), received 2",
     );

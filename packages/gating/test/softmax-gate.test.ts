@@ -1,9 +1,15 @@
-import * as tf from "@tensorflow/tfjs-core";
 import { ConfigError, loadLayer, ShapeError, saveLayer } from "@mdrec/core";
 import { ExpertPool, mixExperts } from "@mdrec/experts";
 import { disposeRouting, SoftmaxGate } from "@mdrec/gating";
+import * as tf from "@tensorflow/tfjs-core";
 import { afterAll, describe, expect, it } from "vitest";
-import { checkVariableGradients, expectClose, expectNoLeak, onBackend, temporaryDirectory } from "./helpers.js";
+import {
+  checkVariableGradients,
+  expectClose,
+  expectNoLeak,
+  onBackend,
+  temporaryDirectory,
+} from "./helpers.js";
 
 afterAll(async () => {
   await tf.setBackend("cpu");
@@ -58,7 +64,13 @@ describe("SoftmaxGate golden values", () => {
   });
 
   it('"embedding": logits = W [x ; emb(d)]', () => {
-    const gate = new SoftmaxGate({ numExperts: 2, domainConditioning: "embedding", numDomains: 2, domainEmbeddingDim: 1, seed: 1 });
+    const gate = new SoftmaxGate({
+      numExperts: 2,
+      domainConditioning: "embedding",
+      numDomains: 2,
+      domainEmbeddingDim: 1,
+      seed: 1,
+    });
     gate.build([[null as unknown as number, 1], [null as unknown as number]]);
     gate.setWeights([
       tf.tensor2d([[0], [2]]),
@@ -84,7 +96,9 @@ describe("SoftmaxGate golden values", () => {
       tf.tensor1d([0, 0.5]), // hidden bias
     ]);
     // h = relu([x, -x + 0.5]); x = 2 -> h = [2, 0]; logits = h
-    expectClose(gate.route(tf.tensor2d([[2]]), tf.zeros([1], "int32") as tf.Tensor1D, false).probs, [softmax([2, 0])]);
+    expectClose(gate.route(tf.tensor2d([[2]]), tf.zeros([1], "int32") as tf.Tensor1D, false).probs, [
+      softmax([2, 0]),
+    ]);
   });
 });
 
@@ -94,24 +108,48 @@ describe("SoftmaxGate behaviour", () => {
       const gate = new SoftmaxGate({ numExperts: 3, domainConditioning, numDomains: 3, seed: 5 });
       const same = tf.tile(tf.slice(x, [0, 0], [1, 4]), [2, 1]) as tf.Tensor2D;
       const probs = gate.route(same, tf.tensor1d([0, 2], "int32"), false).probs.arraySync() as number[][];
-      expect(Math.max(...probs[0]!.map((value, index) => Math.abs(value - probs[1]![index]!)))).toBeGreaterThan(1e-4);
+      expect(
+        Math.max(...probs[0]!.map((value, index) => Math.abs(value - probs[1]![index]!))),
+      ).toBeGreaterThan(1e-4);
     });
   }
 
   it("gradient check on every weight (per-domain with a hidden MLP)", () => {
-    const gate = new SoftmaxGate({ numExperts: 3, domainConditioning: "per-domain", numDomains: 3, hiddenUnits: [4], seed: 6 });
+    const gate = new SoftmaxGate({
+      numExperts: 3,
+      domainConditioning: "per-domain",
+      numDomains: 3,
+      hiddenUnits: [4],
+      seed: 6,
+    });
     const target = tf.randomNormal([5, 3], 0, 1, "float32", 9);
     const loss = () => tf.sum(tf.mul(gate.route(x, ids, true).weights, target)) as tf.Scalar;
     loss();
-    checkVariableGradients(loss, gate.trainableWeights.map((weight) => weight.read() as tf.Variable), 3, 1e-3);
+    checkVariableGradients(
+      loss,
+      gate.trainableWeights.map((weight) => weight.read() as tf.Variable),
+      3,
+      1e-3,
+    );
   });
 
   it("gradient check with embedding conditioning and MMoE mixing", () => {
-    const gate = new SoftmaxGate({ numExperts: 3, domainConditioning: "embedding", numDomains: 3, domainEmbeddingDim: 2, seed: 6 });
+    const gate = new SoftmaxGate({
+      numExperts: 3,
+      domainConditioning: "embedding",
+      numDomains: 3,
+      domainEmbeddingDim: 2,
+      seed: 6,
+    });
     const pool = new ExpertPool({ numExperts: 3, units: [2], activation: "tanh", seed: 2 });
     const loss = () => tf.sum(tf.square(mixExperts(pool.dense(x), gate.route(x, ids, true)))) as tf.Scalar;
     loss();
-    checkVariableGradients(loss, gate.trainableWeights.map((weight) => weight.read() as tf.Variable), 3, 1e-3);
+    checkVariableGradients(
+      loss,
+      gate.trainableWeights.map((weight) => weight.read() as tf.Variable),
+      3,
+      1e-3,
+    );
   });
 
   it("auxiliaryLosses returns the weighted non-zero terms", () => {
@@ -140,19 +178,36 @@ describe("SoftmaxGate serialisation, determinism, leaks, backends", () => {
       name: "mmoe_gate",
     });
     const config = gate.getConfig();
-    expect(config).toMatchObject({ numExperts: 3, domainConditioning: "embedding", numDomains: 3, domainEmbeddingDim: 3, hiddenUnits: [5], seed: 12 });
+    expect(config).toMatchObject({
+      numExperts: 3,
+      domainConditioning: "embedding",
+      numDomains: 3,
+      domainEmbeddingDim: 3,
+      hiddenUnits: [5],
+      seed: 12,
+    });
     const copy = SoftmaxGate.fromConfig(SoftmaxGate, config) as SoftmaxGate;
     expectClose(copy.route(x, ids, false).probs, gate.route(x, ids, false).probs, 0);
     expect(copy.loadBalance).toEqual({ importance: 0.5, load: 0.25 });
     const plain = new SoftmaxGate({ numExperts: 2, seed: 3 });
     expect(plain.getConfig().numDomains).toBeUndefined();
-    expect((SoftmaxGate.fromConfig(SoftmaxGate, plain.getConfig()) as SoftmaxGate).conditioning.domainConditioning).toBe("none");
+    expect(
+      (SoftmaxGate.fromConfig(SoftmaxGate, plain.getConfig()) as SoftmaxGate).conditioning.domainConditioning,
+    ).toBe("none");
   });
 
   it("saveLayer/loadLayer round trip restores the gate and its hidden MLP", async () => {
-    const gate = new SoftmaxGate({ numExperts: 3, domainConditioning: "per-domain", numDomains: 3, hiddenUnits: [4], seed: 2 });
+    const gate = new SoftmaxGate({
+      numExperts: 3,
+      domainConditioning: "per-domain",
+      numDomains: 3,
+      hiddenUnits: [4],
+      seed: 2,
+    });
     gate.route(x, ids, false);
-    gate.trainableWeights.forEach((weight) => weight.write(tf.add(weight.read(), 0.2)));
+    gate.trainableWeights.forEach((weight) => {
+      weight.write(tf.add(weight.read(), 0.2));
+    });
     const expected = gate.route(x, ids, false).probs;
     const directory = await temporaryDirectory();
     try {
@@ -172,7 +227,13 @@ describe("SoftmaxGate serialisation, determinism, leaks, backends", () => {
   });
 
   it("route and gradients leave no tensors behind; dispose frees the cached range and child weights", () => {
-    const gate = new SoftmaxGate({ numExperts: 3, domainConditioning: "embedding", numDomains: 3, hiddenUnits: [4], seed: 2 });
+    const gate = new SoftmaxGate({
+      numExperts: 3,
+      domainConditioning: "embedding",
+      numDomains: 3,
+      hiddenUnits: [4],
+      seed: 2,
+    });
     disposeRouting(gate.route(x, ids, true));
     expectNoLeak(() => {
       gate.route(x, ids, true);
@@ -187,34 +248,54 @@ describe("SoftmaxGate serialisation, determinism, leaks, backends", () => {
 
   it("wasm gives the cpu routing and gradients", async () => {
     const run = () => {
-      const gate = new SoftmaxGate({ numExperts: 4, domainConditioning: "per-domain", numDomains: 3, hiddenUnits: [3], seed: 4 });
+      const gate = new SoftmaxGate({
+        numExperts: 4,
+        domainConditioning: "per-domain",
+        numDomains: 3,
+        hiddenUnits: [3],
+        seed: 4,
+      });
       const routing = gate.route(x, ids, true);
-      const { grads } = tf.variableGrads(() => tf.sum(tf.square(gate.route(x, ids, true).weights)) as tf.Scalar);
+      const { grads } = tf.variableGrads(
+        () => tf.sum(tf.square(gate.route(x, ids, true).weights)) as tf.Scalar,
+      );
       return {
         probs: Array.from(routing.probs.dataSync()),
-        grads: gate.trainableWeights.map((weight) => Array.from(grads[weight.read().name]!.dataSync())),
+        grads: gate.trainableWeights.map((weight) =>
+          Array.from(grads[(weight.read() as tf.Variable).name]!.dataSync()),
+        ),
       };
     };
     const cpu = run();
     const wasm = await onBackend("wasm", run);
     expectClose(wasm.probs, cpu.probs, 1e-5);
-    wasm.grads.forEach((gradient, index) => expectClose(gradient, cpu.grads[index]!, 1e-5));
+    wasm.grads.forEach((gradient, index) => {
+      expectClose(gradient, cpu.grads[index]!, 1e-5);
+    });
   });
 });
 
 describe("SoftmaxGate rejects bad arguments", () => {
   it("validates the constructor arguments", () => {
     expect(() => new SoftmaxGate({ numExperts: -1 })).toThrow(ConfigError);
-    expect(() => new SoftmaxGate({ numExperts: -1 })).toThrow("SoftmaxGate numExperts must be an integer >= 1, received -1");
+    expect(() => new SoftmaxGate({ numExperts: -1 })).toThrow(
+      "SoftmaxGate numExperts must be an integer >= 1, received -1",
+    );
     expect(() => new SoftmaxGate({ numExperts: 2, domainConditioning: "per-domain" })).toThrow(
       'SoftmaxGate numDomains (required when domainConditioning is "per-domain") must be an integer >= 1, received undefined',
     );
     expect(() => new SoftmaxGate({ numExperts: 2, hiddenUnits: [3, 0] })).toThrow(
       "SoftmaxGate hiddenUnits[1] must be an integer >= 1, received 0",
     );
-    expect(() => new SoftmaxGate({ numExperts: 2, domainConditioning: "embedding", numDomains: 2, domainEmbeddingDim: 0 })).toThrow(
-      "SoftmaxGate domainEmbeddingDim must be an integer >= 1, received 0",
-    );
+    expect(
+      () =>
+        new SoftmaxGate({
+          numExperts: 2,
+          domainConditioning: "embedding",
+          numDomains: 2,
+          domainEmbeddingDim: 0,
+        }),
+    ).toThrow("SoftmaxGate domainEmbeddingDim must be an integer >= 1, received 0");
     expect(() => new SoftmaxGate({ numExperts: 2, hidenUnits: [3] } as never)).toThrow(
       'Unknown key "hidenUnits" in SoftmaxGate args. Did you mean "hiddenUnits"?',
     );
@@ -222,12 +303,14 @@ describe("SoftmaxGate rejects bad arguments", () => {
 
   it("validates route inputs", () => {
     const gate = new SoftmaxGate({ numExperts: 2, seed: 1, name: "mmoe_gate_bad" });
-    expect(() => gate.route(tf.ones([2, 3], "int32") as never, tf.zeros([2], "int32") as tf.Tensor1D, false)).toThrow(ShapeError);
-    expect(() => gate.route(tf.ones([2, 3], "int32") as never, tf.zeros([2], "int32") as tf.Tensor1D, false)).toThrow(
-      "mmoe_gate_bad x must have dtype float32, received int32",
-    );
-    expect(() => gate.route(tf.ones([2, 3]) as tf.Tensor2D, tf.zeros([2, 1], "int32") as never, false)).toThrow(
-      "mmoe_gate_bad domainIds must have rank 1",
-    );
+    expect(() =>
+      gate.route(tf.ones([2, 3], "int32") as never, tf.zeros([2], "int32") as tf.Tensor1D, false),
+    ).toThrow(ShapeError);
+    expect(() =>
+      gate.route(tf.ones([2, 3], "int32") as never, tf.zeros([2], "int32") as tf.Tensor1D, false),
+    ).toThrow("mmoe_gate_bad x must have dtype float32, received int32");
+    expect(() =>
+      gate.route(tf.ones([2, 3]) as tf.Tensor2D, tf.zeros([2, 1], "int32") as never, false),
+    ).toThrow("mmoe_gate_bad domainIds must have rank 1");
   });
 });

@@ -1,7 +1,7 @@
-import * as tf from "@tensorflow/tfjs-core";
 import { ConfigError, DataError, loadLayer, ShapeError, saveLayer, setGlobalSeed } from "@mdrec/core";
 import { ExpertPool, mixExperts } from "@mdrec/experts";
 import { disposeRouting, type Routing, TopKGate } from "@mdrec/gating";
+import * as tf from "@tensorflow/tfjs-core";
 import { afterAll, describe, expect, it } from "vitest";
 import {
   checkInputGradients,
@@ -25,10 +25,7 @@ const softmax = (values: number[]) => {
 /** 3 experts, no domain conditioning, gate kernel [[1, 2, 0], [0, -1, 3]]. */
 function handSetGate(options: { renormalize?: boolean; noise?: boolean } = {}): TopKGate {
   const gate = new TopKGate({ numExperts: 3, k: 2, domainConditioning: "none", seed: 1, ...options });
-  gate.build([
-    [null as unknown as number, 2],
-    [null as unknown as number],
-  ]);
+  gate.build([[null as unknown as number, 2], [null as unknown as number]]);
   const weights = [
     tf.tensor2d([
       [1, 2, 0],
@@ -75,7 +72,11 @@ describe("TopKGate golden values", () => {
 
   it("returns probs [B, N], int32 indices [B, k] and weights [B, k] summing to 1", () => {
     const gate = new TopKGate({ numExperts: 5, k: 3, numDomains: 2, seed: 3 });
-    const routing = gate.route(tf.randomNormal([4, 6], 0, 1, "float32", 1) as tf.Tensor2D, tf.tensor1d([0, 1, 1, 0], "int32"), true);
+    const routing = gate.route(
+      tf.randomNormal([4, 6], 0, 1, "float32", 1) as tf.Tensor2D,
+      tf.tensor1d([0, 1, 1, 0], "int32"),
+      true,
+    );
     expect(routing.probs.shape).toEqual([4, 5]);
     expect(routing.indices.shape).toEqual([4, 3]);
     expect(routing.weights.shape).toEqual([4, 3]);
@@ -116,7 +117,11 @@ describe("TopKGate noise", () => {
     // A very negative W_n x makes softplus ~ 0: training then equals inference.
     const gate = handSetGate();
     gate.setWeights([gate.getWeights()[0]!, tf.fill([2, 3], -50)]);
-    expectClose(gate.route(handX(), noDomains(), true).probs, gate.route(handX(), noDomains(), false).probs, 1e-6);
+    expectClose(
+      gate.route(handX(), noDomains(), true).probs,
+      gate.route(handX(), noDomains(), false).probs,
+      1e-6,
+    );
   });
 });
 
@@ -139,7 +144,14 @@ describe("TopKGate domain conditioning", () => {
   });
 
   it('"embedding" golden: logits = W [x ; emb(d)]', () => {
-    const gate = new TopKGate({ numExperts: 2, k: 1, numDomains: 2, domainEmbeddingDim: 1, noise: false, seed: 1 });
+    const gate = new TopKGate({
+      numExperts: 2,
+      k: 1,
+      numDomains: 2,
+      domainEmbeddingDim: 1,
+      noise: false,
+      seed: 1,
+    });
     gate.build([[null as unknown as number, 1], [null as unknown as number]]);
     gate.setWeights([
       tf.tensor2d([[0], [3]]), // domain embedding [D, 1]
@@ -165,7 +177,10 @@ describe("TopKGate gradients", () => {
     const loss = (input: tf.Tensor2D) => {
       setGlobalSeed(12);
       const routing = gate.route(input, ids, true);
-      return tf.add(tf.sum(tf.mul(routing.weights, targetWeights)), tf.sum(tf.mul(routing.probs, targetProbs))) as tf.Scalar;
+      return tf.add(
+        tf.sum(tf.mul(routing.weights, targetWeights)),
+        tf.sum(tf.mul(routing.probs, targetProbs)),
+      ) as tf.Scalar;
     };
     loss(x);
     // Small steps so no perturbation changes which experts are kept.
@@ -186,7 +201,10 @@ describe("TopKGate gradients", () => {
     gate.route(x, ids, false);
     pool.dense(x);
     const kernel = gate.trainableWeights[1]!.read() as tf.Variable;
-    const { value, grads } = tf.variableGrads(() => tf.sum(pool.sparse(x, gate.route(x, ids, true))) as tf.Scalar, [kernel]);
+    const { value, grads } = tf.variableGrads(
+      () => tf.sum(pool.sparse(x, gate.route(x, ids, true))) as tf.Scalar,
+      [kernel],
+    );
     expect(tf.sum(tf.abs(grads[kernel.name]!)).dataSync()[0]).toBeGreaterThan(0);
     tf.dispose([value, grads[kernel.name]!]);
     const routing = gate.route(x, ids, false);
@@ -206,7 +224,13 @@ describe("TopKGate on wasm", () => {
 
   it("gives the cpu routing and gradients", async () => {
     const run = () => {
-      const gate = new TopKGate({ numExperts: 5, k: 2, numDomains: 3, domainConditioning: "per-domain", seed: 8 });
+      const gate = new TopKGate({
+        numExperts: 5,
+        k: 2,
+        numDomains: 3,
+        domainConditioning: "per-domain",
+        seed: 8,
+      });
       const x = tf.randomNormal([6, 4], 0, 1, "float32", 5) as tf.Tensor2D;
       const ids = tf.tensor1d([0, 1, 2, 2, 1, 0], "int32");
       gate.route(x, ids, false);
@@ -221,7 +245,9 @@ describe("TopKGate on wasm", () => {
         probs: Array.from(routing.probs.dataSync()),
         indices: Array.from(routing.indices.dataSync()),
         weights: Array.from(routing.weights.dataSync()),
-        grads: gate.trainableWeights.map((weight) => Array.from(grads[weight.read().name]!.dataSync())),
+        grads: gate.trainableWeights.map((weight) =>
+          Array.from(grads[(weight.read() as tf.Variable).name]!.dataSync()),
+        ),
       };
     };
     const cpu = run();
@@ -229,7 +255,9 @@ describe("TopKGate on wasm", () => {
     expect(wasm.indices).toEqual(cpu.indices);
     expectClose(wasm.probs, cpu.probs, 1e-5);
     expectClose(wasm.weights, cpu.weights, 1e-5);
-    wasm.grads.forEach((gradient, index) => expectClose(gradient, cpu.grads[index]!, 1e-5));
+    wasm.grads.forEach((gradient, index) => {
+      expectClose(gradient, cpu.grads[index]!, 1e-5);
+    });
   });
 });
 
@@ -249,7 +277,16 @@ describe("TopKGate serialisation, determinism, leaks", () => {
       seed: 17,
     });
     const config = gate.getConfig();
-    expect(config).toMatchObject({ numExperts: 4, k: 3, noise: false, renormalize: false, numDomains: 3, domainEmbeddingDim: 2, domainConditioning: "embedding", seed: 17 });
+    expect(config).toMatchObject({
+      numExperts: 4,
+      k: 3,
+      noise: false,
+      renormalize: false,
+      numDomains: 3,
+      domainEmbeddingDim: 2,
+      domainConditioning: "embedding",
+      seed: 17,
+    });
     const copy = TopKGate.fromConfig(TopKGate, config) as TopKGate;
     expect(copy.loadBalance).toEqual({ importance: 0, load: 0.1 });
     expectClose(copy.route(x, ids, false).weights, gate.route(x, ids, false).weights, 0);
@@ -258,7 +295,9 @@ describe("TopKGate serialisation, determinism, leaks", () => {
   it("saveLayer/loadLayer round trip restores trained weights", async () => {
     const gate = new TopKGate({ numExperts: 4, k: 2, numDomains: 3, seed: 2 });
     gate.route(x, ids, false);
-    gate.trainableWeights.forEach((weight) => weight.write(tf.add(weight.read(), 0.3)));
+    gate.trainableWeights.forEach((weight) => {
+      weight.write(tf.add(weight.read(), 0.3));
+    });
     const expected = gate.route(x, ids, false);
     const directory = await temporaryDirectory();
     try {
@@ -285,7 +324,13 @@ describe("TopKGate serialisation, determinism, leaks", () => {
   });
 
   it("route, auxiliary losses and gradients leave no tensors behind", () => {
-    const gate = new TopKGate({ numExperts: 4, k: 2, numDomains: 3, loadBalance: { importance: 1, load: 1 }, seed: 2 });
+    const gate = new TopKGate({
+      numExperts: 4,
+      k: 2,
+      numDomains: 3,
+      loadBalance: { importance: 1, load: 1 },
+      seed: 2,
+    });
     disposeRouting(gate.route(x, ids, true));
     expectNoLeak(() => {
       const routing: Routing = gate.route(x, ids, true);
@@ -310,7 +355,9 @@ describe("TopKGate rejects bad arguments", () => {
       "TopKGate k must be an integer in [1, numExperts=8], received 0",
     );
     expect(() => new TopKGate({ numExperts: 8, k: 1.5, numDomains: 2 })).toThrow("received 1.5");
-    expect(() => new TopKGate({ numExperts: 0 })).toThrow("TopKGate numExperts must be an integer >= 1, received 0");
+    expect(() => new TopKGate({ numExperts: 0 })).toThrow(
+      "TopKGate numExperts must be an integer >= 1, received 0",
+    );
     expect(() => new TopKGate({ numExperts: 4 })).toThrow(
       'TopKGate numDomains (required when domainConditioning is "embedding") must be an integer >= 1, received undefined',
     );
@@ -320,9 +367,9 @@ describe("TopKGate rejects bad arguments", () => {
     expect(() => new TopKGate({ numExperts: 4, numDomains: 2, noise: "yes" as never })).toThrow(
       'TopKGate noise must be a boolean, received "yes"',
     );
-    expect(() => new TopKGate({ numExperts: 4, numDomains: 2, loadBalance: { importance: Number.NaN } })).toThrow(
-      "TopKGate loadBalance.importance must be a finite number >= 0, received NaN",
-    );
+    expect(
+      () => new TopKGate({ numExperts: 4, numDomains: 2, loadBalance: { importance: Number.NaN } }),
+    ).toThrow("TopKGate loadBalance.importance must be a finite number >= 0, received NaN");
     expect(() => new TopKGate({ numExperts: 4, numDomains: 2, loadBalance: { laod: 1 } as never })).toThrow(
       'Unknown key "laod" in TopKGate loadBalance. Did you mean "load"?',
     );
@@ -334,7 +381,9 @@ describe("TopKGate rejects bad arguments", () => {
   it("validates route inputs", () => {
     const gate = new TopKGate({ numExperts: 4, numDomains: 2, seed: 1, name: "ces_gate" });
     const x = tf.ones([2, 3]) as tf.Tensor2D;
-    expect(() => gate.route(tf.ones([3]) as never, tf.zeros([3], "int32") as tf.Tensor1D, false)).toThrow(ShapeError);
+    expect(() => gate.route(tf.ones([3]) as never, tf.zeros([3], "int32") as tf.Tensor1D, false)).toThrow(
+      ShapeError,
+    );
     expect(() => gate.route(tf.ones([3]) as never, tf.zeros([3], "int32") as tf.Tensor1D, false)).toThrow(
       "ces_gate x must have rank 2",
     );

@@ -189,8 +189,11 @@ export function normalizedMutualInformation(
   const columnEntropy = entropyOfTotals(marginals.columnTotals, marginals.total);
   if (rowEntropy === 0 || columnEntropy === 0) return 0;
   const information = mutualInformationOfTable(table, marginals);
-  const normalizer =
-    method === "sqrt" ? Math.sqrt(rowEntropy * columnEntropy) : (rowEntropy + columnEntropy) / 2;
+  // Written so that tiny positive entropies (subnormal masses) cannot underflow the denominator to 0.
+  const ratio =
+    method === "sqrt"
+      ? information / Math.sqrt(rowEntropy) / Math.sqrt(columnEntropy)
+      : (2 * information) / (rowEntropy + columnEntropy);
   // I <= min(H(R), H(C)) <= both normalisers; clamp the last-ulp overshoot.
-  return Math.min(1, information / normalizer);
+  return Math.min(1, ratio);
 }

@@ -5,7 +5,7 @@ export {
   domainExpertMutualInformation,
 } from "./mutual-information.js";
 export {
-  type MutualInformationLossArgs,
   MutualInformationLoss,
+  type MutualInformationLossArgs,
   type MutualInformationLossOutput,
 } from "./mutual-information-loss.js";

@@ -1,9 +1,9 @@
+import { assertInteger, assertKnownKeys, assertNumber, ConfigError } from "@mdrec/core";
 import * as tf from "@tensorflow/tfjs-core";
 import { serialization } from "@tensorflow/tfjs-core";
 import { initializers, type LayerVariable, layers } from "@tensorflow/tfjs-layers";
 import type { LayerArgs } from "@tensorflow/tfjs-layers/dist/engine/topology";
 import type { Kwargs } from "@tensorflow/tfjs-layers/dist/types";
-import { assertInteger, assertKnownKeys, assertNumber, ConfigError } from "@mdrec/core";
 import {
   assertMutualInformationInputs,
   domainExpertStatistics,
@@ -94,7 +94,9 @@ export class MutualInformationLoss extends layers.Layer {
     assertNumber("MutualInformationLoss expertEntropyWeight", expertEntropyWeight, { min: 0 });
     assertNumber("MutualInformationLoss conditionalEntropyWeight", conditionalEntropyWeight, { min: 0 });
     if (typeof movingAverage !== "number" || !(movingAverage >= 0 && movingAverage < 1)) {
-      throw new ConfigError(`MutualInformationLoss movingAverage must be a number in [0, 1), received ${String(movingAverage)}`);
+      throw new ConfigError(
+        `MutualInformationLoss movingAverage must be a number in [0, 1), received ${String(movingAverage)}`,
+      );
     }
     const layerArgs: LayerArgs = {};
     if (args.name !== undefined) layerArgs.name = args.name;
@@ -149,7 +151,10 @@ export class MutualInformationLoss extends layers.Layer {
         const present = tf.reshape(batch.present, [this.numDomains, 1]); // [D, 1]
         const blended = tf.add(tf.mul(storedConditional, momentum), tf.mul(conditional, 1 - momentum)); // [D, N]
         // Absent domains have no batch estimate: keep their stored row.
-        conditional = tf.add(tf.mul(blended, present), tf.mul(storedConditional, tf.sub(1, present))) as tf.Tensor2D;
+        conditional = tf.add(
+          tf.mul(blended, present),
+          tf.mul(storedConditional, tf.sub(1, present)),
+        ) as tf.Tensor2D;
         domainPrior = tf.add(
           tf.mul(this.domainAverage.read(), momentum),
           tf.mul(domainPrior, 1 - momentum),
@@ -159,7 +164,10 @@ export class MutualInformationLoss extends layers.Layer {
           this.domainAverage.write(domainPrior);
         }
       }
-      const { mutualInformation, expertEntropy, conditionalEntropy } = entropiesFromDistributions(domainPrior, conditional);
+      const { mutualInformation, expertEntropy, conditionalEntropy } = entropiesFromDistributions(
+        domainPrior,
+        conditional,
+      );
       const objective = tf.sub(
         tf.mul(expertEntropy, this.expertEntropyWeight),
         tf.mul(conditionalEntropy, this.conditionalEntropyWeight),
@@ -180,7 +188,12 @@ export class MutualInformationLoss extends layers.Layer {
     const [loss, mutualInformation, expertEntropy, conditionalEntropy] = this.apply([probs, domainIds], {
       training,
     }) as tf.Scalar[];
-    return { loss: loss!, mutualInformation: mutualInformation!, expertEntropy: expertEntropy!, conditionalEntropy: conditionalEntropy! };
+    return {
+      loss: loss!,
+      mutualInformation: mutualInformation!,
+      expertEntropy: expertEntropy!,
+      conditionalEntropy: conditionalEntropy!,
+    };
   }
 
   override getConfig(): serialization.ConfigDict {
@@ -200,9 +213,24 @@ export class MutualInformationLoss extends layers.Layer {
     cls: serialization.SerializableConstructor<T>,
     config: serialization.ConfigDict,
   ): T {
-    const { name, numDomains, numExperts, weight, expertEntropyWeight, conditionalEntropyWeight, movingAverage } =
-      config as unknown as MutualInformationLossArgs;
-    return new cls({ name, numDomains, numExperts, weight, expertEntropyWeight, conditionalEntropyWeight, movingAverage });
+    const {
+      name,
+      numDomains,
+      numExperts,
+      weight,
+      expertEntropyWeight,
+      conditionalEntropyWeight,
+      movingAverage,
+    } = config as unknown as MutualInformationLossArgs;
+    return new cls({
+      name,
+      numDomains,
+      numExperts,
+      weight,
+      expertEntropyWeight,
+      conditionalEntropyWeight,
+      movingAverage,
+    });
   }
 }
 serialization.registerClass(MutualInformationLoss);

@@ -1,5 +1,5 @@
-import * as tf from "@tensorflow/tfjs-core";
 import { assertInteger, assertTensor, DataError, ShapeError } from "@mdrec/core";
+import * as tf from "@tensorflow/tfjs-core";
 
 /** Floor inside every log, so empty domains and zero probabilities stay finite (no NaN). */
 export const LOG_EPSILON = 1e-10;
@@ -43,7 +43,9 @@ export function assertMutualInformationInputs(
   for (let row = 0; row < ids.length; row++) {
     const id = ids[row]!;
     if (!(id >= 0 && id < numDomains)) {
-      throw new DataError(`${where} domainIds[${row}] must be in [0, numDomains=${numDomains}), received ${id}`);
+      throw new DataError(
+        `${where} domainIds[${row}] must be in [0, numDomains=${numDomains}), received ${id}`,
+      );
     }
   }
 }
@@ -74,7 +76,10 @@ export function domainExpertStatistics(
  * H(E), H(E|D) and I(D;E) from P(d) `[D]` and P(e|d) `[D, N]`, with P(e) = sum_d P(d) P(e|d).
  * Domains with P(d) = 0 contribute 0.
  */
-export function entropiesFromDistributions(domainPrior: tf.Tensor1D, conditional: tf.Tensor2D): DomainExpertEntropies {
+export function entropiesFromDistributions(
+  domainPrior: tf.Tensor1D,
+  conditional: tf.Tensor2D,
+): DomainExpertEntropies {
   return tf.tidy(() => {
     const numDomains = domainPrior.shape[0];
     const prior = tf.reshape(domainPrior, [1, numDomains]) as tf.Tensor2D; // [1, D]
@@ -125,7 +130,11 @@ export function domainExpertMutualInformation(
   domainIds: tf.Tensor1D,
   numDomains: number,
 ): tf.Scalar {
-  const { mutualInformation, expertEntropy, conditionalEntropy } = domainExpertEntropies(probs, domainIds, numDomains);
+  const { mutualInformation, expertEntropy, conditionalEntropy } = domainExpertEntropies(
+    probs,
+    domainIds,
+    numDomains,
+  );
   expertEntropy.dispose();
   conditionalEntropy.dispose();
   return mutualInformation;

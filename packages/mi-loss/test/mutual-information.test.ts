@@ -1,10 +1,6 @@
-import * as tf from "@tensorflow/tfjs-core";
 import { ConfigError, DataError, loadLayer, ShapeError, saveLayer } from "@mdrec/core";
-import {
-  domainExpertEntropies,
-  domainExpertMutualInformation,
-  MutualInformationLoss,
-} from "@mdrec/mi-loss";
+import { domainExpertEntropies, domainExpertMutualInformation, MutualInformationLoss } from "@mdrec/mi-loss";
+import * as tf from "@tensorflow/tfjs-core";
 import { afterAll, describe, expect, it } from "vitest";
 import { checkInputGradients, expectClose, expectNoLeak, onBackend, temporaryDirectory } from "./helpers.js";
 
@@ -17,7 +13,9 @@ const entropyOf = (distribution: number[]) =>
 
 /** Reference H(E), H(E|D), I(D;E) from P(d) and P(e|d) on the host. */
 function reference(prior: number[], conditional: number[][]) {
-  const marginal = conditional[0]!.map((_, e) => prior.reduce((sum, p, d) => sum + p * conditional[d]![e]!, 0));
+  const marginal = conditional[0]!.map((_, e) =>
+    prior.reduce((sum, p, d) => sum + p * conditional[d]![e]!, 0),
+  );
   const expertEntropy = entropyOf(marginal);
   const conditionalEntropy = prior.reduce((sum, p, d) => sum + p * entropyOf(conditional[d]!), 0);
   return { expertEntropy, conditionalEntropy, mutualInformation: expertEntropy - conditionalEntropy };
@@ -80,7 +78,11 @@ describe("domainExpertMutualInformation golden values", () => {
     const probs = tf.softmax(tf.randomNormal([6, 4], 0, 2, "float32", 3)) as tf.Tensor2D;
     const ids = tf.tensor1d([0, 2, 2, 0, 2, 0], "int32"); // domains 1 and 3 absent
     const withAbsent = domainExpertMutualInformation(probs, ids, 4).dataSync()[0]!;
-    const compact = domainExpertMutualInformation(probs, tf.tensor1d([0, 1, 1, 0, 1, 0], "int32"), 2).dataSync()[0]!;
+    const compact = domainExpertMutualInformation(
+      probs,
+      tf.tensor1d([0, 1, 1, 0, 1, 0], "int32"),
+      2,
+    ).dataSync()[0]!;
     expect(Number.isFinite(withAbsent)).toBe(true);
     expect(withAbsent).toBeCloseTo(compact, 6);
     const grad = tf.grad((p: tf.Tensor) => domainExpertMutualInformation(p as tf.Tensor2D, ids, 4))(probs);
@@ -107,7 +109,9 @@ describe("domainExpertMutualInformation golden values", () => {
     expect(() => domainExpertMutualInformation(probs, tf.tensor1d([0, 1]) as tf.Tensor1D, 2)).toThrow(
       "domainExpertEntropies domainIds must have dtype int32, received float32",
     );
-    expect(() => domainExpertMutualInformation(probs, tf.tensor1d([0, 1, 1], "int32"), 2)).toThrow(ShapeError);
+    expect(() => domainExpertMutualInformation(probs, tf.tensor1d([0, 1, 1], "int32"), 2)).toThrow(
+      ShapeError,
+    );
     expect(() => domainExpertMutualInformation(probs, tf.tensor1d([0, 1, 1], "int32"), 2)).toThrow(
       "domainExpertEntropies domainIds must have shape [2] (one per row of probs), received [3]",
     );
@@ -129,7 +133,13 @@ describe("MutualInformationLoss", () => {
   const ids = tf.tensor1d([0, 0, 1], "int32");
 
   it("loss = weight * -(a * H(E) - b * H(E|D)) on batch estimates by default", () => {
-    const layer = new MutualInformationLoss({ numDomains: 2, numExperts: 2, weight: 0.1, expertEntropyWeight: 2, conditionalEntropyWeight: 0.5 });
+    const layer = new MutualInformationLoss({
+      numDomains: 2,
+      numExperts: 2,
+      weight: 0.1,
+      expertEntropyWeight: 2,
+      conditionalEntropyWeight: 0.5,
+    });
     const out = layer.compute(probs, ids, true);
     const expected = reference(
       [2 / 3, 1 / 3],
@@ -189,7 +199,9 @@ describe("MutualInformationLoss", () => {
     const batchIds = tf.tensor1d([0, 1, 1, 0, 1], "int32");
     layer.compute(p, batchIds, true);
     checkInputGradients((input) => layer.compute(input as tf.Tensor2D, batchIds, false).loss, [p], 5, 1e-3);
-    const withEma = tf.grad((input: tf.Tensor) => layer.compute(input as tf.Tensor2D, batchIds, false).loss)(p);
+    const withEma = tf.grad((input: tf.Tensor) => layer.compute(input as tf.Tensor2D, batchIds, false).loss)(
+      p,
+    );
     expect(tf.sum(tf.abs(withEma)).dataSync()[0]).toBeGreaterThan(0);
   });
 
@@ -204,7 +216,14 @@ describe("MutualInformationLoss", () => {
       name: "aea",
     });
     const config = layer.getConfig();
-    expect(config).toMatchObject({ numDomains: 2, numExperts: 2, weight: 0.2, expertEntropyWeight: 0.5, conditionalEntropyWeight: 1.5, movingAverage: 0.9 });
+    expect(config).toMatchObject({
+      numDomains: 2,
+      numExperts: 2,
+      weight: 0.2,
+      expertEntropyWeight: 0.5,
+      conditionalEntropyWeight: 1.5,
+      movingAverage: 0.9,
+    });
     const copy = MutualInformationLoss.fromConfig(MutualInformationLoss, config) as MutualInformationLoss;
     expectClose(copy.compute(probs, ids, false).loss, layer.compute(probs, ids, false).loss, 0);
     layer.compute(probs, ids, true);
@@ -234,11 +253,18 @@ describe("MutualInformationLoss", () => {
 
   it("wasm gives the cpu values, gradients and state", async () => {
     const run = () => {
-      const layer = new MutualInformationLoss({ numDomains: 3, numExperts: 4, movingAverage: 0.3, weight: 1 });
+      const layer = new MutualInformationLoss({
+        numDomains: 3,
+        numExperts: 4,
+        movingAverage: 0.3,
+        weight: 1,
+      });
       const p = tf.softmax(tf.randomNormal([7, 4], 0, 1, "float32", 2)) as tf.Tensor2D;
       const batchIds = tf.tensor1d([0, 2, 2, 0, 2, 0, 0], "int32");
       const out = layer.compute(p, batchIds, true);
-      const grad = tf.grad((input: tf.Tensor) => layer.compute(input as tf.Tensor2D, batchIds, false).loss)(p);
+      const grad = tf.grad((input: tf.Tensor) => layer.compute(input as tf.Tensor2D, batchIds, false).loss)(
+        p,
+      );
       return [
         out.loss.dataSync()[0]!,
         out.mutualInformation.dataSync()[0]!,
@@ -252,14 +278,23 @@ describe("MutualInformationLoss", () => {
   });
 
   it("rejects bad arguments, naming the argument and the value", () => {
-    expect(() => new MutualInformationLoss({ numDomains: 2, numExperts: 2, weight: Number.NaN })).toThrow(ConfigError);
+    expect(() => new MutualInformationLoss({ numDomains: 2, numExperts: 2, weight: Number.NaN })).toThrow(
+      ConfigError,
+    );
     expect(() => new MutualInformationLoss({ numDomains: 2, numExperts: 2, weight: Number.NaN })).toThrow(
       "MutualInformationLoss weight must be a finite number >= 0, received NaN",
     );
-    expect(() => new MutualInformationLoss({ numDomains: 2, numExperts: 2, expertEntropyWeight: -1 })).toThrow(
-      "MutualInformationLoss expertEntropyWeight must be a finite number >= 0, received -1",
-    );
-    expect(() => new MutualInformationLoss({ numDomains: 2, numExperts: 2, conditionalEntropyWeight: Number.POSITIVE_INFINITY })).toThrow(
+    expect(
+      () => new MutualInformationLoss({ numDomains: 2, numExperts: 2, expertEntropyWeight: -1 }),
+    ).toThrow("MutualInformationLoss expertEntropyWeight must be a finite number >= 0, received -1");
+    expect(
+      () =>
+        new MutualInformationLoss({
+          numDomains: 2,
+          numExperts: 2,
+          conditionalEntropyWeight: Number.POSITIVE_INFINITY,
+        }),
+    ).toThrow(
       "MutualInformationLoss conditionalEntropyWeight must be a finite number >= 0, received Infinity",
     );
     expect(() => new MutualInformationLoss({ numDomains: 2, numExperts: 2, movingAverage: 1 })).toThrow(

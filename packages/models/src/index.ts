@@ -14,6 +14,7 @@ export { DomainTowers, type DomainTowersArgs, type TowerMode } from "./layers/do
 export { PartitionedNorm, type PartitionedNormArgs } from "./layers/partitioned-norm.js";
 export { rowRouting } from "./layers/row-routing.js";
 export { StarFcn, type StarFcnArgs } from "./layers/star-fcn.js";
+export { Mmoe, type MmoeOptions } from "./mmoe.js";
 export type { BaseModelOptions, ModelConfig, ModelOutput, ModelSummary, MultiDomainModel } from "./model.js";
 export {
   assertCommonOptions,
@@ -26,6 +27,7 @@ export {
   resolveOptions,
   type TowerOptions,
 } from "./options.js";
+export { Ple, type PleOptions } from "./ple.js";
 export {
   createModel,
   getModelInfo,

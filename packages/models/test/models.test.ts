@@ -8,7 +8,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { temporaryDirectory } from "./support.js";
 import { datasetAuc, firstBatch, predictDataset, syntheticSplits, trainModel, trainStep } from "./training.js";
 
-// Held-out AUC every model must beat after 3 epochs on 6.4k rows. A domain-blind constant
+// Held-out AUC every model must beat after 2 epochs on 6.4k rows (tiny presets). A domain-blind constant
 // scores 0.5 and the Bayes-optimal scorer about 0.83 on this data; the models land around 0.7.
 const AUC_THRESHOLD = 0.62;
 
@@ -38,9 +38,9 @@ describe.each(names)("model %s", (name) => {
     setGlobalSeed(11);
     const model = create(name);
     const before = datasetAuc(model, test);
-    const losses = trainModel(model, train, { epochs: 3, seed: 5 });
+    const losses = trainModel(model, train, { epochs: 2, seed: 5 });
     const after = datasetAuc(model, test);
-    expect(losses[2]).toBeLessThan(losses[0]!);
+    expect(losses[1]).toBeLessThan(losses[0]!);
     expect(after).toBeGreaterThan(AUC_THRESHOLD);
     expect(after).toBeGreaterThan(before);
     model.dispose();

@@ -9,7 +9,9 @@ async function main() {
   let acc = tf.scalar(0.9);
   let diffs = 0;
   for (let i = 1; i < 3000; i++) {
-    const next = tf.mul(acc, 0.9); acc.dispose(); acc = next;
+    const next = tf.mul(acc, 0.9);
+    acc.dispose();
+    acc = next;
     const p = tf.pow(0.9, i + 1);
     if (acc.dataSync()[0] !== p.dataSync()[0]) diffs++;
     p.dispose();

@@ -164,7 +164,10 @@ export async function writeCheckpoint(
   const directory = join(root, name);
   try {
     await mkdir(partial, { recursive: true });
-    const writeBinary = async (file: string, encoded: { data: ArrayBuffer; specs: tf.io.WeightsManifestEntry[] }) => {
+    const writeBinary = async (
+      file: string,
+      encoded: { data: ArrayBuffer; specs: tf.io.WeightsManifestEntry[] },
+    ) => {
       const bytes = new Uint8Array(encoded.data);
       await writeDurable(join(partial, file), bytes);
       return { file, bytes: bytes.byteLength, sha256: sha256(bytes), specs: encoded.specs };
@@ -234,13 +237,18 @@ async function readPointer(root: string): Promise<string | undefined> {
   try {
     pointer = JSON.parse(text);
   } catch (error) {
-    throw new CheckpointError(`${path} is not valid JSON (corrupted checkpoint): ${(error as Error).message}`, {
-      cause: error,
-    });
+    throw new CheckpointError(
+      `${path} is not valid JSON (corrupted checkpoint): ${(error as Error).message}`,
+      {
+        cause: error,
+      },
+    );
   }
   checkFormat(pointer, path);
   if (typeof pointer.directory !== "string" || !DIRECTORY_PATTERN.test(pointer.directory)) {
-    throw new CheckpointError(`${path} names no valid checkpoint directory, received ${JSON.stringify(pointer.directory)}`);
+    throw new CheckpointError(
+      `${path} names no valid checkpoint directory, received ${JSON.stringify(pointer.directory)}`,
+    );
   }
   return join(root, pointer.directory);
 }
@@ -265,9 +273,12 @@ async function readManifest(directory: string): Promise<CheckpointManifest> {
   try {
     manifest = parse(text) as CheckpointManifest;
   } catch (error) {
-    throw new CheckpointError(`${path} is not valid JSON (truncated or corrupted checkpoint): ${(error as Error).message}`, {
-      cause: error,
-    });
+    throw new CheckpointError(
+      `${path} is not valid JSON (truncated or corrupted checkpoint): ${(error as Error).message}`,
+      {
+        cause: error,
+      },
+    );
   }
   checkFormat(manifest, path);
   return manifest;
@@ -276,7 +287,8 @@ async function readManifest(directory: string): Promise<CheckpointManifest> {
 function expectedBytes(specs: readonly tf.io.WeightsManifestEntry[]): number {
   const bytesPerElement: Record<string, number> = { float32: 4, int32: 4, bool: 1, complex64: 8 };
   return specs.reduce(
-    (sum, spec) => sum + spec.shape.reduce((product, size) => product * size, 1) * (bytesPerElement[spec.dtype] ?? 4),
+    (sum, spec) =>
+      sum + spec.shape.reduce((product, size) => product * size, 1) * (bytesPerElement[spec.dtype] ?? 4),
     0,
   );
 }
@@ -290,7 +302,9 @@ async function readBinary(
   try {
     bytes = new Uint8Array(await readFile(path));
   } catch (error) {
-    throw new CheckpointError(`Cannot read checkpoint file ${path}: ${(error as Error).message}`, { cause: error });
+    throw new CheckpointError(`Cannot read checkpoint file ${path}: ${(error as Error).message}`, {
+      cause: error,
+    });
   }
   const described = expectedBytes(entry.specs);
   if (bytes.byteLength !== entry.bytes || bytes.byteLength !== described) {
@@ -318,7 +332,10 @@ export async function loadCheckpointFiles(root: string): Promise<LoadedCheckpoin
     path: directory,
     manifest,
     model: await readBinary(directory, manifest.files.model),
-    optimizer: { ...(await readBinary(directory, manifest.files.optimizer)), internals: manifest.optimizerInternals },
+    optimizer: {
+      ...(await readBinary(directory, manifest.files.optimizer)),
+      internals: manifest.optimizerInternals,
+    },
   };
   if (manifest.files.best) result.best = await readBinary(directory, manifest.files.best);
   return result;
@@ -409,7 +426,9 @@ export async function loadCheckpointWeights(
 ): Promise<CheckpointInfo> {
   const which = options.which ?? "last";
   if (which !== "last" && which !== "best") {
-    throw new ConfigError(`loadCheckpointWeights options.which must be "last" or "best", received ${JSON.stringify(which)}`);
+    throw new ConfigError(
+      `loadCheckpointWeights options.which must be "last" or "best", received ${JSON.stringify(which)}`,
+    );
   }
   const loaded = await loadCheckpointFiles(root);
   if (loaded === undefined) {

@@ -25,7 +25,9 @@ export function checkDatasetForModel(model: MultiDomainModel, dataset: ColumnarD
   validateDataset(dataset, where);
   if (dataset.numRows === 0) throw new DataError(`${where} has no rows`);
   if (dataset.numTasks !== model.numTasks) {
-    throw new DataError(`${where} has numTasks=${dataset.numTasks} but model "${model.name}" has numTasks=${model.numTasks}`);
+    throw new DataError(
+      `${where} has numTasks=${dataset.numTasks} but model "${model.name}" has numTasks=${model.numTasks}`,
+    );
   }
   if (dataset.numDomains > model.numDomains) {
     throw new DataError(
@@ -42,9 +44,15 @@ export function checkDatasetForModel(model: MultiDomainModel, dataset: ColumnarD
       );
     }
     if (data.kind !== spec.kind) {
-      throw new DataError(`${where} feature "${spec.name}" is ${data.kind} but model "${model.name}" declares it ${spec.kind}`);
+      throw new DataError(
+        `${where} feature "${spec.name}" is ${data.kind} but model "${model.name}" declares it ${spec.kind}`,
+      );
     }
-    if (spec.kind === "categorical" && data.kind === "categorical" && data.vocabularySize > spec.vocabularySize) {
+    if (
+      spec.kind === "categorical" &&
+      data.kind === "categorical" &&
+      data.vocabularySize > spec.vocabularySize
+    ) {
       throw new DataError(
         `${where} feature "${spec.name}" has vocabularySize=${data.vocabularySize} but model "${model.name}" embeds only ${spec.vocabularySize} ids`,
       );
@@ -52,7 +60,9 @@ export function checkDatasetForModel(model: MultiDomainModel, dataset: ColumnarD
   }
   for (const name of dataFeatures.keys()) {
     if (!modelNames.has(name)) {
-      throw new DataError(`${where} feature "${name}" is not declared by model "${model.name}" (model features: ${[...modelNames].join(", ")})`);
+      throw new DataError(
+        `${where} feature "${name}" is not declared by model "${model.name}" (model features: ${[...modelNames].join(", ")})`,
+      );
     }
   }
 }

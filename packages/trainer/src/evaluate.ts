@@ -134,7 +134,8 @@ export async function evaluate(
       }
       gateSizes.forEach((numExperts, gate) => {
         const k = outputs[1 + 2 * gate]!.shape[1]!;
-        const totals = (routing[gate] ??= { numExperts, k, counts: new Float64Array(numDomains * numExperts) });
+        routing[gate] ??= { numExperts, k, counts: new Float64Array(numDomains * numExperts) };
+        const totals = routing[gate]!;
         const counts = expertUsageCounts({
           domainIds,
           indices: values[1 + 2 * gate] as Int32Array,
@@ -143,11 +144,11 @@ export async function evaluate(
           numExperts,
           k,
         }); // [D, N]
-        counts.forEach((line, domain) =>
+        counts.forEach((line, domain) => {
           line.forEach((value, expert) => {
             totals.counts[domain * numExperts + expert]! += value;
-          }),
-        );
+          });
+        });
       });
       row += rows;
     } finally {

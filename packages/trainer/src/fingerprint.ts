@@ -60,9 +60,16 @@ function describe(value: unknown): string {
  *
  * @example diffJson({ a: 1, b: [1, 2] }, { a: 1, b: [1, 3] }, "model") // ["b[1]: checkpoint 2, model 3"]
  */
-export function diffJson(saved: unknown, current: unknown, label: string, ignore: readonly string[] = [], path = ""): string[] {
+export function diffJson(
+  saved: unknown,
+  current: unknown,
+  label: string,
+  ignore: readonly string[] = [],
+  path = "",
+): string[] {
   if (ignore.includes(path)) return [];
-  const bothObjects = saved !== null && current !== null && typeof saved === "object" && typeof current === "object";
+  const bothObjects =
+    saved !== null && current !== null && typeof saved === "object" && typeof current === "object";
   if (bothObjects && Array.isArray(saved) === Array.isArray(current)) {
     const keys = [...new Set([...Object.keys(saved as object), ...Object.keys(current as object)])];
     return keys.flatMap((key) =>

@@ -3,8 +3,8 @@ import {
   CheckpointError,
   disposeBatch,
   globalRandomGenerator,
-  setGlobalSeed,
   ShapeError,
+  setGlobalSeed,
   TrainingError,
 } from "@mdrec/core";
 import { type ColumnarDataset, iterateBatches, numBatches } from "@mdrec/data-loaders";
@@ -36,7 +36,12 @@ import type {
 import { type DatasetFingerprint, datasetFingerprint, diffJson } from "./fingerprint.js";
 import { acquireDirectoryLock, type DirectoryLock } from "./lock.js";
 import { binaryCrossEntropyWithLogits } from "./loss.js";
-import { createOptimizer, encodeOptimizerState, restoreOptimizerState, setOptimizerLearningRate } from "./optimizer.js";
+import {
+  createOptimizer,
+  encodeOptimizerState,
+  restoreOptimizerState,
+  setOptimizerLearningRate,
+} from "./optimizer.js";
 import { type FitOptions, type ResolvedFitOptions, resolveFitOptions } from "./options.js";
 import { learningRateAt, type ResolvedSchedule, resolveSchedule } from "./schedule.js";
 
@@ -85,7 +90,11 @@ function emptyProgress(): EpochProgress {
  * const result = await fit(model, train, { validation, epochs: 5, batchSize: 4096, earlyStopping: { metric: "auc" } });
  * console.log(result.history.map((epoch) => epoch.validation?.overall.auc), result.bestEpoch);
  */
-export async function fit(model: MultiDomainModel, train: ColumnarDataset, options: FitOptions = {}): Promise<FitResult> {
+export async function fit(
+  model: MultiDomainModel,
+  train: ColumnarDataset,
+  options: FitOptions = {},
+): Promise<FitResult> {
   const started = now();
   assertModel(model, "fit model");
   const resolved = resolveFitOptions(options, model.numTasks);
@@ -133,7 +142,10 @@ class TrainingRun {
     this.callbacks = options.callbacks;
     this.warn = options.callbacks.onWarning ?? ((message: string) => console.warn(message));
     this.batchesPerEpoch = numBatches(train.numRows, options.batchSize);
-    this.plannedSteps = Math.min(options.maxSteps ?? Number.POSITIVE_INFINITY, options.epochs * this.batchesPerEpoch);
+    this.plannedSteps = Math.min(
+      options.maxSteps ?? Number.POSITIVE_INFINITY,
+      options.epochs * this.batchesPerEpoch,
+    );
     this.schedule = resolveSchedule(options.schedule, this.plannedSteps, "fit options.schedule");
     this.variables = model.trainableWeights().map((weight) => weight.read() as tf.Variable);
     if (this.variables.length === 0) {
@@ -206,7 +218,8 @@ class TrainingRun {
     }
     const loaded = exists ? await loadCheckpointFiles(directory) : undefined;
     if (loaded === undefined) {
-      if (this.options.resume) this.warn(`resume: ${directory} holds no checkpoint yet; starting from scratch`);
+      if (this.options.resume)
+        this.warn(`resume: ${directory} holds no checkpoint yet; starting from scratch`);
       setGlobalSeed(this.options.seed);
       return;
     }
@@ -270,7 +283,8 @@ class TrainingRun {
         const batchInEpoch = this.nextBatch;
         await this.trainOneStep(batch, epoch, batchInEpoch);
         const lastOfEpoch = this.nextBatch === this.batchesPerEpoch;
-        const evaluationDue = typeof options.evaluateEvery === "number" && this.step % options.evaluateEvery === 0;
+        const evaluationDue =
+          typeof options.evaluateEvery === "number" && this.step % options.evaluateEvery === 0;
         const checkpointDue =
           options.checkpointEvery !== undefined && this.step % options.checkpointEvery === 0 && !lastOfEpoch;
         if (
@@ -347,13 +361,18 @@ class TrainingRun {
         if (options.gradientClip !== undefined) gradients = clipByGlobalNorm(gradients, options.gradientClip);
         if (options.weightDecay > 0) {
           gradients = gradients.map((gradient, index) =>
-            gradient === undefined ? undefined : tf.add(gradient, tf.mul(variables[index]!, options.weightDecay)),
+            gradient === undefined
+              ? undefined
+              : tf.add(gradient, tf.mul(variables[index]!, options.weightDecay)),
           );
         }
         // One entry per variable, in a fixed order: tfjs optimizers index their slots by position,
         // and skip (like torch) the variables whose gradient is missing.
         this.optimizer.applyGradients(
-          variables.map((variable, index) => ({ name: variable.name, tensor: gradients[index] as tf.Tensor })),
+          variables.map((variable, index) => ({
+            name: variable.name,
+            tensor: gradients[index] as tf.Tensor,
+          })),
         );
         return tf.stack([value, ...parts]) as tf.Tensor1D; // [names.length]
       } finally {
@@ -370,7 +389,8 @@ class TrainingRun {
     this.pending = [];
     let host: Float32Array;
     try {
-      const joined = pending.length === 1 ? pending[0]!.values : tf.concat(pending.map((entry) => entry.values));
+      const joined =
+        pending.length === 1 ? pending[0]!.values : tf.concat(pending.map((entry) => entry.values));
       host = (await joined.data()) as Float32Array;
       if (joined !== pending[0]!.values) joined.dispose();
     } finally {
@@ -474,7 +494,9 @@ class TrainingRun {
   private restoreBestWeights(): boolean {
     if (!this.options.restoreBestWeights || this.bestWeights === undefined) return false;
     const variables = modelVariables(this.model);
-    this.bestWeights.forEach((value, index) => variables[index]!.write(value));
+    this.bestWeights.forEach((value, index) => {
+      variables[index]!.write(value);
+    });
     return true;
   }
 
@@ -538,7 +560,8 @@ class TrainingRun {
     // resume with a larger budget continues this epoch; then evaluate what was trained.
     await this.checkpoint("final");
     const evaluationStarted = now();
-    if (record === undefined && this.options.evaluateEvery === "epoch") record = await this.evaluateValidation();
+    if (record === undefined && this.options.evaluateEvery === "epoch")
+      record = await this.evaluateValidation();
     const summary = this.summarise(epoch, true);
     if (record) {
       summary.validation = record.result;

@@ -1,11 +1,4 @@
 export {
-  acquireDirectoryLock,
-  type AcquireLockOptions,
-  type DirectoryLock,
-  LOCK_FILE,
-  type LockOwner,
-} from "./lock.js";
-export {
   CHECKPOINT_FORMAT,
   CHECKPOINT_FORMAT_VERSION,
   CHECKPOINT_POINTER_FILE,
@@ -42,6 +35,13 @@ export type {
 } from "./events.js";
 export type { DatasetFingerprint } from "./fingerprint.js";
 export { fit } from "./fit.js";
+export {
+  type AcquireLockOptions,
+  acquireDirectoryLock,
+  type DirectoryLock,
+  LOCK_FILE,
+  type LockOwner,
+} from "./lock.js";
 export { binaryCrossEntropyWithLogits } from "./loss.js";
 export {
   type EarlyStoppingOptions,

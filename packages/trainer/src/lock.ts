@@ -45,7 +45,11 @@ function processIsRunning(pid: number): boolean {
 function parseOwner(text: string): LockOwner | undefined {
   try {
     const value = JSON.parse(text) as Partial<LockOwner>;
-    if (Number.isInteger(value.pid) && typeof value.hostname === "string" && typeof value.token === "string") {
+    if (
+      Number.isInteger(value.pid) &&
+      typeof value.hostname === "string" &&
+      typeof value.token === "string"
+    ) {
       return value as LockOwner;
     }
   } catch {
@@ -78,7 +82,9 @@ export async function acquireDirectoryLock(
   try {
     await mkdir(directory, { recursive: true });
   } catch (error) {
-    throw new CheckpointError(`Cannot create directory ${directory}: ${(error as Error).message}`, { cause: error });
+    throw new CheckpointError(`Cannot create directory ${directory}: ${(error as Error).message}`, {
+      cause: error,
+    });
   }
   const owner: LockOwner = {
     pid: process.pid,
@@ -101,7 +107,9 @@ export async function acquireDirectoryLock(
         return makeLock(path, owner);
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== "EEXIST") {
-          throw new CheckpointError(`Cannot create lock ${path}: ${(error as Error).message}`, { cause: error });
+          throw new CheckpointError(`Cannot create lock ${path}: ${(error as Error).message}`, {
+            cause: error,
+          });
         }
       }
       const text = await readFile(path, "utf8").catch(() => "");
@@ -128,7 +136,9 @@ export async function acquireDirectoryLock(
       const current = parseOwner(await readFile(path, "utf8").catch(() => ""));
       if (current?.token === holder.token) await rm(path, { force: true });
     }
-    throw new CheckpointError(`${directory} was locked by another run while taking over a stale lock (${path})`);
+    throw new CheckpointError(
+      `${directory} was locked by another run while taking over a stale lock (${path})`,
+    );
   } finally {
     await rm(temporary, { force: true });
   }

@@ -22,7 +22,11 @@ export function binaryCrossEntropyWithLogits(
   taskWeights?: readonly number[],
 ): tf.Scalar {
   assertTensor("binaryCrossEntropyWithLogits logits", logits, { rank: 2, dtype: "float32" });
-  assertTensor("binaryCrossEntropyWithLogits labels", labels, { rank: 2, dtype: "float32", shape: logits.shape });
+  assertTensor("binaryCrossEntropyWithLogits labels", labels, {
+    rank: 2,
+    dtype: "float32",
+    shape: logits.shape,
+  });
   const [rows, tasks] = logits.shape;
   if (taskWeights !== undefined && taskWeights.length !== tasks) {
     throw new ConfigError(

@@ -152,7 +152,8 @@ const CALLBACK_KEYS = ["onStep", "onEpochEnd", "onEvaluate", "onCheckpoint", "on
 const WHERE = "fit options";
 
 function assertBoolean(name: string, value: unknown): asserts value is boolean {
-  if (typeof value !== "boolean") throw new ConfigError(`${name} must be a boolean, received ${formatValue(value)}`);
+  if (typeof value !== "boolean")
+    throw new ConfigError(`${name} must be a boolean, received ${formatValue(value)}`);
 }
 
 /**
@@ -193,20 +194,28 @@ export function resolveFitOptions(options: FitOptions, numTasks: number): Resolv
         `${key("taskWeights")} must be an array of numTasks=${numTasks} numbers, received ${formatValue(weights)}`,
       );
     }
-    weights.forEach((weight, index) => assertNumber(`${key("taskWeights")}[${index}]`, weight, { min: 0 }));
+    weights.forEach((weight, index) => {
+      assertNumber(`${key("taskWeights")}[${index}]`, weight, { min: 0 });
+    });
     if (weights.every((weight) => weight === 0)) {
-      throw new ConfigError(`${key("taskWeights")} must have a positive entry, received ${formatValue(weights)}`);
+      throw new ConfigError(
+        `${key("taskWeights")} must have a positive entry, received ${formatValue(weights)}`,
+      );
     }
     taskWeights = [...weights];
   }
 
   const validation = options.validation;
   if (validation !== undefined && (validation === null || typeof validation !== "object")) {
-    throw new ConfigError(`${key("validation")} must be a ColumnarDataset, received ${formatValue(validation)}`);
+    throw new ConfigError(
+      `${key("validation")} must be a ColumnarDataset, received ${formatValue(validation)}`,
+    );
   }
   const needsValidation = (name: string) => {
     if (validation === undefined) {
-      throw new ConfigError(`${key(name)} needs ${key("validation")} (a ColumnarDataset to evaluate on), which is not set`);
+      throw new ConfigError(
+        `${key(name)} needs ${key("validation")} (a ColumnarDataset to evaluate on), which is not set`,
+      );
     }
   };
 
@@ -239,10 +248,13 @@ export function resolveFitOptions(options: FitOptions, numTasks: number): Resolv
 
   const checkpointDir = options.checkpointDir;
   if (checkpointDir !== undefined && (typeof checkpointDir !== "string" || checkpointDir.length === 0)) {
-    throw new ConfigError(`${key("checkpointDir")} must be a non-empty path, received ${formatValue(checkpointDir)}`);
+    throw new ConfigError(
+      `${key("checkpointDir")} must be a non-empty path, received ${formatValue(checkpointDir)}`,
+    );
   }
   const needsCheckpointDir = (name: string) => {
-    if (checkpointDir === undefined) throw new ConfigError(`${key(name)} needs ${key("checkpointDir")}, which is not set`);
+    if (checkpointDir === undefined)
+      throw new ConfigError(`${key(name)} needs ${key("checkpointDir")}, which is not set`);
   };
   if (options.checkpointEvery !== undefined) {
     assertInteger(key("checkpointEvery"), options.checkpointEvery, 1);
@@ -257,7 +269,9 @@ export function resolveFitOptions(options: FitOptions, numTasks: number): Resolv
     try {
       text = JSON.stringify(options.checkpointExtra);
     } catch (error) {
-      throw new ConfigError(`${key("checkpointExtra")} must be JSON-serialisable: ${(error as Error).message}`);
+      throw new ConfigError(
+        `${key("checkpointExtra")} must be JSON-serialisable: ${(error as Error).message}`,
+      );
     }
     if (text === undefined) {
       throw new ConfigError(
@@ -268,12 +282,16 @@ export function resolveFitOptions(options: FitOptions, numTasks: number): Resolv
 
   const callbacks = options.callbacks ?? {};
   if (callbacks === null || typeof callbacks !== "object") {
-    throw new ConfigError(`${key("callbacks")} must be an object of functions, received ${formatValue(callbacks)}`);
+    throw new ConfigError(
+      `${key("callbacks")} must be an object of functions, received ${formatValue(callbacks)}`,
+    );
   }
   assertKnownKeys(key("callbacks"), callbacks, CALLBACK_KEYS);
   for (const [name, callback] of Object.entries(callbacks)) {
     if (callback !== undefined && typeof callback !== "function") {
-      throw new ConfigError(`${key("callbacks")}.${name} must be a function, received ${formatValue(callback)}`);
+      throw new ConfigError(
+        `${key("callbacks")}.${name} must be a function, received ${formatValue(callback)}`,
+      );
     }
   }
 

@@ -1,4 +1,11 @@
-import { assertInteger, assertKnownKeys, assertNumber, assertOneOf, ConfigError, formatValue } from "@mdrec/core";
+import {
+  assertInteger,
+  assertKnownKeys,
+  assertNumber,
+  assertOneOf,
+  ConfigError,
+  formatValue,
+} from "@mdrec/core";
 
 /** Kinds of {@link LearningRateSchedule}. */
 export const SCHEDULE_KINDS = ["constant", "step", "cosine", "exponential"] as const;
@@ -76,7 +83,9 @@ export function resolveSchedule(
 ): ResolvedSchedule {
   if (schedule === undefined) return { kind: "constant", warmupSteps: 0 };
   if (schedule === null || typeof schedule !== "object") {
-    throw new ConfigError(`${where} must be an object like { kind: "cosine" }, received ${formatValue(schedule)}`);
+    throw new ConfigError(
+      `${where} must be an object like { kind: "cosine" }, received ${formatValue(schedule)}`,
+    );
   }
   assertOneOf(`${where}.kind`, schedule.kind, SCHEDULE_KINDS);
   assertKnownKeys(`${where} (kind "${schedule.kind}")`, schedule, KEYS[schedule.kind]);

@@ -31,51 +31,62 @@ describe("a checkpoint that cannot be written", () => {
   it.each([
     ["the disk is full while writing model.bin", "open", "model.bin", "ENOSPC", "no space left on device"],
     ["the directory is not writable", "mkdir", ".partial", "EACCES", "permission denied"],
-  ] as const)("stops training when %s and keeps the previous checkpoint intact", async (_label, call, match, code, text) => {
-    const actual = await vi.importActual<typeof import("node:fs/promises")>("node:fs/promises");
-    let failing = false;
-    if (call === "open") {
-      vi.mocked(fs.open).mockImplementation(((path: Parameters<typeof actual.open>[0], ...rest: unknown[]) => {
-        if (failing && String(path).endsWith(match)) return Promise.reject(failure(code, text));
-        return (actual.open as (...args: unknown[]) => ReturnType<typeof actual.open>)(path, ...rest);
-      }) as typeof actual.open);
-    } else {
-      vi.mocked(fs.mkdir).mockImplementation(((path: Parameters<typeof actual.mkdir>[0], ...rest: unknown[]) => {
-        if (failing && String(path).endsWith(match)) return Promise.reject(failure(code, text));
-        return (actual.mkdir as (...args: unknown[]) => ReturnType<typeof actual.mkdir>)(path, ...rest);
-      }) as typeof actual.mkdir);
-    }
-    const checkpointDir = await temporaryDirectory();
-    directories.push(checkpointDir);
-    const model = makeModel();
-    let savedWeights: number[][] = [];
-    const run = fit(model, train, {
-      epochs: 2,
-      batchSize: 20,
-      checkpointDir,
-      checkpointEvery: 3,
-      callbacks: {
-        onCheckpoint: () => {
-          savedWeights = readWeights(model);
-          failing = true; // every later checkpoint fails
+  ] as const)(
+    "stops training when %s and keeps the previous checkpoint intact",
+    async (_label, call, match, code, text) => {
+      const actual = await vi.importActual<typeof import("node:fs/promises")>("node:fs/promises");
+      let failing = false;
+      if (call === "open") {
+        vi.mocked(fs.open).mockImplementation(((
+          path: Parameters<typeof actual.open>[0],
+          ...rest: unknown[]
+        ) => {
+          if (failing && String(path).endsWith(match)) return Promise.reject(failure(code, text));
+          return (actual.open as (...args: unknown[]) => ReturnType<typeof actual.open>)(path, ...rest);
+        }) as typeof actual.open);
+      } else {
+        vi.mocked(fs.mkdir).mockImplementation(((
+          path: Parameters<typeof actual.mkdir>[0],
+          ...rest: unknown[]
+        ) => {
+          if (failing && String(path).endsWith(match)) return Promise.reject(failure(code, text));
+          return (actual.mkdir as (...args: unknown[]) => ReturnType<typeof actual.mkdir>)(path, ...rest);
+        }) as typeof actual.mkdir);
+      }
+      const checkpointDir = await temporaryDirectory();
+      directories.push(checkpointDir);
+      const model = makeModel();
+      let savedWeights: number[][] = [];
+      const run = fit(model, train, {
+        epochs: 2,
+        batchSize: 20,
+        checkpointDir,
+        checkpointEvery: 3,
+        callbacks: {
+          onCheckpoint: () => {
+            savedWeights = readWeights(model);
+            failing = true; // every later checkpoint fails
+          },
         },
-      },
-    });
-    await expect(run).rejects.toThrow(CheckpointError);
-    await expect(run).rejects.toThrow(
-      new RegExp(`Cannot write checkpoint at step 6 in ${checkpointDir} \\(the previous checkpoint, if any, is kept\\): .*${code}: ${text}`),
-    );
-    failing = false;
-    const entries = await readdir(checkpointDir);
-    expect(entries.filter((entry) => entry.includes("partial"))).toEqual([]);
-    expect(entries).not.toContain(LOCK_FILE);
-    expect(entries.filter((entry) => entry.startsWith("ckpt-"))).toHaveLength(1);
-    const { manifest } = await readCheckpoint(checkpointDir);
-    expect(manifest.step).toBe(3);
-    const restored = makeModel({ seed: 50 });
-    await loadCheckpointWeights(restored, checkpointDir);
-    expect(readWeights(restored)).toEqual(savedWeights);
-    model.dispose();
-    restored.dispose();
-  });
+      });
+      await expect(run).rejects.toThrow(CheckpointError);
+      await expect(run).rejects.toThrow(
+        new RegExp(
+          `Cannot write checkpoint at step 6 in ${checkpointDir} \\(the previous checkpoint, if any, is kept\\): .*${code}: ${text}`,
+        ),
+      );
+      failing = false;
+      const entries = await readdir(checkpointDir);
+      expect(entries.filter((entry) => entry.includes("partial"))).toEqual([]);
+      expect(entries).not.toContain(LOCK_FILE);
+      expect(entries.filter((entry) => entry.startsWith("ckpt-"))).toHaveLength(1);
+      const { manifest } = await readCheckpoint(checkpointDir);
+      expect(manifest.step).toBe(3);
+      const restored = makeModel({ seed: 50 });
+      await loadCheckpointWeights(restored, checkpointDir);
+      expect(readWeights(restored)).toEqual(savedWeights);
+      model.dispose();
+      restored.dispose();
+    },
+  );
 });

@@ -11,7 +11,14 @@ import {
   readCheckpoint,
 } from "@mdrec/trainer";
 import { afterAll, describe, expect, it } from "vitest";
-import { makeDataset, makeModel, readWeights, removeDirectory, stripTimes, temporaryDirectory } from "./helpers.js";
+import {
+  makeDataset,
+  makeModel,
+  readWeights,
+  removeDirectory,
+  stripTimes,
+  temporaryDirectory,
+} from "./helpers.js";
 
 const train = makeDataset(120, 1); // 6 batches of 20
 const validation = makeDataset(60, 2);
@@ -39,7 +46,10 @@ async function trainedDirectory(options: FitOptions = {}): Promise<string> {
 
 describe("checkpoints", () => {
   it("commit one directory named by checkpoint.json, holding the whole training state", async () => {
-    const checkpointDir = await trainedDirectory({ checkpointEvery: 4, checkpointExtra: { vocabulary: ["a", "b"] } });
+    const checkpointDir = await trainedDirectory({
+      checkpointEvery: 4,
+      checkpointExtra: { vocabulary: ["a", "b"] },
+    });
     const entries = (await readdir(checkpointDir)).sort();
     expect(entries).toHaveLength(2);
     expect(entries[0]).toBe(CHECKPOINT_POINTER_FILE);
@@ -56,8 +66,18 @@ describe("checkpoints", () => {
       epoch: 2,
       nextBatch: 0,
       modelConfig: { name: "tiny", formatVersion: 1 },
-      training: { optimizer: "adam", batchSize: 20, seed: 4, resolvedSchedule: { kind: "constant", warmupSteps: 0 } },
-      dataset: { numRows: 120, numTasks: 1, numDomains: 3, features: ["user:categorical", "item:categorical", "price:numeric"] },
+      training: {
+        optimizer: "adam",
+        batchSize: 20,
+        seed: 4,
+        resolvedSchedule: { kind: "constant", warmupSteps: 0 },
+      },
+      dataset: {
+        numRows: 120,
+        numTasks: 1,
+        numDomains: 3,
+        features: ["user:categorical", "item:categorical", "price:numeric"],
+      },
       trainableWeights: 5,
       stoppedEarly: false,
       extra: { vocabulary: ["a", "b"] },
@@ -131,8 +151,12 @@ describe("checkpoints", () => {
     const other = makeModel({ numExperts: 4, seed: 3 });
     const run = fit(other, train, { ...base, checkpointDir, resume: true });
     await expect(run).rejects.toThrow(CheckpointError);
-    await expect(run).rejects.toThrow(/was written for a different model: options\.numExperts: checkpoint 3, model 4$/);
-    await expect(loadCheckpointWeights(other, checkpointDir)).rejects.toThrow("options.numExperts: checkpoint 3, model 4");
+    await expect(run).rejects.toThrow(
+      /was written for a different model: options\.numExperts: checkpoint 3, model 4$/,
+    );
+    await expect(loadCheckpointWeights(other, checkpointDir)).rejects.toThrow(
+      "options.numExperts: checkpoint 3, model 4",
+    );
     other.dispose();
   });
 
@@ -144,7 +168,9 @@ describe("checkpoints", () => {
     );
     await expect(
       fit(model, train, { ...base, optimizer: "sgd", weightDecay: 0.1, checkpointDir, resume: true }),
-    ).rejects.toThrow(/optimizer: checkpoint "adam", this run "sgd"; weightDecay: checkpoint 0, this run 0.1$/);
+    ).rejects.toThrow(
+      /optimizer: checkpoint "adam", this run "sgd"; weightDecay: checkpoint 0, this run 0.1$/,
+    );
     await expect(fit(model, makeDataset(120, 99), { ...base, checkpointDir, resume: true })).rejects.toThrow(
       /was trained on different data: checksum: checkpoint "[0-9a-f]{16}", this run "[0-9a-f]{16}"$/,
     );
@@ -163,7 +189,9 @@ describe("checkpoints", () => {
     flipped[10] = flipped[10]! ^ 0xff;
     await writeFile(weightsFile, flipped);
     await expect(resume()).rejects.toThrow(CheckpointError);
-    await expect(resume()).rejects.toThrow(`${weightsFile} does not match its sha256 in the manifest: corrupted checkpoint`);
+    await expect(resume()).rejects.toThrow(
+      `${weightsFile} does not match its sha256 in the manifest: corrupted checkpoint`,
+    );
 
     await writeFile(weightsFile, original);
     await truncate(weightsFile, original.byteLength - 8);
@@ -175,7 +203,9 @@ describe("checkpoints", () => {
     const manifestFile = join(path, "manifest.json");
     const manifestText = await readFile(manifestFile, "utf8");
     await writeFile(manifestFile, manifestText.slice(0, 100));
-    await expect(resume()).rejects.toThrow(`${manifestFile} is not valid JSON (truncated or corrupted checkpoint)`);
+    await expect(resume()).rejects.toThrow(
+      `${manifestFile} is not valid JSON (truncated or corrupted checkpoint)`,
+    );
     await writeFile(manifestFile, manifestText.replace('"formatVersion":1', '"formatVersion":99'));
     await expect(resume()).rejects.toThrow(
       `${manifestFile} was written with checkpoint formatVersion 99; this @mdrec/trainer reads formatVersion 1`,
@@ -213,7 +243,9 @@ describe("checkpoints", () => {
     const info = await loadCheckpointWeights(last, checkpointDir);
     expect(info.manifest.step).toBe(18);
     expect(readWeights(last)).not.toEqual(readWeights(model));
-    await expect(loadCheckpointWeights(last, checkpointDir, { which: "worst" as never })).rejects.toThrow(ConfigError);
+    await expect(loadCheckpointWeights(last, checkpointDir, { which: "worst" as never })).rejects.toThrow(
+      ConfigError,
+    );
     await expect(loadCheckpointWeights(last, await trainedDirectory(), { which: "best" })).rejects.toThrow(
       "holds no best weights (the run did not use restoreBestWeights or has not evaluated yet)",
     );

@@ -12,7 +12,14 @@ import {
 } from "@mdrec/trainer";
 import * as tf from "@tensorflow/tfjs-core";
 import { afterAll, describe, expect, it } from "vitest";
-import { makeDataset, makeModel, readWeights, removeDirectory, stripTimes, temporaryDirectory } from "./helpers.js";
+import {
+  makeDataset,
+  makeModel,
+  readWeights,
+  removeDirectory,
+  stripTimes,
+  temporaryDirectory,
+} from "./helpers.js";
 
 const train = makeDataset(240, 1); // 12 batches of 20
 const validation = makeDataset(120, 2);
@@ -83,11 +90,20 @@ describe("fit", () => {
       },
     });
     const modelB = makeModel();
-    await fit(modelB, train, { ...options, logEvery: 5, callbacks: { onStep: (event) => void grouped.push(event) } });
+    await fit(modelB, train, {
+      ...options,
+      logEvery: 5,
+      callbacks: { onStep: (event) => void grouped.push(event) },
+    });
 
     expect(perStep.map((event) => event.step)).toEqual(Array.from({ length: 24 }, (_, index) => index + 1));
     expect(perStep.map((event) => event.batchInEpoch)).toEqual([...Array(12).keys(), ...Array(12).keys()]);
-    expect(perStep[13]).toMatchObject({ epoch: 1, batchesPerEpoch: 12, plannedSteps: 24, learningRate: 0.05 });
+    expect(perStep[13]).toMatchObject({
+      epoch: 1,
+      batchesPerEpoch: 12,
+      plannedSteps: 24,
+      learningRate: 0.05,
+    });
     for (const event of perStep) {
       expect(Object.keys(event.losses)).toEqual(["total", "bce", "importance"]);
       expect(event.examplesPerSecond).toBeGreaterThan(0);
@@ -122,7 +138,13 @@ describe("fit", () => {
   it("is deterministic: the same seed gives identical history and weights, another seed differs", async () => {
     const run = async (seed: number) => {
       const model = makeModel({ dropout: 0.3 });
-      const result = await fit(model, train, { validation, epochs: 2, batchSize: 20, seed, learningRate: 0.05 });
+      const result = await fit(model, train, {
+        validation,
+        epochs: 2,
+        batchSize: 20,
+        seed,
+        learningRate: 0.05,
+      });
       const weights = readWeights(model);
       model.dispose();
       return { history: stripTimes(result.history), weights };
@@ -222,7 +244,13 @@ describe("fit", () => {
     const step = async (weightDecay: number) => {
       const model = makeModel();
       const before = readWeights(model);
-      await fit(model, train, { epochs: 1, batchSize: 240, optimizer: "sgd", learningRate: 0.1, weightDecay });
+      await fit(model, train, {
+        epochs: 1,
+        batchSize: 240,
+        optimizer: "sgd",
+        learningRate: 0.1,
+        weightDecay,
+      });
       const after = readWeights(model);
       model.dispose();
       return { before, after };
@@ -233,7 +261,10 @@ describe("fit", () => {
     for (let index = 0; index < trainable; index++) {
       plain.before[index]!.forEach((initial, position) => {
         // w1(decay) - w1(plain) = -learningRate * weightDecay * w0
-        expect(decayed.after[index]![position]! - plain.after[index]![position]!).toBeCloseTo(-0.1 * 0.5 * initial, 5);
+        expect(decayed.after[index]![position]! - plain.after[index]![position]!).toBeCloseTo(
+          -0.1 * 0.5 * initial,
+          5,
+        );
       });
     }
   });
@@ -264,13 +295,17 @@ describe("fit", () => {
         epochs: 1,
         batchSize: 60,
         taskWeights,
-        callbacks: { onStep: (event) => void (loss = event.losses.bce!) },
+        callbacks: {
+          onStep: (event) => {
+            loss = event.losses.bce!;
+          },
+        },
       });
       model.dispose();
       return loss;
     };
     expect(await firstLoss([2, 2])).toBeCloseTo(2 * (await firstLoss()), 5);
-    expect(await firstLoss([1, 0]) + (await firstLoss([0, 1]))).toBeCloseTo(await firstLoss(), 5);
+    expect((await firstLoss([1, 0])) + (await firstLoss([0, 1]))).toBeCloseTo(await firstLoss(), 5);
   });
 
   it.each(["adam", "adagrad", "sgd", "rmsprop"] as const)("trains with %s", async (optimizer) => {

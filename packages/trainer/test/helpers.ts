@@ -56,15 +56,32 @@ class TinyHead extends layers.Layer {
   override build(inputShape: number[]): void {
     this.builtInputShape = inputShape;
     const inputDim = inputShape[inputShape.length - 1]!;
-    this.kernel = this.addWeight("kernel", [inputDim, this.numTasks], "float32", initializers.glorotUniform({ seed: this.seed }));
-    this.domainBias = this.addWeight("domain_bias", [this.numDomains, this.numTasks], "float32", initializers.zeros());
+    this.kernel = this.addWeight(
+      "kernel",
+      [inputDim, this.numTasks],
+      "float32",
+      initializers.glorotUniform({ seed: this.seed }),
+    );
+    this.domainBias = this.addWeight(
+      "domain_bias",
+      [this.numDomains, this.numTasks],
+      "float32",
+      initializers.zeros(),
+    );
     this.gateKernel = this.addWeight(
       "gate_kernel",
       [inputDim, this.numExperts],
       "float32",
       initializers.glorotUniform({ seed: this.seed + 1 }),
     );
-    this.movingMean = this.addWeight("moving_mean", [this.numTasks], "float32", initializers.zeros(), undefined, false);
+    this.movingMean = this.addWeight(
+      "moving_mean",
+      [this.numTasks],
+      "float32",
+      initializers.zeros(),
+      undefined,
+      false,
+    );
     this.built = true;
   }
 }
@@ -84,7 +101,12 @@ export class TinyModel implements MultiDomainModel {
     this.numDomains = options.numDomains;
     this.numTasks = this.options.numTasks;
     this.features = options.features;
-    this.embedding = new FeatureEmbedding({ features: options.features, embeddingDim: 2, seed, initScale: 0.5 });
+    this.embedding = new FeatureEmbedding({
+      features: options.features,
+      embeddingDim: 2,
+      seed,
+      initScale: 0.5,
+    });
     this.head = new TinyHead(this.numDomains, this.numTasks, this.options.numExperts, seed + 7);
     this.embedding.build([[1]]);
     this.head.build([1, this.embedding.outputDim]);
@@ -105,7 +127,10 @@ export class TinyModel implements MultiDomainModel {
         mean.write(tf.add(tf.mul(mean.read(), 0.9), tf.mul(tf.mean(logits, 0), 0.1)));
       }
       const load = tf.mean(probs, 0); // [N]
-      const importance = tf.mul(tf.sum(tf.square(load)), this.options.auxWeight * this.options.numExperts) as tf.Scalar;
+      const importance = tf.mul(
+        tf.sum(tf.square(load)),
+        this.options.auxWeight * this.options.numExperts,
+      ) as tf.Scalar;
       return {
         logits,
         routing: [{ probs, indices: indices as tf.Tensor2D, weights: values as tf.Tensor2D }],
@@ -127,17 +152,31 @@ export class TinyModel implements MultiDomainModel {
   }
 
   getConfig(): ModelConfig {
-    return { name: this.name, options: { ...this.options, features: this.features } as ModelConfig["options"], formatVersion: 1 };
+    return {
+      name: this.name,
+      options: { ...this.options, features: this.features } as ModelConfig["options"],
+      formatVersion: 1,
+    };
   }
 
   summary(): ModelSummary {
-    const parameters = this.trainableWeights().reduce((sum, weight) => sum + weight.shape.reduce((a, b) => (a ?? 1) * (b ?? 1), 1)!, 0);
+    const parameters = this.trainableWeights().reduce(
+      (sum, weight) => sum + weight.shape.reduce((a, b) => (a ?? 1) * (b ?? 1), 1)!,
+      0,
+    );
     return { name: this.name, parameters, expertsPerRow: 1, totalExperts: this.options.numExperts };
   }
 
   async save(directory: string): Promise<void> {
-    const { data, specs } = await encodeVariables([...this.trainableWeights(), ...this.nonTrainableWeights()]);
-    await nodeFileSystem(directory).save!({ modelTopology: this.getConfig() as unknown as object, weightSpecs: specs, weightData: data });
+    const { data, specs } = await encodeVariables([
+      ...this.trainableWeights(),
+      ...this.nonTrainableWeights(),
+    ]);
+    await nodeFileSystem(directory).save!({
+      modelTopology: this.getConfig() as unknown as object,
+      weightSpecs: specs,
+      weightData: data,
+    });
   }
 
   dispose(): void {
@@ -177,7 +216,12 @@ export function makeDataset(
     price[row] = random.next() * 2 - 1;
     domainIds[row] = random.nextInt(numDomains);
     for (let task = 0; task < numTasks; task++) {
-      const logit = userEffect[user[row]!]! + itemEffect[item[row]!]! - price[row]! + (domainIds[row]! - 1) * 0.8 - task * 0.5;
+      const logit =
+        userEffect[user[row]!]! +
+        itemEffect[item[row]!]! -
+        price[row]! +
+        (domainIds[row]! - 1) * 0.8 -
+        task * 0.5;
       labels[row * numTasks + task] = random.next() < 1 / (1 + Math.exp(-logit)) ? 1 : 0;
     }
   }
@@ -212,12 +256,16 @@ export function removeDirectory(directory: string): Promise<void> {
 
 /** The model's weights as plain arrays (for bit-for-bit comparisons). */
 export function readWeights(model: MultiDomainModel): number[][] {
-  return [...model.trainableWeights(), ...model.nonTrainableWeights()].map((weight) => Array.from(weight.read().dataSync()));
+  return [...model.trainableWeights(), ...model.nonTrainableWeights()].map((weight) =>
+    Array.from(weight.read().dataSync()),
+  );
 }
 
 /** History without the wall-clock fields, for comparing runs. */
-export function stripTimes<T extends { seconds: number; examplesPerSecond: number; evaluationSeconds?: number }>(
-  entries: readonly T[],
-): Omit<T, "seconds" | "examplesPerSecond" | "evaluationSeconds">[] {
-  return entries.map(({ seconds: _seconds, examplesPerSecond: _rate, evaluationSeconds: _evaluation, ...rest }) => rest);
+export function stripTimes<
+  T extends { seconds: number; examplesPerSecond: number; evaluationSeconds?: number },
+>(entries: readonly T[]): Omit<T, "seconds" | "examplesPerSecond" | "evaluationSeconds">[] {
+  return entries.map(
+    ({ seconds: _seconds, examplesPerSecond: _rate, evaluationSeconds: _evaluation, ...rest }) => rest,
+  );
 }

@@ -19,8 +19,8 @@ const labels = [
 ];
 
 function lossOf(values: number[][], targets: number[][], taskWeights?: number[]): number {
-  return tf.tidy(() =>
-    binaryCrossEntropyWithLogits(tf.tensor2d(values), tf.tensor2d(targets), taskWeights).dataSync()[0]!,
+  return tf.tidy(
+    () => binaryCrossEntropyWithLogits(tf.tensor2d(values), tf.tensor2d(targets), taskWeights).dataSync()[0]!,
   );
 }
 
@@ -49,7 +49,7 @@ describe("binaryCrossEntropyWithLogits", () => {
     const values = gradient.arraySync() as number[][];
     expect(values[0]![0]).toBeCloseTo((0.5 - 1) / 4, 7);
     const epsilon = 1e-2;
-    logits.forEach((row, i) =>
+    logits.forEach((row, i) => {
       row.forEach((logit, j) => {
         const plus = logits.map((line) => [...line]);
         const minus = logits.map((line) => [...line]);
@@ -58,9 +58,11 @@ describe("binaryCrossEntropyWithLogits", () => {
         const numeric = (lossOf(plus, labels) - lossOf(minus, labels)) / (2 * epsilon);
         expect(Math.abs(values[i]![j]! - numeric)).toBeLessThan(1e-2 * Math.max(Math.abs(numeric), 1e-2));
         expect(values[i]![j]).toBeCloseTo((1 / (1 + Math.exp(-logit)) - labels[i]![j]!) / 4, 6);
-      }),
-    );
-    const weighted = tf.grad((input: tf.Tensor) => binaryCrossEntropyWithLogits(input as tf.Tensor2D, y, [3, 0]))(x);
+      });
+    });
+    const weighted = tf.grad((input: tf.Tensor) =>
+      binaryCrossEntropyWithLogits(input as tf.Tensor2D, y, [3, 0]),
+    )(x);
     expect((weighted.arraySync() as number[][]).map((row) => row[1] === 0)).toEqual([true, true]);
     expect((weighted.arraySync() as number[][])[1]![0]).toBeCloseTo((3 * (1 / (1 + Math.exp(3)))) / 4, 6);
     tf.dispose([x, y, gradient, weighted]);

@@ -28,28 +28,31 @@ function applySteps(optimizer: tf.Optimizer, variables: tf.Variable[], from: num
 }
 
 describe("optimizer state", () => {
-  it.each(OPTIMIZER_NAMES)("%s: encoded and restored into a fresh optimizer, continues bit for bit", async (name) => {
-    // 18 steps: Adam's running beta2 power then differs from tfjs's pow(beta2, 19).
-    const original = makeVariables();
-    const optimizer = createOptimizer(name, 0.05);
-    applySteps(optimizer, original, 0, 18);
-    const state = await encodeOptimizerState(optimizer);
-    const snapshot = original.map((variable) => Array.from(variable.dataSync()));
-    applySteps(optimizer, original, 18, 21);
+  it.each(OPTIMIZER_NAMES)(
+    "%s: encoded and restored into a fresh optimizer, continues bit for bit",
+    async (name) => {
+      // 18 steps: Adam's running beta2 power then differs from tfjs's pow(beta2, 19).
+      const original = makeVariables();
+      const optimizer = createOptimizer(name, 0.05);
+      applySteps(optimizer, original, 0, 18);
+      const state = await encodeOptimizerState(optimizer);
+      const snapshot = original.map((variable) => Array.from(variable.dataSync()));
+      applySteps(optimizer, original, 18, 21);
 
-    const copy = makeVariables(snapshot);
-    const restored = createOptimizer(name, 0.05);
-    await restoreOptimizerState(restored, state, copy.length, "test");
-    applySteps(restored, copy, 18, 21);
-    expect(copy.map((variable) => Array.from(variable.dataSync()))).toEqual(
-      original.map((variable) => Array.from(variable.dataSync())),
-    );
-    expect(restored.iterations).toBe(21);
-    if (name === "adam") expect(Object.keys(state.internals)).toEqual(["accBeta1", "accBeta2"]);
-    optimizer.dispose();
-    restored.dispose();
-    tf.dispose([...original, ...copy]);
-  });
+      const copy = makeVariables(snapshot);
+      const restored = createOptimizer(name, 0.05);
+      await restoreOptimizerState(restored, state, copy.length, "test");
+      applySteps(restored, copy, 18, 21);
+      expect(copy.map((variable) => Array.from(variable.dataSync()))).toEqual(
+        original.map((variable) => Array.from(variable.dataSync())),
+      );
+      expect(restored.iterations).toBe(21);
+      if (name === "adam") expect(Object.keys(state.internals)).toEqual(["accBeta1", "accBeta2"]);
+      optimizer.dispose();
+      restored.dispose();
+      tf.dispose([...original, ...copy]);
+    },
+  );
 
   it("refuses a state whose slot count does not match the model", async () => {
     const variables = makeVariables();

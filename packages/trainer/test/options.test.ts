@@ -10,7 +10,11 @@ const validation = makeDataset(20, 2);
 
 afterAll(() => model.dispose());
 
-async function expectRejected(options: unknown, type: typeof ConfigError | typeof DataError, message: string) {
+async function expectRejected(
+  options: unknown,
+  type: typeof ConfigError | typeof DataError,
+  message: string,
+) {
   const run = fit(model, train, options as FitOptions);
   await expect(run).rejects.toThrow(type);
   await expect(run).rejects.toThrow(message);
@@ -26,7 +30,10 @@ describe("fit options", () => {
     [{ learningRate: -0.1 }, "fit options.learningRate must be a finite number > 0, received -0.1"],
     [{ learningRate: Number.NaN }, "fit options.learningRate must be a finite number > 0, received NaN"],
     [{ taskWeights: [Number.NaN] }, "fit options.taskWeights[0] must be a finite number >= 0, received NaN"],
-    [{ taskWeights: [1, 1] }, "fit options.taskWeights must be an array of numTasks=1 numbers, received [1,1]"],
+    [
+      { taskWeights: [1, 1] },
+      "fit options.taskWeights must be an array of numTasks=1 numbers, received [1,1]",
+    ],
     [{ taskWeights: [0] }, "fit options.taskWeights must have a positive entry, received [0]"],
     [{ weightDecay: -1 }, "fit options.weightDecay must be a finite number >= 0, received -1"],
     [{ gradientClip: 0 }, "fit options.gradientClip must be a finite number > 0, received 0"],
@@ -39,13 +46,19 @@ describe("fit options", () => {
     ],
     [{ learningrate: 0.1 }, 'Unknown key "learningrate" in fit options. Did you mean "learningRate"?'],
     [{ batch_size: 64 }, 'Unknown key "batch_size" in fit options. Did you mean "batchSize"?'],
-    [{ callbacks: { onstep: () => undefined } }, 'Unknown key "onstep" in fit options.callbacks. Did you mean "onStep"?'],
+    [
+      { callbacks: { onstep: () => undefined } },
+      'Unknown key "onstep" in fit options.callbacks. Did you mean "onStep"?',
+    ],
     [{ callbacks: { onStep: 3 } }, "fit options.callbacks.onStep must be a function, received 3"],
     [{ resume: "yes" }, 'fit options.resume must be a boolean, received "yes"'],
     [{ resume: true }, "fit options.resume needs fit options.checkpointDir, which is not set"],
     [{ checkpointEvery: 5 }, "fit options.checkpointEvery needs fit options.checkpointDir, which is not set"],
     [{ checkpointDir: "" }, 'fit options.checkpointDir must be a non-empty path, received ""'],
-    [{ checkpointDir: "/tmp/x", checkpointEvery: 0 }, "fit options.checkpointEvery must be an integer >= 1, received 0"],
+    [
+      { checkpointDir: "/tmp/x", checkpointEvery: 0 },
+      "fit options.checkpointEvery must be an integer >= 1, received 0",
+    ],
     [
       { checkpointDir: "/tmp/x", checkpointExtra: { big: 1n } },
       "fit options.checkpointExtra must be JSON-serialisable: Do not know how to serialize a BigInt",
@@ -63,13 +76,19 @@ describe("fit options", () => {
       "fit options.restoreBestWeights needs fit options.validation (a ColumnarDataset to evaluate on), which is not set",
     ],
     [{ evaluateEvery: 5 }, "fit options.evaluateEvery needs fit options.validation"],
-    [{ validation, evaluateEvery: "batch" }, 'fit options.evaluateEvery must be one of "epoch", received "batch"'],
+    [
+      { validation, evaluateEvery: "batch" },
+      'fit options.evaluateEvery must be one of "epoch", received "batch"',
+    ],
     [{ validation, evaluateEvery: 0 }, "fit options.evaluateEvery must be an integer >= 1, received 0"],
     [
       { validation, earlyStopping: { metric: "accuracy" } },
       'fit options.earlyStopping.metric must be one of "auc", "logloss", received "accuracy"',
     ],
-    [{ validation, earlyStopping: { patience: 0 } }, "fit options.earlyStopping.patience must be an integer >= 1, received 0"],
+    [
+      { validation, earlyStopping: { patience: 0 } },
+      "fit options.earlyStopping.patience must be an integer >= 1, received 0",
+    ],
     [
       { validation, earlyStopping: { minDelta: -1 } },
       "fit options.earlyStopping.minDelta must be a finite number >= 0, received -1",
@@ -78,12 +97,18 @@ describe("fit options", () => {
       { validation, earlyStopping: { patients: 3 } },
       'Unknown key "patients" in fit options.earlyStopping. Did you mean "patience"?',
     ],
-    [{ schedule: { kind: "cosine", minLR: 0 } }, 'Unknown key "minLR" in fit options.schedule (kind "cosine")'],
+    [
+      { schedule: { kind: "cosine", minLR: 0 } },
+      'Unknown key "minLR" in fit options.schedule (kind "cosine")',
+    ],
     [null, "fit options must be an object, received null"],
   ];
-  it.each(cases.map(([options, message]) => [message, options] as const))("rejects: %s", async (message, options) => {
-    await expectRejected(options, ConfigError, message);
-  });
+  it.each(cases.map(([options, message]) => [message, options] as const))(
+    "rejects: %s",
+    async (message, options) => {
+      await expectRejected(options, ConfigError, message);
+    },
+  );
 
   it("rejects something that is not a model", async () => {
     const run = fit({ name: "fake" } as never, train);
@@ -95,7 +120,10 @@ describe("fit options", () => {
 });
 
 describe("datasets that do not fit the model", () => {
-  const variant = (change: Partial<ColumnarDataset>): ColumnarDataset => ({ ...makeDataset(20, 3), ...change });
+  const variant = (change: Partial<ColumnarDataset>): ColumnarDataset => ({
+    ...makeDataset(20, 3),
+    ...change,
+  });
 
   it.each([
     [
@@ -114,18 +142,32 @@ describe("datasets that do not fit the model", () => {
     [
       "a feature of another kind",
       variant({
-        features: [TINY_FEATURES[0]!, TINY_FEATURES[1]!, { kind: "categorical", name: "price", vocabularySize: 4 }],
+        features: [
+          TINY_FEATURES[0]!,
+          TINY_FEATURES[1]!,
+          { kind: "categorical", name: "price", vocabularySize: 4 },
+        ],
         columns: { ...makeDataset(20, 3).columns, price: new Int32Array(20) },
       }),
       'train feature "price" is categorical but model "tiny" declares it numeric',
     ],
     [
       "a larger vocabulary",
-      variant({ features: [{ kind: "categorical", name: "user", vocabularySize: 60 }, ...TINY_FEATURES.slice(1)] }),
+      variant({
+        features: [{ kind: "categorical", name: "user", vocabularySize: 60 }, ...TINY_FEATURES.slice(1)],
+      }),
       'train feature "user" has vocabularySize=60 but model "tiny" embeds only 6 ids',
     ],
-    ["another task count", makeDataset(20, 3, { numTasks: 2 }), 'train has numTasks=2 but model "tiny" has numTasks=1'],
-    ["more domains", makeDataset(20, 3, { numDomains: 4 }), 'train has numDomains=4 but model "tiny" has numDomains=3'],
+    [
+      "another task count",
+      makeDataset(20, 3, { numTasks: 2 }),
+      'train has numTasks=2 but model "tiny" has numTasks=1',
+    ],
+    [
+      "more domains",
+      makeDataset(20, 3, { numDomains: 4 }),
+      'train has numDomains=4 but model "tiny" has numDomains=3',
+    ],
     [
       "a domain id out of range",
       variant({ domainIds: Int32Array.from({ length: 20 }, (_, row) => (row === 3 ? 7 : 0)) }),
@@ -140,6 +182,8 @@ describe("datasets that do not fit the model", () => {
 
   it("names the validation set in its errors", async () => {
     const run = fit(model, train, { validation: makeDataset(20, 3, { numTasks: 2 }) });
-    await expect(run).rejects.toThrow('fit options.validation has numTasks=2 but model "tiny" has numTasks=1');
+    await expect(run).rejects.toThrow(
+      'fit options.validation has numTasks=2 but model "tiny" has numTasks=1',
+    );
   });
 });

@@ -19,7 +19,10 @@ afterAll(async () => {
  * fixtures/tfjs-esm-resolve.mjs for why the hook is needed) and SIGKILLs it when it prints
  * `STEP <killAtStep>`.
  */
-function runChildAndKill(directory: string, killAtStep: number): Promise<{ lines: string[]; signal: string | null }> {
+function runChildAndKill(
+  directory: string,
+  killAtStep: number,
+): Promise<{ lines: string[]; signal: string | null }> {
   return new Promise((resolve, reject) => {
     const child: ChildProcess = spawn(
       process.execPath,
@@ -53,7 +56,10 @@ function runChildAndKill(directory: string, killAtStep: number): Promise<{ lines
     child.on("error", reject);
     child.on("exit", (code, signal) => {
       if (signal === "SIGKILL") resolve({ lines, signal });
-      else reject(new Error(`child exited with code ${code} before it was killed:\n${lines.join("\n")}\n${stderr}`));
+      else
+        reject(
+          new Error(`child exited with code ${code} before it was killed:\n${lines.join("\n")}\n${stderr}`),
+        );
     });
   });
 }
@@ -85,7 +91,9 @@ describe("resume after SIGKILL", () => {
       resume: true,
       callbacks: { onWarning: (message) => warnings.push(message) },
     });
-    expect(warnings.join("\n")).toMatch(new RegExp(`Taking over stale lock .*pid ${lock.pid}.*no longer running`));
+    expect(warnings.join("\n")).toMatch(
+      new RegExp(`Taking over stale lock .*pid ${lock.pid}.*no longer running`),
+    );
     const resumedFrom = resumedResult.resumedFromStep!;
     expect(resumedFrom).toBeGreaterThanOrEqual(12);
     expect(resumedFrom).toBeLessThan(20);

@@ -10,18 +10,20 @@ describe("learning-rate schedules", () => {
     expect(rate(undefined, 0)).toBe(0.1);
     expect(rate(undefined, 5000)).toBe(0.1);
     const warm = { kind: "constant", warmupSteps: 4 } as const;
-    [0.025, 0.05, 0.075, 0.1, 0.1, 0.1].forEach((expected, index) =>
-      expect(rate(warm, [0, 1, 2, 3, 4, 10][index]!)).toBeCloseTo(expected, 12),
-    );
+    const warmSteps = [0, 1, 2, 3, 4, 10];
+    const warmRates = [0.025, 0.05, 0.075, 0.1, 0.1, 0.1];
+    for (const [index, step] of warmSteps.entries())
+      expect(rate(warm, step)).toBeCloseTo(warmRates[index]!, 12);
   });
 
   it("step decay, counted after the warm-up", () => {
     const schedule = { kind: "step", stepSize: 10, gamma: 0.5 } as const;
-    [0.1, 0.1, 0.05, 0.025].forEach((expected, index) =>
-      expect(rate(schedule, [0, 9, 10, 25][index]!)).toBeCloseTo(expected, 12),
-    );
+    const steps = [0, 9, 10, 25];
+    const rates = [0.1, 0.1, 0.05, 0.025];
+    for (const [index, step] of steps.entries()) expect(rate(schedule, step)).toBeCloseTo(rates[index]!, 12);
     const warm = { kind: "step", stepSize: 1, gamma: 0.5, warmupSteps: 2 } as const;
-    [0.05, 0.1, 0.1, 0.05].forEach((expected, step) => expect(rate(warm, step)).toBeCloseTo(expected, 12));
+    for (const [step, expected] of [0.05, 0.1, 0.1, 0.05].entries())
+      expect(rate(warm, step)).toBeCloseTo(expected, 12);
     expect(resolveSchedule({ kind: "step", stepSize: 3 }, 10)).toEqual({
       kind: "step",
       warmupSteps: 0,
@@ -68,13 +70,22 @@ describe("learning-rate schedules", () => {
       'Unknown key "stepsize" in schedule (kind "step"). Did you mean "stepSize"?',
     );
     expectError({ kind: "step", stepSize: 0 }, "schedule.stepSize must be an integer >= 1, received 0");
-    expectError({ kind: "step", stepSize: 2, gamma: 0 }, "schedule.gamma must be a finite number > 0 and <= 1, received 0");
+    expectError(
+      { kind: "step", stepSize: 2, gamma: 0 },
+      "schedule.gamma must be a finite number > 0 and <= 1, received 0",
+    );
     expectError(
       { kind: "exponential", decayRate: Number.NaN },
       "schedule.decayRate must be a finite number > 0 and <= 1, received NaN",
     );
-    expectError({ kind: "cosine", totalSteps: 3, warmupSteps: 3 }, "schedule.totalSteps must be an integer >= 4, received 3");
-    expectError({ kind: "constant", warmupSteps: -1 }, "schedule.warmupSteps must be an integer >= 0, received -1");
+    expectError(
+      { kind: "cosine", totalSteps: 3, warmupSteps: 3 },
+      "schedule.totalSteps must be an integer >= 4, received 3",
+    );
+    expectError(
+      { kind: "constant", warmupSteps: -1 },
+      "schedule.warmupSteps must be an integer >= 0, received -1",
+    );
     expectError("cosine", 'schedule must be an object like { kind: "cosine" }, received "cosine"');
   });
 });

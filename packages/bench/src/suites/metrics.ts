@@ -29,10 +29,14 @@ function randomPredictions(rows: number, seed: number): Predictions {
   return { labels, scores, domainIds, groupIds };
 }
 
-function seconds<T>(work: () => T): { result: T; seconds: number } {
+/** Wall time, plus process CPU time, which is the fairer figure on a machine shared with other jobs. */
+function seconds<T>(work: () => T): { result: T; seconds: number; cpu: string } {
   const start = performance.now();
+  const cpuStart = process.cpuUsage();
   const result = work();
-  return { result, seconds: (performance.now() - start) / 1000 };
+  const cpu = process.cpuUsage(cpuStart);
+  const seconds = (performance.now() - start) / 1000;
+  return { result, seconds, cpu: `cpu ${((cpu.user + cpu.system) / 1e6).toFixed(2)} s` };
 }
 
 /** AUC on 10M predictions (1M in quick mode), batch and streamed in 1M-row chunks, plus the per-domain breakdown. */
@@ -48,19 +52,32 @@ export const suite: BenchSuite = {
       records.push({ suite: "metrics", name, value, unit, ...(notes ? { notes } : {}) });
 
     const batch = seconds(() => auc(data.labels, data.scores));
-    record(`auc, ${size}`, batch.seconds, "s", `AUC ${batch.result.toFixed(6)}; float32 scores`);
+    record(
+      `auc, ${size}`,
+      batch.seconds,
+      "s",
+      `${batch.cpu}; AUC ${batch.result.toFixed(6)}; float32 scores`,
+    );
 
     const streamed = seconds(() => {
       const accumulator = new AucAccumulator();
       for (let start = 0; start < rows; start += chunk) {
-        accumulator.add(data.labels.subarray(start, start + chunk), data.scores.subarray(start, start + chunk));
+        accumulator.add(
+          data.labels.subarray(start, start + chunk),
+          data.scores.subarray(start, start + chunk),
+        );
       }
       return accumulator.value();
     });
     if (streamed.result !== batch.result) {
       throw new Error(`AucAccumulator gave ${streamed.result}, batch auc gave ${batch.result}`);
     }
-    record(`AucAccumulator, ${size} in ${chunk / 1e6}M-row chunks`, streamed.seconds, "s", "add all chunks + value()");
+    record(
+      `AucAccumulator, ${size} in ${chunk / 1e6}M-row chunks`,
+      streamed.seconds,
+      "s",
+      `${streamed.cpu}; add all chunks + value()`,
+    );
 
     const reference = seconds(() => {
       const positives = new Float64Array(data.labels.reduce((sum, label) => sum + label, 0));
@@ -78,13 +95,23 @@ export const suite: BenchSuite = {
       `reference: split + native Float64Array.sort, ${size}`,
       reference.seconds,
       "s",
-      "the sort auc would need without its radix sort",
+      `${reference.cpu}; the sort auc would need without its radix sort`,
     );
 
     const byDomain = seconds(() =>
-      evaluateByDomain({ labels: data.labels, scores: data.scores, domainIds: data.domainIds, numDomains: NUM_DOMAINS }),
+      evaluateByDomain({
+        labels: data.labels,
+        scores: data.scores,
+        domainIds: data.domainIds,
+        numDomains: NUM_DOMAINS,
+      }),
     );
-    record(`evaluateByDomain, ${size}, ${NUM_DOMAINS} domains`, byDomain.seconds, "s", "AUC, logloss, calibration");
+    record(
+      `evaluateByDomain, ${size}, ${NUM_DOMAINS} domains`,
+      byDomain.seconds,
+      "s",
+      `${byDomain.cpu}; AUC, logloss, calibration`,
+    );
 
     const byDomainStreamed = seconds(() => {
       const accumulator = new DomainMetricsAccumulator({ numDomains: NUM_DOMAINS });
@@ -99,12 +126,15 @@ export const suite: BenchSuite = {
       return accumulator.result();
     });
     if (byDomainStreamed.result.overall.auc !== batch.result) {
-      throw new Error(`DomainMetricsAccumulator overall AUC ${byDomainStreamed.result.overall.auc} != ${batch.result}`);
+      throw new Error(
+        `DomainMetricsAccumulator overall AUC ${byDomainStreamed.result.overall.auc} != ${batch.result}`,
+      );
     }
     record(
       `DomainMetricsAccumulator, ${size} in ${chunk / 1e6}M-row chunks, ${NUM_DOMAINS} domains`,
       byDomainStreamed.seconds,
       "s",
+      byDomainStreamed.cpu,
     );
 
     const grouped = seconds(() => gauc(data.labels, data.scores, data.groupIds));
@@ -112,7 +142,7 @@ export const suite: BenchSuite = {
       `gauc, ${size}, ${NUM_USERS / 1000}k users`,
       grouped.seconds,
       "s",
-      `GAUC ${grouped.result.value.toFixed(6)}, ${grouped.result.usersCounted} users counted`,
+      `${grouped.cpu}; GAUC ${grouped.result.value.toFixed(6)}, ${grouped.result.usersCounted} users counted`,
     );
     return records;
   },

@@ -74,7 +74,9 @@ export async function benchModel(
   });
   try {
     const summary = model.summary();
-    const fitOptions = { epochs: 1_000_000, batchSize: options.batchSize, seed: options.seed, callbacks: { onWarning: () => undefined } };
+    // Enough epochs for the steps; maxSteps ends training there.
+    const epochs = Math.ceil((options.steps + BENCH_DEFAULTS.warmupSteps) / numBatches(data.train.numRows, options.batchSize));
+    const fitOptions = { epochs, batchSize: options.batchSize, seed: options.seed, callbacks: { onWarning: () => undefined } };
     await fit(model, data.train, { ...fitOptions, maxSteps: BENCH_DEFAULTS.warmupSteps });
     const timed = await fit(model, data.train, { ...fitOptions, maxSteps: options.steps });
     return {

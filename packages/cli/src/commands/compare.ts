@@ -61,13 +61,13 @@ export async function runCompare(context: CommandContext): Promise<void> {
   const budget = trainingBudget(config, COMPARE_DEFAULTS);
   const outPath = context.resolvePath(config.out ?? COMPARE_DEFAULTS.out);
   const runId = newRunId(createdAt);
+  const backend = await context.startBackend();
   const directory = await openOutputDirectory(outPath, {
     overwrite: config.overwrite,
     cwd: context.io.cwd,
     onWarning: (message) => context.print(`warning: ${message}`),
   });
   try {
-    const backend = await context.startBackend();
     const data = await loadData(source, { seed: config.seed, split: config.split, rows: config.rows, cwd: context.io.cwd });
     for (const warning of data.warnings) context.print(`warning: ${warning}`);
     context.print(

@@ -42,7 +42,7 @@ export async function runEvaluate(context: CommandContext, flagsGiven: ReadonlyS
   await context.startBackend();
   const model = await loadModel(modelDirectory);
   try {
-    const data = await loadData(source, { seed, split, rows, cwd: context.io.cwd });
+    const data = await loadData(source, { seed, split, rows, cwd: context.io.cwd, encoders: record?.encoders });
     if (data.test.numRows === 0) {
       throw new ConfigError(`The test split of ${data.source} is empty (split ${JSON.stringify(split)}); use a split with a test fraction > 0`);
     }

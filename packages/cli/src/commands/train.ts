@@ -1,5 +1,6 @@
 import { join, relative } from "node:path";
 import { writeFileAtomic } from "@mdrec/core";
+import type { DatasetEncodersJSON } from "@mdrec/data-loaders";
 import { getModelInfo } from "@mdrec/models";
 import { trainAndEvaluate } from "../compare.js";
 import { type CommandContext, environmentSummary, newRunId } from "../context.js";
@@ -24,6 +25,8 @@ export interface TrainingDataRecord {
   seed: number;
   split: [number, number, number];
   rows?: number;
+  /** Encoders fitted on the training rows (file sources), so evaluation uses the training vocabulary. */
+  encoders?: DatasetEncodersJSON;
 }
 
 /** `mdrec train`: trains one model, evaluates it on the test split, saves it and writes the results. */
@@ -35,13 +38,13 @@ export async function runTrain(context: CommandContext): Promise<void> {
   const source = parseDataArgument(config.data, config.schema);
   const budget = trainingBudget(config, TRAIN_DEFAULTS);
   const outPath = context.resolvePath(config.out ?? TRAIN_DEFAULTS.out);
+  const backend = await context.startBackend();
   const directory = await openOutputDirectory(outPath, {
     overwrite: config.overwrite,
     cwd: context.io.cwd,
     onWarning: (message) => context.print(`warning: ${message}`),
   });
   try {
-    const backend = await context.startBackend();
     const data = await loadData(source, { seed: config.seed, split: config.split, rows: config.rows, cwd: context.io.cwd });
     for (const warning of data.warnings) context.print(`warning: ${warning}`);
     context.print(
@@ -52,6 +55,7 @@ export async function runTrain(context: CommandContext): Promise<void> {
     const record: TrainingDataRecord = { data: config.data, seed: config.seed, split: config.split };
     if (config.schema !== undefined) record.schema = context.resolvePath(config.schema);
     if (config.rows !== undefined) record.rows = config.rows;
+    if (data.encoders !== undefined) record.encoders = data.encoders;
     const result = await trainAndEvaluate(config.model, config.modelOptions[config.model] ?? {}, {
       ...budget,
       data,

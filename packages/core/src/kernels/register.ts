@@ -96,9 +96,9 @@ export function registerFastKernels(
       `registerFastKernels options.kernels must be an array, received ${JSON.stringify(wanted)}`,
     );
   }
-  wanted.forEach((name, index) =>
-    assertOneOf(`registerFastKernels options.kernels[${index}]`, name, FAST_WASM_KERNELS),
-  );
+  wanted.forEach((name, index) => {
+    assertOneOf(`registerFastKernels options.kernels[${index}]`, name, FAST_WASM_KERNELS);
+  });
   if (backendName !== "wasm") return [];
   if (getKernel("BatchMatMul", backendName) === undefined) {
     throw new BackendError(

@@ -61,29 +61,38 @@ export async function* decodeText(bytes: AsyncIterable<Buffer>, options: DecodeO
       chunk = stripByteOrderMark(head, file, encoding);
       head = undefined;
     }
-    const text = decodeChunk(chunk);
-    if (text.length > 0) {
-      track(text);
-      yield text;
-    }
+    yield* emit(chunk);
   }
-  if (head !== undefined && head.length > 0) {
-    const text = decodeChunk(stripByteOrderMark(head, file, encoding));
-    if (text.length > 0) {
-      track(text);
-      yield text;
-    }
-  }
+  if (head !== undefined && head.length > 0) yield* emit(stripByteOrderMark(head, file, encoding));
   if (carry !== undefined && carry.length > 0) fail(carry);
 
-  function decodeChunk(chunk: Buffer): string {
-    if (encoding === "latin1") return chunk.toString("latin1");
-    const data = carry ? Buffer.concat([carry, chunk]) : chunk;
-    const cut = completeLength(data);
-    const complete = data.subarray(0, cut);
-    if (!isUtf8(complete)) fail(complete);
-    carry = cut < data.length ? Buffer.from(data.subarray(cut)) : undefined;
-    return complete.toString("utf8");
+  // Text before an undecodable byte is yielded first, so the consumer has read the header and the
+  // earlier lines when the error (which names the column) is built.
+  function* emit(chunk: Buffer): Generator<string> {
+    let text: string;
+    let invalid: Buffer | undefined;
+    if (encoding === "latin1") {
+      text = chunk.toString("latin1");
+    } else {
+      const data = carry ? Buffer.concat([carry, chunk]) : chunk;
+      const cut = completeLength(data);
+      const complete = data.subarray(0, cut);
+      carry = cut < data.length ? Buffer.from(data.subarray(cut)) : undefined;
+      if (isUtf8(complete)) {
+        text = complete.toString("utf8");
+      } else {
+        const offset = firstInvalidUtf8(complete);
+        const valid = complete.subarray(0, offset).toString("utf8");
+        const lineStart = valid.lastIndexOf("\n") + 1;
+        text = valid.slice(0, lineStart);
+        invalid = Buffer.from(complete.subarray(Buffer.byteLength(text, "utf8")));
+      }
+    }
+    if (text.length > 0) {
+      track(text);
+      yield text;
+    }
+    if (invalid) fail(invalid);
   }
 }
 

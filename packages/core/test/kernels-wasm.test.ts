@@ -1,0 +1,347 @@
+import "@tensorflow/tfjs-backend-wasm";
+import { gatherRows, registerFastKernels, SeededRandom, unregisterFastKernels } from "@mdrec/core";
+import * as tf from "@tensorflow/tfjs-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+// Every case runs the same inputs through the stock wasm kernels, mdrec's overrides and `cpu`.
+
+type Mode = "stock" | "fast" | "cpu";
+
+async function use(mode: Mode): Promise<void> {
+  if (mode === "cpu") {
+    await tf.setBackend("cpu");
+  } else {
+    await tf.setBackend("wasm");
+    if (mode === "fast") registerFastKernels("wasm");
+    else unregisterFastKernels("wasm");
+  }
+  await tf.ready();
+}
+
+/** Runs `compute` in each mode on fresh copies of `inputs`, returning plain values. */
+async function across(
+  modes: Mode[],
+  inputs: { values: Float32Array; shape: number[] }[],
+  compute: (...tensors: tf.Tensor[]) => tf.Tensor | tf.Tensor[],
+): Promise<Record<Mode, { values: Float32Array; shape: number[] }[]>> {
+  const results = {} as Record<Mode, { values: Float32Array; shape: number[] }[]>;
+  for (const mode of modes) {
+    await use(mode);
+    results[mode] = tf.tidy(() => {
+      const tensors = inputs.map((input) => tf.tensor(input.values, input.shape, "float32"));
+      const output = compute(...tensors);
+      return (Array.isArray(output) ? output : [output]).map((tensor) => ({
+        values: tensor.dataSync() as Float32Array,
+        shape: tensor.shape,
+      }));
+    });
+  }
+  return results;
+}
+
+function randomInput(random: SeededRandom, shape: number[]): { values: Float32Array; shape: number[] } {
+  const values = new Float32Array(shape.reduce((product, size) => product * size, 1));
+  for (let index = 0; index < values.length; index++) values[index] = random.next() * 2 - 1;
+  return { values, shape };
+}
+
+/** Largest |actual - expected| / max(1, |expected|). */
+function relativeError(actual: Float32Array, expected: Float32Array): number {
+  expect(actual.length).toBe(expected.length);
+  let worst = 0;
+  for (let index = 0; index < actual.length; index++) {
+    const scale = Math.max(1, Math.abs(expected[index]!));
+    worst = Math.max(worst, Math.abs(actual[index]! - expected[index]!) / scale);
+  }
+  return worst;
+}
+
+function wasmDataIds(): number {
+  return (tf.engine().findBackend("wasm") as unknown as { numDataIds(): number }).numDataIds();
+}
+
+beforeAll(async () => {
+  await use("stock");
+});
+
+afterAll(async () => {
+  unregisterFastKernels("wasm");
+  await tf.setBackend("cpu");
+});
+
+describe("wasm BatchMatMul override", () => {
+  it("matches the stock kernel and cpu on random shapes, every transpose combination and batch layout", async () => {
+    const random = new SeededRandom(11);
+    const layouts: { outerA: number[]; outerB: number[] }[] = [
+      { outerA: [], outerB: [] },
+      { outerA: [3], outerB: [3] },
+      { outerA: [2, 2], outerB: [2, 2] },
+      { outerA: [3], outerB: [] },
+      { outerA: [], outerB: [3] },
+      { outerA: [1], outerB: [4] },
+      { outerA: [5], outerB: [1] },
+    ];
+    let cases = 0;
+    for (const { outerA, outerB } of layouts) {
+      for (const transposeA of [false, true]) {
+        for (const transposeB of [false, true]) {
+          // Sizes cross the per-entry XNNPACK threshold in both directions, and include 1.
+          const m = [1, 3, 37][random.nextInt(3)]!;
+          const k = [1, 5, 40][random.nextInt(3)]!;
+          const n = [1, 7, 33][random.nextInt(3)]!;
+          const a = randomInput(random, [...outerA, ...(transposeA ? [k, m] : [m, k])]);
+          const b = randomInput(random, [...outerB, ...(transposeB ? [n, k] : [k, n])]);
+          const results = await across(["stock", "fast", "cpu"], [a, b], (x, y) =>
+            tf.matMul(x!, y!, transposeA, transposeB),
+          );
+          const where = `a ${a.shape} b ${b.shape} transposeA=${transposeA} transposeB=${transposeB}`;
+          expect(results.fast[0]!.shape, where).toEqual(results.stock[0]!.shape);
+          expect(relativeError(results.fast[0]!.values, results.stock[0]!.values), where).toBeLessThan(1e-5);
+          expect(relativeError(results.fast[0]!.values, results.cpu[0]!.values), where).toBeLessThan(1e-5);
+          cases++;
+        }
+      }
+    }
+    expect(cases).toBe(28);
+  });
+
+  it("gives the exact product on hand-computable inputs, transposed both ways", async () => {
+    // a = [[1, 2], [3, 4]], b = [[5, 6], [7, 8]]: a^T b^T = [[23, 31], [34, 46]].
+    await use("fast");
+    const product = tf.tidy(() =>
+      tf
+        .matMul(
+          tf.tensor2d([
+            [1, 2],
+            [3, 4],
+          ]),
+          tf.tensor2d([
+            [5, 6],
+            [7, 8],
+          ]),
+          true,
+          true,
+        )
+        .arraySync(),
+    );
+    expect(product).toEqual([
+      [23, 31],
+      [34, 46],
+    ]);
+  });
+
+  it("gives the same weight gradients as the stock kernels and cpu for a two-layer network", async () => {
+    const random = new SeededRandom(5);
+    const table = randomInput(random, [50, 6]);
+    const kernel1 = randomInput(random, [12, 40]);
+    const bias1 = randomInput(random, [40]);
+    const kernel2 = randomInput(random, [3, 40, 9]);
+    const target = randomInput(random, [3, 16, 9]);
+    const ids = Int32Array.from({ length: 32 }, () => random.nextInt(50));
+    const results = await across(
+      ["stock", "fast", "cpu"],
+      [table, kernel1, bias1, kernel2, target],
+      (...tensors) => {
+        const [embeddings, w1, b1, w2, y] = tensors as [
+          tf.Tensor2D,
+          tf.Tensor2D,
+          tf.Tensor1D,
+          tf.Tensor3D,
+          tf.Tensor3D,
+        ];
+        const loss = (...variables: tf.Tensor[]) => {
+          const [e, first, firstBias, second] = variables as [
+            tf.Tensor2D,
+            tf.Tensor2D,
+            tf.Tensor1D,
+            tf.Tensor3D,
+          ];
+          const x = tf.reshape(gatherRows(e, tf.tensor1d(ids, "int32")), [16, 12]) as tf.Tensor2D; // [16, 12]
+          const hidden = tf.relu(tf.add(tf.matMul(x, first), firstBias)); // [16, 40]
+          const perHead = tf.matMul(tf.broadcastTo(hidden, [3, 16, 40]) as tf.Tensor3D, second); // [3, 16, 9]
+          return tf.mean(tf.square(tf.sub(perHead, y))) as tf.Scalar;
+        };
+        const { value, grads } = tf.valueAndGrads(loss)([embeddings, w1, b1, w2]);
+        return [value, ...grads];
+      },
+    );
+    results.stock.forEach((stockResult, index) => {
+      expect(relativeError(results.fast[index]!.values, stockResult.values), `output ${index}`).toBeLessThan(
+        1e-5,
+      );
+      expect(
+        relativeError(results.fast[index]!.values, results.cpu[index]!.values),
+        `output ${index}`,
+      ).toBeLessThan(1e-5);
+    });
+  });
+
+  it("leaves no tensors and no wasm buffers behind (views and transposes are released)", async () => {
+    await use("fast");
+    const a = tf.randomUniform([4, 30, 20], -1, 1, "float32", 1);
+    const b = tf.randomUniform([4, 30, 50], -1, 1, "float32", 2);
+    tf.tidy(() => tf.matMul(a, b, true, false)); // warm-up
+    const tensors = tf.memory().numTensors;
+    const buffers = wasmDataIds();
+    tf.tidy(() => {
+      tf.matMul(a, b, true, false);
+      tf.matMul(b, a, true, false);
+      tf.matMul(a, tf.randomUniform([4, 50, 20], -1, 1, "float32", 3), false, true);
+      tf.sum(b, 1);
+    });
+    expect(tf.memory().numTensors).toBe(tensors);
+    expect(wasmDataIds()).toBe(buffers);
+    tf.dispose([a, b]);
+  });
+});
+
+describe("wasm _FusedMatMul override", () => {
+  it("regression: the stock kernel adds the bias wrongly with a transpose; ours gives the cpu result", async () => {
+    const random = new SeededRandom(3);
+    const a = randomInput(random, [2, 3]);
+    const b = randomInput(random, [4, 3]);
+    const bias = randomInput(random, [4]);
+    const results = await across(["stock", "fast", "cpu"], [a, b, bias], (x, y, z) =>
+      tf.fused.matMul({ a: x as tf.Tensor2D, b: y as tf.Tensor2D, transposeB: true, bias: z }),
+    );
+    // The fault this override exists for: if tfjs ever fixes it, this line says so.
+    expect(relativeError(results.stock[0]!.values, results.cpu[0]!.values)).toBeGreaterThan(0.1);
+    expect(relativeError(results.fast[0]!.values, results.cpu[0]!.values)).toBeLessThan(1e-6);
+  });
+
+  it("matches cpu for every transpose combination, batch layout and activation, with and without bias", async () => {
+    const random = new SeededRandom(8);
+    const activations = ["linear", "relu", "relu6", "elu", "sigmoid", "leakyrelu", "prelu"] as const;
+    let cases = 0;
+    for (const outer of [[], [3]]) {
+      for (const transposeA of [false, true]) {
+        for (const transposeB of [false, true]) {
+          for (const withBias of [false, true]) {
+            const activation = activations[random.nextInt(activations.length)]!;
+            const [m, k, n] = [9, 20, 11];
+            const a = randomInput(random, [...outer, ...(transposeA ? [k, m] : [m, k])]);
+            const b = randomInput(random, [...outer, ...(transposeB ? [n, k] : [k, n])]);
+            const bias = randomInput(random, [n]);
+            const alpha = randomInput(random, [n]);
+            const results = await across(["fast", "cpu"], [a, b, bias, alpha], (x, y, z, w) =>
+              tf.fused.matMul({
+                a: x as tf.Tensor2D,
+                b: y as tf.Tensor2D,
+                transposeA,
+                transposeB,
+                bias: withBias ? z : undefined,
+                activation,
+                preluActivationWeights: activation === "prelu" ? w : undefined,
+                leakyreluAlpha: 0.3,
+              }),
+            );
+            const where = `outer [${outer}] transposeA=${transposeA} transposeB=${transposeB} bias=${withBias} ${activation}`;
+            expect(relativeError(results.fast[0]!.values, results.cpu[0]!.values), where).toBeLessThan(1e-5);
+            cases++;
+          }
+        }
+      }
+    }
+    expect(cases).toBe(16);
+  });
+
+  it("backpropagates like cpu through a fused layer with transposed weights", async () => {
+    const random = new SeededRandom(4);
+    const inputs = [randomInput(random, [8, 5]), randomInput(random, [6, 5]), randomInput(random, [6])];
+    const results = await across(["fast", "cpu"], inputs, (x, w, b) => {
+      const loss = (weights: tf.Tensor, bias: tf.Tensor) =>
+        tf.sum(
+          tf.square(
+            tf.fused.matMul({
+              a: x as tf.Tensor2D,
+              b: weights as tf.Tensor2D,
+              transposeB: true,
+              bias,
+              activation: "relu",
+            }),
+          ),
+        ) as tf.Scalar;
+      return tf.grads(loss)([w!, b!]);
+    });
+    results.cpu.forEach((expected, index) => {
+      expect(relativeError(results.fast[index]!.values, expected.values)).toBeLessThan(1e-5);
+    });
+  });
+});
+
+describe("wasm Sum override", () => {
+  it("matches a float64 sum at least as well as the stock kernel, over leading and middle axes", async () => {
+    const random = new SeededRandom(21);
+    const cases: { shape: number[]; axis: number[]; keepDims: boolean }[] = [
+      { shape: [513, 40], axis: [0], keepDims: false },
+      { shape: [3, 300, 17], axis: [1], keepDims: true },
+      { shape: [4, 50, 24], axis: [0, 1], keepDims: false },
+      { shape: [2, 3, 4, 5], axis: [1, 2], keepDims: true },
+      { shape: [6, 7], axis: [1], keepDims: false }, // innermost: stock path
+      { shape: [4, 5, 6], axis: [0, 2], keepDims: false }, // not consecutive: stock path
+    ];
+    for (const { shape, axis, keepDims } of cases) {
+      const input = randomInput(random, shape);
+      const results = await across(["stock", "fast", "cpu"], [input], (x) => tf.sum(x!, axis, keepDims));
+      const where = `shape [${shape}] axis [${axis}] keepDims=${keepDims}`;
+      expect(results.fast[0]!.shape, where).toEqual(results.cpu[0]!.shape);
+      expect(relativeError(results.fast[0]!.values, results.stock[0]!.values), where).toBeLessThan(1e-5);
+      expect(relativeError(results.fast[0]!.values, results.cpu[0]!.values), where).toBeLessThan(1e-5);
+    }
+  });
+
+  it("sums a hand-computable tensor exactly", async () => {
+    await use("fast");
+    const [rows, middle] = tf.tidy(() => {
+      const x = tf.tensor3d([
+        [
+          [1, 2],
+          [3, 4],
+        ],
+        [
+          [5, 6],
+          [7, 8],
+        ],
+      ]);
+      return [tf.sum(x, 0).arraySync(), tf.sum(x, 1, true).arraySync()];
+    });
+    expect(rows).toEqual([
+      [6, 8],
+      [10, 12],
+    ]);
+    expect(middle).toEqual([[[4, 6]], [[12, 14]]]);
+  });
+});
+
+describe("wasm Identity override", () => {
+  it("shares the buffer (no copy) and keeps the clone valid after the source is disposed", async () => {
+    await use("fast");
+    const source = tf.tensor1d([1, 2, 3]);
+    const buffers = wasmDataIds();
+    const copy = tf.clone(source);
+    expect(wasmDataIds()).toBe(buffers);
+    source.dispose();
+    expect(Array.from(copy.dataSync())).toEqual([1, 2, 3]);
+    copy.dispose();
+    expect(wasmDataIds()).toBe(buffers - 1);
+  });
+
+  it("keeps saved activations intact across an optimizer step that replaces the variable", async () => {
+    const results = await across(
+      ["fast", "cpu"],
+      [{ values: Float32Array.from([0.5, -1, 2]), shape: [3] }],
+      (x) => {
+        const weight = tf.variable(tf.tensor1d([1, 2, 3]));
+        const optimizer = tf.train.adam(0.1);
+        for (let step = 0; step < 3; step++) {
+          optimizer.minimize(() => tf.sum(tf.square(tf.mul(weight, x!))) as tf.Scalar);
+        }
+        const value = tf.clone(weight);
+        weight.dispose();
+        optimizer.dispose();
+        return value;
+      },
+    );
+    expect(relativeError(results.fast[0]!.values, results.cpu[0]!.values)).toBeLessThan(1e-6);
+  });
+});
