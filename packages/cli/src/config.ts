@@ -191,6 +191,11 @@ export async function readConfigFile(path: string, cwd: string): Promise<Record<
   return parsed as Record<string, unknown>;
 }
 
+/** Describes where a top-level key came from: `--backend`, `environment variable MDREC_BACKEND`, `config key "backend" in run.yaml`. */
+export function describeSource(key: string, sources: Record<string, ConfigSource>): string {
+  return describeLocation([key], sources);
+}
+
 /** Describes a config location for messages: `--batch-size`, `config key "seed" in run.yaml`. */
 function describeLocation(path: readonly PropertyKey[], sources: Record<string, ConfigSource>): string {
   const key = path.map(String).join(".");

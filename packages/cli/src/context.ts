@@ -1,9 +1,16 @@
 import { randomBytes } from "node:crypto";
 import { resolve } from "node:path";
-import { type BackendInfo, initBackend } from "@mdrec/core";
+import { BackendError, type BackendInfo, initBackend } from "@mdrec/core";
 import * as tf from "@tensorflow/tfjs-core";
 import cliPackage from "../package.json";
-import { type CliConfig, mergeConfigLayers, readConfigFile, validateConfig } from "./config.js";
+import {
+  type CliConfig,
+  type ConfigSource,
+  describeSource,
+  mergeConfigLayers,
+  readConfigFile,
+  validateConfig,
+} from "./config.js";
 import type { CliIo } from "./io.js";
 import { createProgressReporter, type ProgressReporter } from "./progress.js";
 import type { RunResults } from "./results.js";
@@ -17,6 +24,8 @@ export class CommandContext {
     readonly io: CliIo,
     readonly command: string,
     readonly config: CliConfig,
+    /** Where each top-level config key came from (flag, environment, file). */
+    readonly sources: Record<string, ConfigSource> = {},
   ) {}
 
   /** Prints a human-readable line: on stdout, or on stderr with `--json` (stdout then holds only JSON). */
@@ -49,15 +58,30 @@ export class CommandContext {
    * loads) and prints the choice, always.
    */
   async startBackend(): Promise<BackendInfo> {
-    const info = await initBackend({
-      prefer: this.config.backend,
-      allowFallback: this.config.allowBackendFallback,
-      threads: this.config.threads,
-      // MDREC_BACKEND is already merged into the config, with its source for messages.
-      env: {},
-      log: (line) => this.print(line),
-    });
-    return info;
+    const requested = this.config.backend;
+    const from = requested === undefined ? "" : describeSource("backend", this.sources);
+    try {
+      return await initBackend({
+        prefer: requested,
+        allowFallback: this.config.allowBackendFallback,
+        threads: this.config.threads,
+        // MDREC_BACKEND is already merged into the config, with its source for messages.
+        env: {},
+        log: (line) => this.print(line.replace("option prefer", from)),
+      });
+    } catch (error) {
+      if (!(error instanceof BackendError) || requested === undefined) throw error;
+      // Reword the library's advice in terms of this command line.
+      const details = /could not load \((.*)\)\. /s.exec(error.message)?.[1] ?? error.message;
+      const advice =
+        requested === "node-gpu" || requested === "node"
+          ? `Install @tensorflow/tfjs-${requested} (see docs/gpu.md), choose another --backend`
+          : "Choose another --backend";
+      throw new BackendError(
+        `Backend "${requested}" requested by ${from} could not load (${details}). ${advice}, or pass --allow-backend-fallback to use the next best one.`,
+        { cause: error },
+      );
+    }
   }
 }
 
@@ -72,8 +96,8 @@ export async function createContext(
   configPath: string | undefined,
 ): Promise<CommandContext> {
   const file = configPath === undefined ? undefined : { path: configPath, values: await readConfigFile(configPath, io.cwd) };
-  const config = validateConfig(mergeConfigLayers(file, io.env, flags));
-  return new CommandContext(io, command, config);
+  const layers = mergeConfigLayers(file, io.env, flags);
+  return new CommandContext(io, command, validateConfig(layers), layers.sources);
 }
 
 /** A new run id: UTC time plus 4 random hex digits, e.g. `20250102-030405-9f3a`. */

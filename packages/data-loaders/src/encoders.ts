@@ -48,7 +48,10 @@ export class VocabularyEncoder {
     readonly maxSize: number | null = null,
   ) {
     values.forEach((value, position) => {
-      if (typeof value !== "string") throw new ConfigError(`vocabulary values[${position}] must be a string, received ${formatValue(value)}`);
+      if (typeof value !== "string")
+        throw new ConfigError(
+          `vocabulary values[${position}] must be a string, received ${formatValue(value)}`,
+        );
       if (this.index.has(value)) throw new ConfigError(`vocabulary lists "${value}" twice`);
       this.index.set(value, position + 1);
     });
@@ -58,7 +61,10 @@ export class VocabularyEncoder {
    * Fits on `(value, count)` pairs (counts over training rows).
    * @example VocabularyEncoder.fit([["b", 2], ["a", 2], ["c", 1]], { minCount: 2 }).values // ["a", "b"]
    */
-  static fit(counts: Iterable<readonly [string, number]>, options: { minCount?: number; maxSize?: number } = {}): VocabularyEncoder {
+  static fit(
+    counts: Iterable<readonly [string, number]>,
+    options: { minCount?: number; maxSize?: number } = {},
+  ): VocabularyEncoder {
     const minCount = options.minCount ?? 1;
     const kept = [...counts].filter(([, count]) => count >= minCount);
     kept.sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
@@ -82,7 +88,9 @@ export class VocabularyEncoder {
 
   static fromJSON(json: VocabularyJSON): VocabularyEncoder {
     if (json?.kind !== "vocabulary" || !Array.isArray(json.values)) {
-      throw new ConfigError(`expected a vocabulary encoder { kind: "vocabulary", values }, received ${formatValue(json)}`);
+      throw new ConfigError(
+        `expected a vocabulary encoder { kind: "vocabulary", values }, received ${formatValue(json)}`,
+      );
     }
     return new VocabularyEncoder(json.values, json.minCount ?? 1, json.maxSize ?? null);
   }
@@ -115,7 +123,10 @@ export class HashingEncoder {
   }
 
   static fromJSON(json: HashingJSON): HashingEncoder {
-    if (json?.kind !== "hashing") throw new ConfigError(`expected a hashing encoder { kind: "hashing", numBuckets }, received ${formatValue(json)}`);
+    if (json?.kind !== "hashing")
+      throw new ConfigError(
+        `expected a hashing encoder { kind: "hashing", numBuckets }, received ${formatValue(json)}`,
+      );
     return new HashingEncoder(json.numBuckets);
   }
 }
@@ -138,7 +149,8 @@ export class IdentityEncoder {
   encode(value: string): number | string {
     if (!/^-?\d+$/.test(value)) return `${JSON.stringify(value)} is not an integer id`;
     const id = Number(value);
-    if (id < 0 || id >= this.vocabularySize) return `id ${value} is outside [0, vocabularySize=${this.vocabularySize})`;
+    if (id < 0 || id >= this.vocabularySize)
+      return `id ${value} is outside [0, vocabularySize=${this.vocabularySize})`;
     return id;
   }
 
@@ -151,7 +163,10 @@ export class IdentityEncoder {
   }
 
   static fromJSON(json: IdentityJSON): IdentityEncoder {
-    if (json?.kind !== "identity") throw new ConfigError(`expected an identity encoder { kind: "identity", vocabularySize }, received ${formatValue(json)}`);
+    if (json?.kind !== "identity")
+      throw new ConfigError(
+        `expected an identity encoder { kind: "identity", vocabularySize }, received ${formatValue(json)}`,
+      );
     return new IdentityEncoder(json.vocabularySize);
   }
 }
@@ -172,7 +187,8 @@ export class StandardScaler {
     readonly std: number,
   ) {
     if (!Number.isFinite(mean)) throw new ConfigError(`mean must be finite, received ${formatValue(mean)}`);
-    if (!Number.isFinite(std) || std <= 0) throw new ConfigError(`std must be finite and > 0, received ${formatValue(std)}`);
+    if (!Number.isFinite(std) || std <= 0)
+      throw new ConfigError(`std must be finite and > 0, received ${formatValue(std)}`);
   }
 
   /** Fits mean and (population) standard deviation of `values`. */
@@ -195,7 +211,8 @@ export class StandardScaler {
   }
 
   static fromJSON(json: StandardizeJSON): StandardScaler {
-    if (json?.kind !== "standardize") throw new ConfigError(`expected { kind: "standardize", mean, std }, received ${formatValue(json)}`);
+    if (json?.kind !== "standardize")
+      throw new ConfigError(`expected { kind: "standardize", mean, std }, received ${formatValue(json)}`);
     return new StandardScaler(json.mean, json.std);
   }
 }
@@ -214,8 +231,13 @@ export class QuantileBucketizer {
   readonly kind = "quantile";
 
   constructor(readonly boundaries: readonly number[]) {
-    const ok = boundaries.every((value, index) => Number.isFinite(value) && (index === 0 || value > boundaries[index - 1]!));
-    if (!ok) throw new ConfigError(`boundaries must be finite and strictly increasing, received ${formatValue(boundaries)}`);
+    const ok = boundaries.every(
+      (value, index) => Number.isFinite(value) && (index === 0 || value > boundaries[index - 1]!),
+    );
+    if (!ok)
+      throw new ConfigError(
+        `boundaries must be finite and strictly increasing, received ${formatValue(boundaries)}`,
+      );
   }
 
   /**
@@ -229,7 +251,8 @@ export class QuantileBucketizer {
     if (sorted.length > 0) {
       for (let bucket = 1; bucket < numBuckets; bucket++) {
         const value = sorted[Math.min(sorted.length - 1, Math.floor((bucket * sorted.length) / numBuckets))]!;
-        if (value > sorted[0]! && (boundaries.length === 0 || value > boundaries.at(-1)!)) boundaries.push(value);
+        if (value > sorted[0]! && (boundaries.length === 0 || value > boundaries.at(-1)!))
+          boundaries.push(value);
       }
     }
     return new QuantileBucketizer(boundaries);
@@ -251,7 +274,8 @@ export class QuantileBucketizer {
   }
 
   static fromJSON(json: QuantileJSON): QuantileBucketizer {
-    if (json?.kind !== "quantile") throw new ConfigError(`expected { kind: "quantile", boundaries }, received ${formatValue(json)}`);
+    if (json?.kind !== "quantile")
+      throw new ConfigError(`expected { kind: "quantile", boundaries }, received ${formatValue(json)}`);
     return new QuantileBucketizer(json.boundaries);
   }
 }
@@ -281,7 +305,13 @@ export type NumericEncoder = StandardScaler | QuantileBucketizer | PassThrough;
 /** Any field encoder. */
 export type FieldEncoder = CategoricalEncoder | NumericEncoder;
 /** JSON form of any field encoder. */
-export type FieldEncoderJSON = VocabularyJSON | HashingJSON | IdentityJSON | StandardizeJSON | QuantileJSON | PassThroughJSON;
+export type FieldEncoderJSON =
+  | VocabularyJSON
+  | HashingJSON
+  | IdentityJSON
+  | StandardizeJSON
+  | QuantileJSON
+  | PassThroughJSON;
 
 /** Decodes a field encoder from its JSON form. */
 export function fieldEncoderFromJSON(json: FieldEncoderJSON): FieldEncoder {
@@ -325,7 +355,8 @@ export class DatasetEncoders {
     for (const field of schema.features) {
       const encoder = fields[field.name];
       if (encoder === undefined) throw new ConfigError(`encoders have no encoder for field "${field.name}"`);
-      const categorical = encoder.kind === "vocabulary" || encoder.kind === "hashing" || encoder.kind === "identity";
+      const categorical =
+        encoder.kind === "vocabulary" || encoder.kind === "hashing" || encoder.kind === "identity";
       if (categorical !== (field.kind === "categorical")) {
         throw new ConfigError(`encoder "${encoder.kind}" does not fit ${field.kind} field "${field.name}"`);
       }
@@ -338,7 +369,12 @@ export class DatasetEncoders {
       const encoder = this.fields[field.name]!;
       const embedding = field.embeddingDim !== undefined ? { embeddingDim: field.embeddingDim } : {};
       if (field.kind === "categorical") {
-        return { kind: "categorical", name: field.name, vocabularySize: (encoder as CategoricalEncoder).size, ...embedding };
+        return {
+          kind: "categorical",
+          name: field.name,
+          vocabularySize: (encoder as CategoricalEncoder).size,
+          ...embedding,
+        };
       }
       if (encoder.kind === "quantile") {
         return { kind: "numeric", name: field.name, boundaries: [...encoder.boundaries], ...embedding };
@@ -374,7 +410,8 @@ export class DatasetEncoders {
       );
     }
     const fields: Record<string, FieldEncoder> = {};
-    for (const [name, encoder] of Object.entries(value.fields ?? {})) fields[name] = fieldEncoderFromJSON(encoder);
+    for (const [name, encoder] of Object.entries(value.fields ?? {}))
+      fields[name] = fieldEncoderFromJSON(encoder);
     return new DatasetEncoders(value.schema, fields);
   }
 }

@@ -21,7 +21,12 @@ function pickLoadOptions(options: FormatLoadOptions, defaultInvalid: OnInvalidRo
   return result;
 }
 
-function vocabulary(name: string, column: string, minCount: number | undefined, extra: Partial<FieldSchema> = {}): FieldSchema {
+function vocabulary(
+  name: string,
+  column: string,
+  minCount: number | undefined,
+  extra: Partial<FieldSchema> = {},
+): FieldSchema {
   return { kind: "categorical", name, column, ...(minCount ? { minCount } : {}), ...extra } as FieldSchema;
 }
 
@@ -51,7 +56,10 @@ const AGE_GROUPS: Record<string, number> = { "1": 0, "18": 0, "25": 1, "35": 2, 
  * `age`, `occupation`, `zip`, `genre` (first listed genre); label `rating >= positiveRating`
  * (ratings outside 1-5 are invalid); domain from `domainBy`; `groupIds` = users; `timestamp` kept.
  */
-export function movieLens1MSchema(directory: string, options: MovieLens1MOptions = {}): { source: FileSource; schema: DataSchema } {
+export function movieLens1MSchema(
+  directory: string,
+  options: MovieLens1MOptions = {},
+): { source: FileSource; schema: DataSchema } {
   const positiveRating = options.positiveRating ?? 4;
   assertNumber("positiveRating", positiveRating, { min: 1, max: 5 });
   const domainBy = options.domainBy ?? "age";
@@ -89,7 +97,11 @@ export function movieLens1MSchema(directory: string, options: MovieLens1MOptions
     time: { column: "Timestamp", name: "timestamp", unit: "s" },
     joins: [
       {
-        source: { path: join(directory, files.users), columns: ["UserID", "Gender", "Age", "Occupation", "Zip-code"], ...text },
+        source: {
+          path: join(directory, files.users),
+          columns: ["UserID", "Gender", "Age", "Occupation", "Zip-code"],
+          ...text,
+        },
         key: "UserID",
         on: "UserID",
         columns: ["Gender", "Age", "Occupation", "Zip-code"],
@@ -102,7 +114,11 @@ export function movieLens1MSchema(directory: string, options: MovieLens1MOptions
       },
     ],
   };
-  const source: FileSource = { path: join(directory, files.ratings), columns: ["UserID", "MovieID", "Rating", "Timestamp"], ...text };
+  const source: FileSource = {
+    path: join(directory, files.ratings),
+    columns: ["UserID", "MovieID", "Rating", "Timestamp"],
+    ...text,
+  };
   return { source, schema };
 }
 
@@ -113,8 +129,18 @@ export function movieLens1MSchema(directory: string, options: MovieLens1MOptions
  * @example
  * const { dataset, splits } = await loadMovieLens1M("data/ml-1m", { split: { seed: 1 } });
  */
-export async function loadMovieLens1M(directory: string, options: MovieLens1MOptions = {}): Promise<LoadResult> {
-  assertKnownKeys("loadMovieLens1M options", options, [...BASE_KEYS, "positiveRating", "domainBy", "domainMapping", "domainNames", "files"]);
+export async function loadMovieLens1M(
+  directory: string,
+  options: MovieLens1MOptions = {},
+): Promise<LoadResult> {
+  assertKnownKeys("loadMovieLens1M options", options, [
+    ...BASE_KEYS,
+    "positiveRating",
+    "domainBy",
+    "domainMapping",
+    "domainNames",
+    "files",
+  ]);
   const { source, schema } = movieLens1MSchema(directory, options);
   return loadDatasetWithTables(source, schema, pickLoadOptions(options), []);
 }
@@ -160,7 +186,10 @@ const ML100K_GENRES = [
  *
  * @example const { dataset } = await loadMovieLens100K("data/ml-100k");
  */
-export async function loadMovieLens100K(directory: string, options: MovieLens100KOptions = {}): Promise<LoadResult> {
+export async function loadMovieLens100K(
+  directory: string,
+  options: MovieLens100KOptions = {},
+): Promise<LoadResult> {
   assertKnownKeys("loadMovieLens100K options", options, [...BASE_KEYS, "positiveRating", "domainBy"]);
   const positiveRating = options.positiveRating ?? 4;
   assertNumber("positiveRating", positiveRating, { min: 1, max: 5 });
@@ -286,10 +315,19 @@ const KUAIRAND_USER_COLUMNS = [
  *
  * @example const { dataset, report } = await loadKuaiRand(["log_standard_4_08_to_4_21_1k.csv"]);
  */
-export async function loadKuaiRand(files: string | string[], options: KuaiRandOptions = {}): Promise<LoadResult> {
-  assertKnownKeys("loadKuaiRand options", options, [...BASE_KEYS, "tasks", "userFeatures", "userFeatureColumns"]);
+export async function loadKuaiRand(
+  files: string | string[],
+  options: KuaiRandOptions = {},
+): Promise<LoadResult> {
+  assertKnownKeys("loadKuaiRand options", options, [
+    ...BASE_KEYS,
+    "tasks",
+    "userFeatures",
+    "userFeatureColumns",
+  ]);
   const tasks = options.tasks ?? ["is_click"];
-  if (!Array.isArray(tasks) || tasks.length === 0) throw new ConfigError(`tasks must be a non-empty list of label columns, received ${formatValue(tasks)}`);
+  if (!Array.isArray(tasks) || tasks.length === 0)
+    throw new ConfigError(`tasks must be a non-empty list of label columns, received ${formatValue(tasks)}`);
   const minCount = options.minCount;
   const userColumns = options.userFeatures ? (options.userFeatureColumns ?? KUAIRAND_USER_COLUMNS) : [];
   const schema: DataSchema = {
@@ -363,13 +401,20 @@ export interface AliCcpOptions extends FormatLoadOptions {
  * @example const { dataset } = await loadAliCcp(["ali_ccp_train.csv", "ali_ccp_val.csv"]);
  */
 export async function loadAliCcp(files: string | string[], options: AliCcpOptions = {}): Promise<LoadResult> {
-  assertKnownKeys("loadAliCcp options", options, [...BASE_KEYS, "tasks", "categoricalColumns", "numericColumns"]);
+  assertKnownKeys("loadAliCcp options", options, [
+    ...BASE_KEYS,
+    "tasks",
+    "categoricalColumns",
+    "numericColumns",
+  ]);
   const tasks = options.tasks ?? ["click"];
-  if (!Array.isArray(tasks) || tasks.length === 0) throw new ConfigError(`tasks must be a non-empty list of label columns, received ${formatValue(tasks)}`);
+  if (!Array.isArray(tasks) || tasks.length === 0)
+    throw new ConfigError(`tasks must be a non-empty list of label columns, received ${formatValue(tasks)}`);
   const minCount = options.minCount;
   const categorical = options.categoricalColumns ?? ALI_CCP_CATEGORICAL;
   const numeric = options.numericColumns ?? ALI_CCP_NUMERIC;
-  if (categorical.includes("301")) throw new DataError('field "301" is the domain; remove it from categoricalColumns');
+  if (categorical.includes("301"))
+    throw new DataError('field "301" is the domain; remove it from categoricalColumns');
   const schema: DataSchema = {
     features: [
       ...categorical.map((column) => vocabulary(`f${column}`, column, minCount)),

@@ -66,7 +66,13 @@ export {
   type TimeSchema,
   validateSchema,
 } from "./schema.js";
-export { type DatasetSplits, type SplitOptions, splitByRowIndices, splitDataset, splitRowIndices } from "./split.js";
+export {
+  type DatasetSplits,
+  type SplitOptions,
+  splitByRowIndices,
+  splitDataset,
+  splitRowIndices,
+} from "./split.js";
 export {
   generateSyntheticDataset,
   type SyntheticDataset,

@@ -1,4 +1,11 @@
-import { assertInteger, assertKnownKeys, assertOneOf, ConfigError, DataError, formatValue } from "@mdrec/core";
+import {
+  assertInteger,
+  assertKnownKeys,
+  assertOneOf,
+  ConfigError,
+  DataError,
+  formatValue,
+} from "@mdrec/core";
 import { type ColumnarDataset, concatDatasets, takeRows } from "./dataset.js";
 import { DatasetEncoders } from "./encoders.js";
 import { readRows } from "./readers/rows.js";
@@ -40,7 +47,10 @@ export interface LoadResult {
 const LOAD_KEYS = ["encoders", "split", "onInvalidRow"];
 
 /** Reads the lookup tables of `schema.joins` into memory. */
-export async function loadJoinTables(schema: DataSchema, collector: InvalidRowCollector): Promise<JoinTable[]> {
+export async function loadJoinTables(
+  schema: DataSchema,
+  collector: InvalidRowCollector,
+): Promise<JoinTable[]> {
   const tables: JoinTable[] = [];
   for (const join of schema.joins ?? []) {
     const rows = new Map<string, unknown[]>();
@@ -62,7 +72,9 @@ export async function loadJoinTables(schema: DataSchema, collector: InvalidRowCo
         const key = keyOf(values[positions[0]!]);
         const line = chunk.lines[index]!;
         if (typeof key !== "string") {
-          throw new DataError(`file "${chunk.file}", ${chunk.position} ${line}, column "${join.key}": ${key.problem}`);
+          throw new DataError(
+            `file "${chunk.file}", ${chunk.position} ${line}, column "${join.key}": ${key.problem}`,
+          );
         }
         const previous = firstLine.get(key);
         if (previous !== undefined) {
@@ -82,7 +94,11 @@ export async function loadJoinTables(schema: DataSchema, collector: InvalidRowCo
   return tables;
 }
 
-async function fill(builder: TableBuilder, source: DataSource, collector: InvalidRowCollector): Promise<void> {
+async function fill(
+  builder: TableBuilder,
+  source: DataSource,
+  collector: InvalidRowCollector,
+): Promise<void> {
   for await (const chunk of readRows(source, {
     columns: builder.mainColumns(),
     numericColumns: builder.numericColumns(),
@@ -120,7 +136,11 @@ function checkEncodersMatch(schema: DataSchema, encoders: DatasetEncoders): void
  * const { dataset, encoders, report, splits } = await loadDataset("clicks.csv.gz", schema, { split: { seed: 1 } });
  * await writeFile("encoders.json", JSON.stringify(encoders));
  */
-export async function loadDataset(source: DataSource, schema: DataSchema, options: LoadOptions = {}): Promise<LoadResult> {
+export async function loadDataset(
+  source: DataSource,
+  schema: DataSchema,
+  options: LoadOptions = {},
+): Promise<LoadResult> {
   return loadDatasetWithTables(source, schema, options, []);
 }
 
@@ -141,17 +161,27 @@ export async function loadDatasetWithTables(
   assertOneOf("onInvalidRow", onInvalidRow, ["error", "skip"]);
   if (options.encoders) {
     if (!(options.encoders instanceof DatasetEncoders)) {
-      throw new ConfigError(`encoders must be DatasetEncoders (use DatasetEncoders.fromJSON), received ${formatValue(options.encoders)}`);
+      throw new ConfigError(
+        `encoders must be DatasetEncoders (use DatasetEncoders.fromJSON), received ${formatValue(options.encoders)}`,
+      );
     }
     checkEncodersMatch(schema, options.encoders);
   }
   const collector = new InvalidRowCollector(onInvalidRow);
   const joins = [...(await loadJoinTables(schema, collector)), ...tables];
-  const builder = newBuilder(schema, options.encoders ? "frozen" : "fit-store", joins, collector, options.encoders);
+  const builder = newBuilder(
+    schema,
+    options.encoders ? "frozen" : "fit-store",
+    joins,
+    collector,
+    options.encoders,
+  );
   await fill(builder, source, collector);
   if (builder.numRows === 0) {
     throw new DataError(
-      `no valid rows in ${sourceFiles(source).map((file) => `"${file}"`).join(", ")} (${collector.total} skipped: ${summarise(collector.list())})`,
+      `no valid rows in ${sourceFiles(source)
+        .map((file) => `"${file}"`)
+        .join(", ")} (${collector.total} skipped: ${summarise(collector.list())})`,
     );
   }
   const parts = options.split ? splitRowIndices(builder.provisionalColumns(), options.split) : undefined;
@@ -165,7 +195,9 @@ export async function loadDatasetWithTables(
   }
   for (const [field, count] of Object.entries(outOfVocabulary)) {
     if (options.encoders && count > 0) {
-      warnings.push(`field "${field}": ${count} of ${dataset.numRows} rows (${((100 * count) / dataset.numRows).toFixed(1)}%) are out of vocabulary (id 0)`);
+      warnings.push(
+        `field "${field}": ${count} of ${dataset.numRows} rows (${((100 * count) / dataset.numRows).toFixed(1)}%) are out of vocabulary (id 0)`,
+      );
     }
   }
   const report: LoadReport = {
@@ -182,7 +214,9 @@ export async function loadDatasetWithTables(
 
 function summarise(skipped: SkippedRows[]): string {
   if (skipped.length === 0) return "none";
-  return skipped.map((entry) => `${entry.count} ${entry.reason}, e.g. ${entry.examples[0]?.message}`).join("; ");
+  return skipped
+    .map((entry) => `${entry.count} ${entry.reason}, e.g. ${entry.examples[0]?.message}`)
+    .join("; ");
 }
 
 /** Options of {@link fitEncoders}. */
@@ -198,7 +232,11 @@ export interface FitOptions {
  *
  * @example const encoders = await fitEncoders({ path: trainShards }, schema);
  */
-export async function fitEncoders(source: DataSource, schema: DataSchema, options: FitOptions = {}): Promise<DatasetEncoders> {
+export async function fitEncoders(
+  source: DataSource,
+  schema: DataSchema,
+  options: FitOptions = {},
+): Promise<DatasetEncoders> {
   validateSchema(schema);
   assertKnownKeys("fitEncoders options", options ?? {}, ["onInvalidRow"]);
   const onInvalidRow = options.onInvalidRow ?? "error";
@@ -206,7 +244,8 @@ export async function fitEncoders(source: DataSource, schema: DataSchema, option
   const collector = new InvalidRowCollector(onInvalidRow);
   const builder = newBuilder(schema, "fit-count", await loadJoinTables(schema, collector), collector);
   await fill(builder, source, collector);
-  if (builder.numRows === 0) throw new DataError(`no valid rows to fit encoders on in ${sourceFiles(source).join(", ")}`);
+  if (builder.numRows === 0)
+    throw new DataError(`no valid rows to fit encoders on in ${sourceFiles(source).join(", ")}`);
   return builder.fitEncoders();
 }
 
@@ -238,11 +277,15 @@ export interface DatasetStream extends AsyncIterable<ColumnarDataset> {
 export function streamDataset(source: DataSource, schema: DataSchema, options: StreamOptions): DatasetStream {
   validateSchema(schema);
   if (options == null || typeof options !== "object") {
-    throw new ConfigError(`streamDataset options must be an object with encoders, received ${formatValue(options)}`);
+    throw new ConfigError(
+      `streamDataset options must be an object with encoders, received ${formatValue(options)}`,
+    );
   }
   assertKnownKeys("streamDataset options", options, ["encoders", "chunkRows", "onInvalidRow"]);
   if (!(options.encoders instanceof DatasetEncoders)) {
-    throw new ConfigError(`streamDataset needs fitted encoders (fitEncoders or loadDataset), received ${formatValue(options.encoders)}`);
+    throw new ConfigError(
+      `streamDataset needs fitted encoders (fitEncoders or loadDataset), received ${formatValue(options.encoders)}`,
+    );
   }
   checkEncodersMatch(schema, options.encoders);
   const chunkRows = options.chunkRows ?? 65_536;
@@ -262,7 +305,13 @@ export function streamDataset(source: DataSource, schema: DataSchema, options: S
   async function* generate(): AsyncGenerator<ColumnarDataset> {
     const started = performance.now();
     const collector = new InvalidRowCollector(onInvalidRow);
-    const builder = newBuilder(schema, "frozen", await loadJoinTables(schema, collector), collector, encoders);
+    const builder = newBuilder(
+      schema,
+      "frozen",
+      await loadJoinTables(schema, collector),
+      collector,
+      encoders,
+    );
     const update = () => {
       report.files = [...builder.files];
       report.rowsLoaded = builder.numRows;
@@ -324,7 +373,11 @@ export interface InspectReport {
   domains: DomainSummary[];
   labelRates: Record<string, number>;
   /** Field -> distinct raw values (categorical) or min/max/mean/std (numeric). */
-  fields: Record<string, { kind: "categorical"; column: string; cardinality: number } | { kind: "numeric"; column: string; min: number; max: number; mean: number; std: number }>;
+  fields: Record<
+    string,
+    | { kind: "categorical"; column: string; cardinality: number }
+    | { kind: "numeric"; column: string; min: number; max: number; mean: number; std: number }
+  >;
   /** Distinct users, when the schema has a groupColumn. */
   users?: number;
 }
@@ -348,7 +401,9 @@ export async function inspect(source: DataSource, schema: DataSchema): Promise<I
     id,
     name: names[id]!,
     rows,
-    labelRates: Object.fromEntries(taskNames.map((task, index) => [task, rate(builder.domainPositives[id]![index]!, rows)])),
+    labelRates: Object.fromEntries(
+      taskNames.map((task, index) => [task, rate(builder.domainPositives[id]![index]!, rows)]),
+    ),
   }));
   const labelRates = Object.fromEntries(
     taskNames.map((task, index) => [

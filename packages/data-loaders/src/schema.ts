@@ -1,6 +1,13 @@
 import { readFile } from "node:fs/promises";
 import { dirname, isAbsolute, join } from "node:path";
-import { assertInteger, assertKnownKeys, assertOneOf, ConfigError, DataError, formatValue } from "@mdrec/core";
+import {
+  assertInteger,
+  assertKnownKeys,
+  assertOneOf,
+  ConfigError,
+  DataError,
+  formatValue,
+} from "@mdrec/core";
 import { resolveSource } from "./readers/rows.js";
 import type { DataSource } from "./readers/types.js";
 
@@ -169,16 +176,21 @@ function assertName(where: string, value: unknown): asserts value is string {
  */
 export function validateSchema(schema: DataSchema, where = "schema"): DataSchema {
   if (schema == null || typeof schema !== "object" || Array.isArray(schema)) {
-    throw new ConfigError(`${where} must be an object { features, domain, labels }, received ${formatValue(schema)}`);
+    throw new ConfigError(
+      `${where} must be an object { features, domain, labels }, received ${formatValue(schema)}`,
+    );
   }
   assertKnownKeys(where, schema, SCHEMA_KEYS);
   if (!Array.isArray(schema.features) || schema.features.length === 0) {
-    throw new ConfigError(`${where}.features must be a non-empty array of fields, received ${formatValue(schema.features)}`);
+    throw new ConfigError(
+      `${where}.features must be a non-empty array of fields, received ${formatValue(schema.features)}`,
+    );
   }
   const names = new Set<string>();
   schema.features.forEach((field, index) => {
     const at = `${where}.features[${index}]`;
-    if (field == null || typeof field !== "object") throw new ConfigError(`${at} must be an object, received ${formatValue(field)}`);
+    if (field == null || typeof field !== "object")
+      throw new ConfigError(`${at} must be an object, received ${formatValue(field)}`);
     assertOneOf(`${at}.kind`, field.kind, ["categorical", "numeric"]);
     assertKnownKeys(at, field, field.kind === "categorical" ? CATEGORICAL_KEYS : NUMERIC_KEYS);
     assertName(`${at}.name`, field.name);
@@ -191,26 +203,36 @@ export function validateSchema(schema: DataSchema, where = "schema"): DataSchema
       assertOneOf(`${at}.encoding`, encoding, ["vocabulary", "hashing", "identity"]);
       if (field.minCount !== undefined) assertInteger(`${at}.minCount`, field.minCount, 1);
       if (field.maxSize !== undefined) assertInteger(`${at}.maxSize`, field.maxSize, 1);
-      if (encoding === "hashing") assertInteger(`${at}.numBuckets (hashing)`, field.numBuckets, 1, 2 ** 31 - 1);
-      if (encoding === "identity") assertInteger(`${at}.vocabularySize (identity)`, field.vocabularySize, 1, 2 ** 31 - 1);
+      if (encoding === "hashing")
+        assertInteger(`${at}.numBuckets (hashing)`, field.numBuckets, 1, 2 ** 31 - 1);
+      if (encoding === "identity")
+        assertInteger(`${at}.vocabularySize (identity)`, field.vocabularySize, 1, 2 ** 31 - 1);
       if (field.valueSeparator !== undefined) assertName(`${at}.valueSeparator`, field.valueSeparator);
     } else {
       const normalization = field.normalization ?? "standardize";
       assertOneOf(`${at}.normalization`, normalization, ["standardize", "quantile", "none"]);
       if (field.numBuckets !== undefined) assertInteger(`${at}.numBuckets`, field.numBuckets, 2, 10_000);
-      if (field.fillValue !== undefined && (typeof field.fillValue !== "number" || !Number.isFinite(field.fillValue))) {
-        throw new ConfigError(`${at}.fillValue must be a finite number, received ${formatValue(field.fillValue)}`);
+      if (
+        field.fillValue !== undefined &&
+        (typeof field.fillValue !== "number" || !Number.isFinite(field.fillValue))
+      ) {
+        throw new ConfigError(
+          `${at}.fillValue must be a finite number, received ${formatValue(field.fillValue)}`,
+        );
       }
     }
   });
   validateDomain(schema.domain, `${where}.domain`);
   if (!Array.isArray(schema.labels) || schema.labels.length === 0) {
-    throw new ConfigError(`${where}.labels must be a non-empty array of labels, received ${formatValue(schema.labels)}`);
+    throw new ConfigError(
+      `${where}.labels must be a non-empty array of labels, received ${formatValue(schema.labels)}`,
+    );
   }
   const taskNames = new Set<string>();
   schema.labels.forEach((label, index) => {
     const at = `${where}.labels[${index}]`;
-    if (label == null || typeof label !== "object") throw new ConfigError(`${at} must be an object, received ${formatValue(label)}`);
+    if (label == null || typeof label !== "object")
+      throw new ConfigError(`${at} must be an object, received ${formatValue(label)}`);
     assertKnownKeys(at, label, LABEL_KEYS);
     assertName(`${at}.name`, label.name);
     if (taskNames.has(label.name)) throw new ConfigError(`${at}.name "${label.name}" is declared twice`);
@@ -223,7 +245,9 @@ export function validateSchema(schema: DataSchema, where = "schema"): DataSchema
       assertKnownKeys(`${at}.rule`, label.rule, ["op", "value"]);
       assertOneOf(`${at}.rule.op`, label.rule.op, [">=", ">", "<=", "<", "==", "!="]);
       if (typeof label.rule.value !== "number" || !Number.isFinite(label.rule.value)) {
-        throw new ConfigError(`${at}.rule.value must be a finite number, received ${formatValue(label.rule.value)}`);
+        throw new ConfigError(
+          `${at}.rule.value must be a finite number, received ${formatValue(label.rule.value)}`,
+        );
       }
     }
     if (label.range !== undefined) {
@@ -233,13 +257,18 @@ export function validateSchema(schema: DataSchema, where = "schema"): DataSchema
         range.length === 2 &&
         range.every((bound) => typeof bound === "number" && Number.isFinite(bound)) &&
         range[0] <= range[1];
-      if (!ok) throw new ConfigError(`${at}.range must be [min, max] with min <= max, received ${formatValue(range)}`);
+      if (!ok)
+        throw new ConfigError(
+          `${at}.range must be [min, max] with min <= max, received ${formatValue(range)}`,
+        );
     }
   });
   if (schema.groupColumn !== undefined) assertName(`${where}.groupColumn`, schema.groupColumn);
   if (schema.time !== undefined) {
     if (schema.time == null || typeof schema.time !== "object") {
-      throw new ConfigError(`${where}.time must be { column, name?, unit? }, received ${formatValue(schema.time)}`);
+      throw new ConfigError(
+        `${where}.time must be { column, name?, unit? }, received ${formatValue(schema.time)}`,
+      );
     }
     assertKnownKeys(`${where}.time`, schema.time, TIME_KEYS);
     assertName(`${where}.time.column`, schema.time.column);
@@ -247,25 +276,32 @@ export function validateSchema(schema: DataSchema, where = "schema"): DataSchema
     if (schema.time.unit !== undefined) assertOneOf(`${where}.time.unit`, schema.time.unit, ["s", "ms"]);
     const timeName = schema.time.name ?? "timestamp";
     if (names.has(timeName)) {
-      throw new ConfigError(`${where}.time.name "${timeName}" collides with a feature name; set time.name to another name`);
+      throw new ConfigError(
+        `${where}.time.name "${timeName}" collides with a feature name; set time.name to another name`,
+      );
     }
   }
   if (schema.joins !== undefined) {
-    if (!Array.isArray(schema.joins)) throw new ConfigError(`${where}.joins must be an array, received ${formatValue(schema.joins)}`);
+    if (!Array.isArray(schema.joins))
+      throw new ConfigError(`${where}.joins must be an array, received ${formatValue(schema.joins)}`);
     const joined = new Set<string>();
     schema.joins.forEach((join, index) => {
       const at = `${where}.joins[${index}]`;
-      if (join == null || typeof join !== "object") throw new ConfigError(`${at} must be an object, received ${formatValue(join)}`);
+      if (join == null || typeof join !== "object")
+        throw new ConfigError(`${at} must be an object, received ${formatValue(join)}`);
       assertKnownKeys(at, join, JOIN_KEYS);
       resolveSource(join.source, `${at}.source`);
       assertName(`${at}.key`, join.key);
       assertName(`${at}.on`, join.on);
       if (!Array.isArray(join.columns) || join.columns.length === 0) {
-        throw new ConfigError(`${at}.columns must be a non-empty list of column names, received ${formatValue(join.columns)}`);
+        throw new ConfigError(
+          `${at}.columns must be a non-empty list of column names, received ${formatValue(join.columns)}`,
+        );
       }
       for (const column of join.columns) {
         assertName(`${at}.columns[]`, column);
-        if (joined.has(column)) throw new ConfigError(`${at}.columns: column "${column}" is brought by two joins`);
+        if (joined.has(column))
+          throw new ConfigError(`${at}.columns: column "${column}" is brought by two joins`);
         joined.add(column);
       }
     });
@@ -275,13 +311,17 @@ export function validateSchema(schema: DataSchema, where = "schema"): DataSchema
 
 function validateDomain(domain: DomainSchema, where: string): void {
   if (domain == null || typeof domain !== "object") {
-    throw new ConfigError(`${where} must be { column, mapping? | numDomains? }, received ${formatValue(domain)}`);
+    throw new ConfigError(
+      `${where} must be { column, mapping? | numDomains? }, received ${formatValue(domain)}`,
+    );
   }
   assertKnownKeys(where, domain, DOMAIN_KEYS);
   assertName(`${where}.column`, domain.column);
   if (domain.mapping !== undefined) {
     if (domain.mapping == null || typeof domain.mapping !== "object" || Array.isArray(domain.mapping)) {
-      throw new ConfigError(`${where}.mapping must be an object { value: domainId }, received ${formatValue(domain.mapping)}`);
+      throw new ConfigError(
+        `${where}.mapping must be an object { value: domainId }, received ${formatValue(domain.mapping)}`,
+      );
     }
     const ids = Object.entries(domain.mapping).map(([value, id]) => {
       assertInteger(`${where}.mapping["${value}"]`, id, 0, 100_000);
@@ -291,19 +331,29 @@ function validateDomain(domain: DomainSchema, where: string): void {
     const numDomains = Math.max(...ids) + 1;
     for (let id = 0; id < numDomains; id++) {
       if (!ids.includes(id)) {
-        throw new ConfigError(`${where}.mapping must use every domain id 0..${numDomains - 1}; no value maps to ${id}`);
+        throw new ConfigError(
+          `${where}.mapping must use every domain id 0..${numDomains - 1}; no value maps to ${id}`,
+        );
       }
     }
     if (domain.numDomains !== undefined && domain.numDomains !== numDomains) {
-      throw new ConfigError(`${where}.numDomains=${domain.numDomains} disagrees with the mapping, which uses ${numDomains} domains`);
+      throw new ConfigError(
+        `${where}.numDomains=${domain.numDomains} disagrees with the mapping, which uses ${numDomains} domains`,
+      );
     }
   } else {
     assertInteger(`${where}.numDomains (required without mapping)`, domain.numDomains, 1, 100_000);
   }
   if (domain.names !== undefined) {
     const count = numDomainsOf(domain);
-    if (!Array.isArray(domain.names) || domain.names.length !== count || domain.names.some((name) => typeof name !== "string")) {
-      throw new ConfigError(`${where}.names must list ${count} domain names, received ${formatValue(domain.names)}`);
+    if (
+      !Array.isArray(domain.names) ||
+      domain.names.length !== count ||
+      domain.names.some((name) => typeof name !== "string")
+    ) {
+      throw new ConfigError(
+        `${where}.names must list ${count} domain names, received ${formatValue(domain.names)}`,
+      );
     }
   }
 }
@@ -347,14 +397,21 @@ export async function loadSchemaFile(path: string): Promise<DataSchema> {
     text = await readFile(path, "utf8");
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    const reason = code === "ENOENT" ? "does not exist" : code === "EISDIR" ? "is a directory" : `cannot be read (${code})`;
+    const reason =
+      code === "ENOENT"
+        ? "does not exist"
+        : code === "EISDIR"
+          ? "is a directory"
+          : `cannot be read (${code})`;
     throw new DataError(`schema file "${path}" ${reason}`, { cause: error });
   }
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch (error) {
-    throw new DataError(`schema file "${path}" is not valid JSON (${(error as Error).message})`, { cause: error });
+    throw new DataError(`schema file "${path}" is not valid JSON (${(error as Error).message})`, {
+      cause: error,
+    });
   }
   const directory = dirname(path);
   const schema = value as DataSchema;
@@ -366,7 +423,10 @@ export async function loadSchemaFile(path: string): Promise<DataSchema> {
       if (Array.isArray(source)) return { ...entry, source: source.map(absolute) };
       if (source && typeof source === "object" && "path" in source) {
         const path = source.path;
-        return { ...entry, source: { ...source, path: typeof path === "string" ? absolute(path) : path.map(absolute) } };
+        return {
+          ...entry,
+          source: { ...source, path: typeof path === "string" ? absolute(path) : path.map(absolute) },
+        };
       }
       return entry;
     });

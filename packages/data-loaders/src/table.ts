@@ -308,7 +308,11 @@ export class TableBuilder {
       mode === "frozen" || this.groupRef === undefined
         ? -1
         : this.categorical.findIndex(
-            (plan) => plan.column === this.groupRef!.column && plan.separator === undefined && !plan.identity && joinOf(plan.column) < 0,
+            (plan) =>
+              plan.column === this.groupRef!.column &&
+              plan.separator === undefined &&
+              !plan.identity &&
+              joinOf(plan.column) < 0,
           );
     this.domainRows = new Array(this.numDomains).fill(0);
     this.domainPositives = Array.from({ length: this.numDomains }, () => new Array(this.numTasks).fill(0));
@@ -333,7 +337,10 @@ export class TableBuilder {
   numericColumns(): string[] {
     const joined = new Set(this.joins.flatMap((join) => join.columns));
     return [
-      ...new Set([...this.numeric.map((plan) => plan.column), ...(this.timeRef ? [this.timeRef.column] : [])]),
+      ...new Set([
+        ...this.numeric.map((plan) => plan.column),
+        ...(this.timeRef ? [this.timeRef.column] : []),
+      ]),
     ].filter((column) => !joined.has(column));
   }
 
@@ -414,7 +421,13 @@ export class TableBuilder {
         const key = keyOf(values[ref.index]);
         const match = typeof key === "string" ? this.joinEntries[join]!.get(key) : undefined;
         if (match === undefined) {
-          invalid(line, ref, "join key", UNKNOWN_JOIN_KEY, `value ${JSON.stringify(String(values[ref.index]))} has no row in "${joins[join]!.file}"`);
+          invalid(
+            line,
+            ref,
+            "join key",
+            UNKNOWN_JOIN_KEY,
+            `value ${JSON.stringify(String(values[ref.index]))} has no row in "${joins[join]!.file}"`,
+          );
           continue rowLoop;
         }
         joined[join] = match;
@@ -428,14 +441,31 @@ export class TableBuilder {
           const mapped = typeof key === "string" ? this.domainMapping.get(key) : undefined;
           if (mapped === undefined) {
             const known = this.domainValues;
-            invalid(line, domainRef, "domain", UNKNOWN_DOMAIN, `value ${JSON.stringify(String(rawDomain))} is not in the domain mapping (known values: ${known.slice(0, 20).join(", ")}${known.length > 20 ? ", ..." : ""})`);
+            invalid(
+              line,
+              domainRef,
+              "domain",
+              UNKNOWN_DOMAIN,
+              `value ${JSON.stringify(String(rawDomain))} is not in the domain mapping (known values: ${known.slice(0, 20).join(", ")}${known.length > 20 ? ", ..." : ""})`,
+            );
             continue;
           }
           domain = mapped;
         } else {
           const parsed = numberOf(rawDomain);
-          if (typeof parsed !== "number" || !Number.isInteger(parsed) || parsed < 0 || parsed >= this.numDomains) {
-            invalid(line, domainRef, "domain", UNKNOWN_DOMAIN, `value ${JSON.stringify(String(rawDomain))} is not a domain id in [0, numDomains=${this.numDomains})`);
+          if (
+            typeof parsed !== "number" ||
+            !Number.isInteger(parsed) ||
+            parsed < 0 ||
+            parsed >= this.numDomains
+          ) {
+            invalid(
+              line,
+              domainRef,
+              "domain",
+              UNKNOWN_DOMAIN,
+              `value ${JSON.stringify(String(rawDomain))} is not a domain id in [0, numDomains=${this.numDomains})`,
+            );
             continue;
           }
           domain = parsed;
@@ -446,13 +476,26 @@ export class TableBuilder {
       for (let task = 0; task < numTasks; task++) {
         const plan = labels[task]!;
         const raw = get(values, plan.ref);
-        const parsed = typeof raw === "boolean" ? (raw ? 1 : 0) : raw === "true" ? 1 : raw === "false" ? 0 : numberOf(raw);
+        const parsed =
+          typeof raw === "boolean" ? (raw ? 1 : 0) : raw === "true" ? 1 : raw === "false" ? 0 : numberOf(raw);
         if (typeof parsed !== "number") {
-          invalid(line, plan.ref, `label "${plan.name}"`, parsed === undefined ? MISSING_VALUE : UNPARSABLE_NUMBER, parsed ?? "empty value");
+          invalid(
+            line,
+            plan.ref,
+            `label "${plan.name}"`,
+            parsed === undefined ? MISSING_VALUE : UNPARSABLE_NUMBER,
+            parsed ?? "empty value",
+          );
           continue rowLoop;
         }
         if (plan.range && (parsed < plan.range[0] || parsed > plan.range[1])) {
-          invalid(line, plan.ref, `label "${plan.name}"`, LABEL_OUTSIDE_RULE, `value ${parsed} is outside the allowed range [${plan.range[0]}, ${plan.range[1]}]`);
+          invalid(
+            line,
+            plan.ref,
+            `label "${plan.name}"`,
+            LABEL_OUTSIDE_RULE,
+            `value ${parsed} is outside the allowed range [${plan.range[0]}, ${plan.range[1]}]`,
+          );
           continue rowLoop;
         }
         if (plan.test) {
@@ -460,7 +503,13 @@ export class TableBuilder {
         } else if (parsed === 0 || parsed === 1) {
           labelScratch[task] = parsed;
         } else {
-          invalid(line, plan.ref, `label "${plan.name}"`, LABEL_OUTSIDE_RULE, `value ${parsed} is not a binary label (expected 0 or 1; declare a rule such as { "op": ">=", "value": 1 } to binarise)`);
+          invalid(
+            line,
+            plan.ref,
+            `label "${plan.name}"`,
+            LABEL_OUTSIDE_RULE,
+            `value ${parsed} is not a binary label (expected 0 or 1; declare a rule such as { "op": ">=", "value": 1 } to binarise)`,
+          );
           continue rowLoop;
         }
       }
@@ -471,7 +520,13 @@ export class TableBuilder {
         let parsed = numberOf(raw);
         if (parsed === undefined && plan.fillValue !== undefined) parsed = plan.fillValue;
         if (typeof parsed !== "number") {
-          invalid(line, plan.ref, `field "${plan.name}"`, parsed === undefined ? MISSING_VALUE : UNPARSABLE_NUMBER, parsed ?? "empty value (declare fillValue to fill missing values)");
+          invalid(
+            line,
+            plan.ref,
+            `field "${plan.name}"`,
+            parsed === undefined ? MISSING_VALUE : UNPARSABLE_NUMBER,
+            parsed ?? "empty value (declare fillValue to fill missing values)",
+          );
           continue rowLoop;
         }
         numericScratch[field] = parsed;
@@ -539,7 +594,13 @@ export class TableBuilder {
         const parsed = numberOf(get(values, this.timeRef));
         const seconds = typeof parsed === "number" ? Math.floor(parsed / this.timeScale) : Number.NaN;
         if (!Number.isInteger(seconds) || seconds < -(2 ** 31) || seconds >= 2 ** 31) {
-          invalid(line, this.timeRef, "time", INVALID_TIME, `value ${JSON.stringify(String(get(values, this.timeRef)))} is not a timestamp in int32 seconds${this.timeScale === 1 ? ' (milliseconds? set time.unit to "ms")' : ""}`);
+          invalid(
+            line,
+            this.timeRef,
+            "time",
+            INVALID_TIME,
+            `value ${JSON.stringify(String(get(values, this.timeRef)))} is not a timestamp in int32 seconds${this.timeScale === 1 ? ' (milliseconds? set time.unit to "ms")' : ""}`,
+          );
           continue;
         }
         time = seconds;
@@ -552,7 +613,8 @@ export class TableBuilder {
       if (this.store) {
         this.domainIds.push(domain);
         for (let task = 0; task < numTasks; task++) this.labelValues.push(labelScratch[task]!);
-        for (let field = 0; field < categorical.length; field++) categorical[field]!.ids.push(categoricalScratch[field]!);
+        for (let field = 0; field < categorical.length; field++)
+          categorical[field]!.ids.push(categoricalScratch[field]!);
         for (let field = 0; field < numeric.length; field++) {
           const plan = numeric[field]!;
           const value = numericScratch[field]!;
@@ -572,7 +634,8 @@ export class TableBuilder {
             }
           }
         }
-        for (let field = 0; field < numeric.length; field++) accumulate(numeric[field]!, numericScratch[field]!, this.random);
+        for (let field = 0; field < numeric.length; field++)
+          accumulate(numeric[field]!, numericScratch[field]!, this.random);
       }
     }
   }
@@ -586,12 +649,22 @@ export class TableBuilder {
   }
 
   /** Provisional columns for computing a split before fitting (ids are unique per raw value). */
-  provisionalColumns(): { numRows: number; columns: Record<string, Int32Array | Float32Array>; groupIds?: Int32Array } {
+  provisionalColumns(): {
+    numRows: number;
+    columns: Record<string, Int32Array | Float32Array>;
+    groupIds?: Int32Array;
+  } {
     const columns: Record<string, Int32Array | Float32Array> = {};
     for (const plan of this.categorical) columns[plan.name] = plan.ids.data.subarray(0, plan.ids.length);
-    for (const plan of this.numeric) columns[plan.name] = Float32Array.from(plan.values.data.subarray(0, plan.values.length));
-    if (this.timeRef) columns[this.schema.time!.name ?? "timestamp"] = this.times.data.subarray(0, this.times.length);
-    const result: { numRows: number; columns: Record<string, Int32Array | Float32Array>; groupIds?: Int32Array } = {
+    for (const plan of this.numeric)
+      columns[plan.name] = Float32Array.from(plan.values.data.subarray(0, plan.values.length));
+    if (this.timeRef)
+      columns[this.schema.time!.name ?? "timestamp"] = this.times.data.subarray(0, this.times.length);
+    const result: {
+      numRows: number;
+      columns: Record<string, Int32Array | Float32Array>;
+      groupIds?: Int32Array;
+    } = {
       numRows: this.numRows,
       columns,
     };
@@ -615,7 +688,10 @@ export class TableBuilder {
         const counts = this.store ? countIds(plan.ids, plan.keys.length, fitRows) : plan.counts;
         fields[plan.name] = VocabularyEncoder.fit(
           plan.keys.map((key, id) => [key, counts[id]!] as const),
-          { ...(field.minCount ? { minCount: field.minCount } : {}), ...(field.maxSize ? { maxSize: field.maxSize } : {}) },
+          {
+            ...(field.minCount ? { minCount: field.minCount } : {}),
+            ...(field.maxSize ? { maxSize: field.maxSize } : {}),
+          },
         );
       }
     }
@@ -630,14 +706,21 @@ export class TableBuilder {
       if (!this.store) {
         fields[plan.name] =
           normalization === "standardize"
-            ? new StandardScaler(plan.count > 0 ? plan.mean : 0, plan.count > 0 && plan.squares > 1e-12 * plan.count ? Math.sqrt(plan.squares / plan.count) : 1)
+            ? new StandardScaler(
+                plan.count > 0 ? plan.mean : 0,
+                plan.count > 0 && plan.squares > 1e-12 * plan.count
+                  ? Math.sqrt(plan.squares / plan.count)
+                  : 1,
+              )
             : QuantileBucketizer.fit(plan.reservoir, field.numBuckets ?? 10);
         continue;
       }
       const all = plan.values.data.subarray(0, plan.values.length);
       const values = fitRows ? Float64Array.from(fitRows, (row) => all[row]!) : all;
       fields[plan.name] =
-        normalization === "standardize" ? StandardScaler.fit(values) : QuantileBucketizer.fit(values, field.numBuckets ?? 10);
+        normalization === "standardize"
+          ? StandardScaler.fit(values)
+          : QuantileBucketizer.fit(values, field.numBuckets ?? 10);
     }
     return new DatasetEncoders(this.schema, fields);
   }
@@ -646,7 +729,10 @@ export class TableBuilder {
    * Builds the dataset of the stored rows with `encoders` (remapping provisional ids), then
    * empties the storage (shard streaming keeps going with the same builder).
    */
-  takeDataset(encoders: DatasetEncoders): { dataset: ColumnarDataset; outOfVocabulary: Record<string, number> } {
+  takeDataset(encoders: DatasetEncoders): {
+    dataset: ColumnarDataset;
+    outOfVocabulary: Record<string, number>;
+  } {
     const columns: Record<string, Int32Array | Float32Array> = {};
     const outOfVocabulary: Record<string, number> = {};
     for (const plan of this.categorical) {
@@ -818,8 +904,11 @@ export function numberOf(value: unknown): number | string | undefined {
     }
     if (length === 0 || value.trim().length === 0) return undefined;
     if (!STRICT_NUMBER.test(value)) {
-      if (/^\s*[+-]?(nan|inf(inity)?)\s*$/i.test(value)) return `${JSON.stringify(value)} is not a finite number`;
-      const comma = /^\s*[+-]?\d+,\d+\s*$/.test(value) ? ' (decimal comma? use "." as the decimal separator)' : "";
+      if (/^\s*[+-]?(nan|inf(inity)?)\s*$/i.test(value))
+        return `${JSON.stringify(value)} is not a finite number`;
+      const comma = /^\s*[+-]?\d+,\d+\s*$/.test(value)
+        ? ' (decimal comma? use "." as the decimal separator)'
+        : "";
       return `cannot parse ${JSON.stringify(value)} as a number${comma}`;
     }
     const parsed = Number(value);

@@ -1,8 +1,8 @@
 import { ConfigError } from "@mdrec/core";
 import { describe, expect, it } from "vitest";
 import {
-  DatasetEncoders,
   type DataSchema,
+  DatasetEncoders,
   fnv1a32,
   HashingEncoder,
   IdentityEncoder,
@@ -46,7 +46,13 @@ describe("VocabularyEncoder", () => {
   });
 
   it("round-trips through JSON and rejects malformed JSON", () => {
-    const vocabulary = VocabularyEncoder.fit([["x", 2], ["y", 1]], { minCount: 1, maxSize: 10 });
+    const vocabulary = VocabularyEncoder.fit(
+      [
+        ["x", 2],
+        ["y", 1],
+      ],
+      { minCount: 1, maxSize: 10 },
+    );
     const restored = VocabularyEncoder.fromJSON(JSON.parse(JSON.stringify(vocabulary)));
     expect(restored.values).toEqual(["x", "y"]);
     expect(restored.maxSize).toBe(10);
@@ -60,7 +66,9 @@ describe("other encoders", () => {
     const hashing = new HashingEncoder(10);
     expect(hashing.encode("a")).toBe(0xe40c292c % 10);
     expect(hashing.size).toBe(10);
-    expect(() => new HashingEncoder(0)).toThrow("numBuckets must be an integer in [1, 2147483647], received 0");
+    expect(() => new HashingEncoder(0)).toThrow(
+      "numBuckets must be an integer in [1, 2147483647], received 0",
+    );
   });
 
   it("identity accepts integer ids in range and describes the others", () => {
@@ -82,7 +90,9 @@ describe("other encoders", () => {
     expect([0, 3, 4.9, 8].map((value) => quantiles.bucket(value))).toEqual([0, 1, 1, 3]);
     // Repeated values merge boundaries instead of producing empty buckets.
     expect(QuantileBucketizer.fit([0, 0, 0, 0, 0, 0, 1, 2], 4).boundaries).toEqual([1]);
-    expect(() => new QuantileBucketizer([2, 1])).toThrow("boundaries must be finite and strictly increasing, received [2,1]");
+    expect(() => new QuantileBucketizer([2, 1])).toThrow(
+      "boundaries must be finite and strictly increasing, received [2,1]",
+    );
   });
 });
 
@@ -129,7 +139,9 @@ describe("DatasetEncoders", () => {
     expect(() => DatasetEncoders.fromJSON({ format: "other", version: 1 } as never)).toThrow(
       'expected mdrec encoders JSON { format: "mdrec-encoders", version: 1 }, received format "other" version 1',
     );
-    expect(() => new DatasetEncoders(schema, { user: new HashingEncoder(2) })).toThrow('encoders have no encoder for field "city"');
+    expect(() => new DatasetEncoders(schema, { user: new HashingEncoder(2) })).toThrow(
+      'encoders have no encoder for field "city"',
+    );
     expect(
       () =>
         new DatasetEncoders(schema, {

@@ -7,16 +7,16 @@ import { afterAll, describe, expect, it } from "vitest";
 import {
   type ColumnarDataset,
   concatDatasets,
-  DatasetEncoders,
   type DataSchema,
+  DatasetEncoders,
   fitEncoders,
   inspect,
   iterateBatches,
   loadDataset,
   StandardScaler,
   streamDataset,
-  validateDataset,
   type VocabularyEncoder,
+  validateDataset,
 } from "../src/index.js";
 import { caught, temporaryDirectory } from "./helpers.js";
 
@@ -66,7 +66,9 @@ describe("loadDataset", () => {
     expect(Array.from(dataset.columns.user_id!)).toEqual([1, 2, 1, 3]);
     expect(Array.from(dataset.columns.item_id!)).toEqual([1, 1, 2, 3]);
     const std = Math.sqrt(125);
-    expect(Array.from(dataset.columns.price!)).toEqual([-15 / std, -5 / std, 5 / std, 15 / std].map(Math.fround));
+    expect(Array.from(dataset.columns.price!)).toEqual(
+      [-15 / std, -5 / std, 5 / std, 15 / std].map(Math.fround),
+    );
     expect(Array.from(dataset.labels)).toEqual([1, 0, 1, 0]);
     expect(Array.from(dataset.domainIds)).toEqual([0, 1, 0, 1]);
     expect(Array.from(dataset.groupIds!)).toEqual([0, 1, 0, 2]);
@@ -121,7 +123,14 @@ describe("loadDataset", () => {
     const fromCsv = (await loadDataset(fixture("same.csv", csv(ROWS)), schema)).dataset;
     const objects = ROWS.map((row) => {
       const [user, item, price, rating, scenario, ts] = row.split(",");
-      return JSON.stringify({ user, item, price: Number(price), rating: Number(rating), scenario, ts: Number(ts) });
+      return JSON.stringify({
+        user,
+        item,
+        price: Number(price),
+        rating: Number(rating),
+        scenario,
+        ts: Number(ts),
+      });
     });
     const fromJson = (await loadDataset(fixture("same.jsonl", `${objects.join("\n")}\n`), schema)).dataset;
     const parquet = parquetWriteBuffer({
@@ -147,7 +156,15 @@ describe("loadDataset", () => {
   it("skips invalid rows under onInvalidRow 'skip', counting and reporting each by reason", async () => {
     const path = fixture(
       "mixed.csv",
-      csv([...ROWS, "u4,i4,abc,5,app,1", "u5,i5,1,7,app,1", "u6,i6,1,5,tv,1", "u7,i7,1,5", "u8,i8,NaN,5,web,1", "u9,i9,2,5,web,2"]),
+      csv([
+        ...ROWS,
+        "u4,i4,abc,5,app,1",
+        "u5,i5,1,7,app,1",
+        "u6,i6,1,5,tv,1",
+        "u7,i7,1,5",
+        "u8,i8,NaN,5,web,1",
+        "u9,i9,2,5,web,2",
+      ]),
     );
     const { dataset, report } = await loadDataset(path, schema, { onInvalidRow: "skip" });
     expect(dataset.numRows).toBe(5);
@@ -168,15 +185,22 @@ describe("loadDataset", () => {
         message: `file "${path}", line 8, column "scenario" (domain): value "tv" is not in the domain mapping (known values: app, web)`,
       },
     ]);
-    const error = await caught(() => loadDataset(fixture("all-bad.csv", csv(["u1,i1,x,5,app,1"])), schema, { onInvalidRow: "skip" }));
+    const error = await caught(() =>
+      loadDataset(fixture("all-bad.csv", csv(["u1,i1,x,5,app,1"])), schema, { onInvalidRow: "skip" }),
+    );
     expect(error).toBeInstanceOf(DataError);
-    expect(error.message).toMatch(/^no valid rows in ".*all-bad\.csv" \(1 skipped: 1 unparsable number, e\.g\. file ".*", line 2, column "price" \(field "price"\): cannot parse "x" as a number\)$/);
+    expect(error.message).toMatch(
+      /^no valid rows in ".*all-bad\.csv" \(1 skipped: 1 unparsable number, e\.g\. file ".*", line 2, column "price" \(field "price"\): cannot parse "x" as a number\)$/,
+    );
   });
 
   describe("bad input names file, line, column and value", () => {
     it.each([
       ["abc", 'column "price" (field "price"): cannot parse "abc" as a number'],
-      ['"1,5"', 'column "price" (field "price"): cannot parse "1,5" as a number (decimal comma? use "." as the decimal separator)'],
+      [
+        '"1,5"',
+        'column "price" (field "price"): cannot parse "1,5" as a number (decimal comma? use "." as the decimal separator)',
+      ],
       ["NaN", 'column "price" (field "price"): "NaN" is not a finite number'],
       ["Infinity", 'column "price" (field "price"): "Infinity" is not a finite number'],
       ["0x10", 'column "price" (field "price"): cannot parse "0x10" as a number'],
@@ -218,13 +242,26 @@ describe("loadDataset", () => {
     });
 
     it("ids beyond 2^31 and negative ids: vocabulary keeps them as text, identity rejects them", async () => {
-      const path = fixture("ids.csv", csv(["3000000000,i1,1,4,app,1", "-7,i1,1,4,app,2", "3000000001,i2,1,4,app,3"]));
+      const path = fixture(
+        "ids.csv",
+        csv(["3000000000,i1,1,4,app,1", "-7,i1,1,4,app,2", "3000000001,i2,1,4,app,3"]),
+      );
       const { dataset, encoders } = await loadDataset(path, schema);
       expect(Array.from(dataset.columns.user_id!)).toEqual([2, 1, 3]);
-      expect((encoders.fields.user_id as VocabularyEncoder).values).toEqual(["-7", "3000000000", "3000000001"].sort());
+      expect((encoders.fields.user_id as VocabularyEncoder).values).toEqual(
+        ["-7", "3000000000", "3000000001"].sort(),
+      );
       const identity: DataSchema = {
         ...schema,
-        features: [{ kind: "categorical", name: "user_id", column: "user", encoding: "identity", vocabularySize: 1000 }],
+        features: [
+          {
+            kind: "categorical",
+            name: "user_id",
+            column: "user",
+            encoding: "identity",
+            vocabularySize: 1000,
+          },
+        ],
       };
       const big = fixture("big-id.csv", csv(["5,i1,1,4,app,1", "3000000000,i1,1,4,app,2"]));
       expect(await loadError(big, identity)).toBe(
@@ -234,7 +271,10 @@ describe("loadDataset", () => {
       expect(await loadError(negative, identity)).toBe(
         `file "${negative}", line 2, column "user" (field "user_id"): id -7 is outside [0, vocabularySize=1000)`,
       );
-      const json = fixture("big.jsonl", '{"user":9007199254740993,"item":"i","price":1,"rating":4,"scenario":"app","ts":1}\n');
+      const json = fixture(
+        "big.jsonl",
+        '{"user":9007199254740993,"item":"i","price":1,"rating":4,"scenario":"app","ts":1}\n',
+      );
       expect(await loadError(json)).toBe(
         `file "${json}", line 1, column "user" (field "user_id"): integer 9007199254740992 is beyond 2^53 and lost precision when parsed as a number; store ids as strings`,
       );
@@ -252,11 +292,15 @@ describe("loadDataset", () => {
     it("missing file, directory, empty file, header only, Parquet column of the wrong type", async () => {
       const missing = join(directory.path, "absent.csv");
       expect(await loadError(missing)).toBe(`file "${missing}" does not exist`);
-      expect(await loadError(directory.path)).toBe(`"${directory.path}" is a directory, expected a data file`);
+      expect(await loadError(directory.path)).toBe(
+        `"${directory.path}" is a directory, expected a data file`,
+      );
       const empty = fixture("nothing.csv", "");
       expect(await loadError(empty)).toBe(`file "${empty}" is empty`);
       const headerOnly = fixture("just-header.csv", `${HEADER}\n`);
-      expect(await loadError(headerOnly)).toBe(`file "${headerOnly}" has a header (${HEADER.split(",").join(", ")}) but no data rows`);
+      expect(await loadError(headerOnly)).toBe(
+        `file "${headerOnly}" has a header (${HEADER.split(",").join(", ")}) but no data rows`,
+      );
       const parquet = parquetWriteBuffer({
         columnData: [
           { name: "user", data: ["u1"], type: "STRING" },
@@ -286,15 +330,23 @@ describe("loadDataset", () => {
 });
 
 describe("shards: fitEncoders + streamDataset", () => {
-  const rows = Array.from({ length: 50 }, (_, row) => `u${row % 7},i${row % 5},${row},${1 + (row % 5)},${row % 3 === 0 ? "web" : "app"},${row}`);
-  const shards = [fixture("shard-0.csv", csv(rows.slice(0, 20))), fixture("shard-1.csv.gz", Buffer.from(csv(rows.slice(20))))];
+  const rows = Array.from(
+    { length: 50 },
+    (_, row) => `u${row % 7},i${row % 5},${row},${1 + (row % 5)},${row % 3 === 0 ? "web" : "app"},${row}`,
+  );
+  const shards = [
+    fixture("shard-0.csv", csv(rows.slice(0, 20))),
+    fixture("shard-1.csv.gz", Buffer.from(csv(rows.slice(20)))),
+  ];
   // The second shard is plain text despite the name: compression "none" reads it as such.
 
   it("fitEncoders in one pass equals fitting in memory", async () => {
     const plain = [fixture("s0.csv", csv(rows.slice(0, 20))), fixture("s1.csv", csv(rows.slice(20)))];
     const streamed = await fitEncoders({ path: plain }, schema);
     const inMemory = (await loadDataset({ path: plain }, schema)).encoders;
-    expect((streamed.fields.user_id as VocabularyEncoder).values).toEqual((inMemory.fields.user_id as VocabularyEncoder).values);
+    expect((streamed.fields.user_id as VocabularyEncoder).values).toEqual(
+      (inMemory.fields.user_id as VocabularyEncoder).values,
+    );
     const [a, b] = [streamed.fields.price as StandardScaler, inMemory.fields.price as StandardScaler];
     expect(a.mean).toBeCloseTo(b.mean, 9);
     expect(a.std).toBeCloseTo(b.std, 9);
@@ -308,7 +360,8 @@ describe("shards: fitEncoders + streamDataset", () => {
     for await (const chunk of stream) chunks.push(chunk);
     expect(chunks.map((chunk) => chunk.numRows)).toEqual([16, 16, 16, 2]);
     const joined = concatDatasets(chunks);
-    for (const name of Object.keys(dataset.columns)) expect(Array.from(joined.columns[name]!)).toEqual(Array.from(dataset.columns[name]!));
+    for (const name of Object.keys(dataset.columns))
+      expect(Array.from(joined.columns[name]!)).toEqual(Array.from(dataset.columns[name]!));
     expect(Array.from(joined.groupIds!)).toEqual(Array.from(dataset.groupIds!));
     expect(stream.report.rowsLoaded).toBe(50);
     expect(stream.report.files).toEqual(shards);

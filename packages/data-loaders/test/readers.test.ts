@@ -18,7 +18,9 @@ function fixture(name: string, content: string | Buffer): string {
   return path;
 }
 
-async function collect(chunks: AsyncIterable<RowChunk>): Promise<{ columns: string[]; rows: unknown[][]; lines: number[] }> {
+async function collect(
+  chunks: AsyncIterable<RowChunk>,
+): Promise<{ columns: string[]; rows: unknown[][]; lines: number[] }> {
   const result = { columns: [] as string[], rows: [] as unknown[][], lines: [] as number[] };
   for await (const chunk of chunks) {
     result.columns = chunk.columns;
@@ -36,9 +38,17 @@ async function dataError(action: () => Promise<unknown>): Promise<string> {
 
 describe("readDelimited", () => {
   it("reads a '::'-delimited file without header, with CRLF line ends and blank lines", async () => {
-    const path = fixture("ratings.dat", "1::10::5::978300760\r\n2::20::3::978302109\r\n\r\n3::30::4::978301968\n");
+    const path = fixture(
+      "ratings.dat",
+      "1::10::5::978300760\r\n2::20::3::978302109\r\n\r\n3::30::4::978301968\n",
+    );
     const { columns, rows, lines } = await collect(
-      readDelimited(path, { delimiter: "::", header: false, columns: ["user", "movie", "rating", "time"], quote: false }),
+      readDelimited(path, {
+        delimiter: "::",
+        header: false,
+        columns: ["user", "movie", "rating", "time"],
+        quote: false,
+      }),
     );
     expect(columns).toEqual(["user", "movie", "rating", "time"]);
     expect(rows).toEqual([
@@ -50,7 +60,10 @@ describe("readDelimited", () => {
   });
 
   it("reads a header and quoted fields (embedded delimiter, quote and newline) through csv-parse", async () => {
-    const path = fixture("quoted.csv", 'id,title,score\n1,plain,0.5\n2,"Heat, The",1.5\n3,"say ""hi""\nthere",2\n4,after,3\n');
+    const path = fixture(
+      "quoted.csv",
+      'id,title,score\n1,plain,0.5\n2,"Heat, The",1.5\n3,"say ""hi""\nthere",2\n4,after,3\n',
+    );
     const { columns, rows, lines } = await collect(readDelimited(path));
     expect(columns).toEqual(["id", "title", "score"]);
     expect(rows).toEqual([
@@ -70,9 +83,19 @@ describe("readDelimited", () => {
 
   it("decodes latin1 and utf-8, and removes a UTF-8 byte-order mark", async () => {
     const latin1 = fixture("movies.dat", Buffer.from("1::Am\xe9lie (2001)::Comedy|Romance\n", "latin1"));
-    const { rows } = await collect(readDelimited(latin1, { delimiter: "::", header: false, columns: ["id", "title", "genres"], encoding: "latin1" }));
+    const { rows } = await collect(
+      readDelimited(latin1, {
+        delimiter: "::",
+        header: false,
+        columns: ["id", "title", "genres"],
+        encoding: "latin1",
+      }),
+    );
     expect(rows[0]![1]).toBe("Amélie (2001)");
-    const bom = fixture("bom.csv", Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from("user,city\n1,Zürich\n", "utf8")]));
+    const bom = fixture(
+      "bom.csv",
+      Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from("user,city\n1,Zürich\n", "utf8")]),
+    );
     const read = await collect(readDelimited(bom));
     expect(read.columns).toEqual(["user", "city"]);
     expect(read.rows).toEqual([["1", "Zürich"]]);
@@ -105,7 +128,9 @@ describe("readDelimited", () => {
       expect(await dataError(() => collect(readDelimited(missing)))).toBe(`file "${missing}" does not exist`);
       const folder = join(directory.path, "folder.csv");
       await mkdir(folder, { recursive: true });
-      expect(await dataError(() => collect(readDelimited(folder)))).toBe(`"${folder}" is a directory, expected a data file`);
+      expect(await dataError(() => collect(readDelimited(folder)))).toBe(
+        `"${folder}" is a directory, expected a data file`,
+      );
       const empty = fixture("empty.csv", "");
       expect(await dataError(() => collect(readDelimited(empty)))).toBe(`file "${empty}" is empty`);
       const blank = fixture("blank.csv", "\n\n");
@@ -122,7 +147,9 @@ describe("readDelimited", () => {
         `file "${path}", line 3: expected 3 columns (a, b, c), found 2`,
       );
       const problems: { reason: string; line: number; message: string }[] = [];
-      const { rows } = await collect(readDelimited(path, { onInvalidRow: (problem) => problems.push(problem) }));
+      const { rows } = await collect(
+        readDelimited(path, { onInvalidRow: (problem) => problems.push(problem) }),
+      );
       expect(rows).toEqual([
         ["1", "2", "3"],
         ["10", "11", "12"],
@@ -155,7 +182,10 @@ describe("readDelimited", () => {
     });
 
     it("a UTF-8 byte-order mark under latin1 and a UTF-16 mark are refused", async () => {
-      const bom = fixture("bom-latin1.csv", Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from("a,b\n1,2\n")]));
+      const bom = fixture(
+        "bom-latin1.csv",
+        Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from("a,b\n1,2\n")]),
+      );
       expect(await dataError(() => collect(readDelimited(bom, { encoding: "latin1" })))).toBe(
         `file "${bom}", line 1: starts with a UTF-8 byte-order mark (0xEF 0xBB 0xBF) but encoding "latin1" was declared; pass encoding "utf-8"`,
       );
@@ -189,7 +219,10 @@ describe("decodeText", () => {
 
   it("reports a character cut off at the end of the file", async () => {
     const error = await caught(async () => {
-      for await (const _ of decodeText(pieces([[0x61, 0x0a, 0x62, 0xe2, 0x82]]), { file: "cut.txt", encoding: "utf-8" })) {
+      for await (const _ of decodeText(pieces([[0x61, 0x0a, 0x62, 0xe2, 0x82]]), {
+        file: "cut.txt",
+        encoding: "utf-8",
+      })) {
         // drain
       }
     });
@@ -224,10 +257,14 @@ describe("readJsonLines", () => {
   it("invalid JSON, a non-object line and a missing key name the line", async () => {
     const broken = fixture("broken.jsonl", '{"a":1}\n{"a":\n');
     expect(await dataError(() => collect(readJsonLines(broken)))).toMatch(
-      new RegExp(`^file "${broken.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}", line 2: invalid JSON \\(.*\\), received "\\{\\\\"a\\\\":"$`),
+      new RegExp(
+        `^file "${broken.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}", line 2: invalid JSON \\(.*\\), received "\\{\\\\"a\\\\":"$`,
+      ),
     );
     const array = fixture("array.jsonl", "[1,2]\n");
-    expect(await dataError(() => collect(readJsonLines(array)))).toBe(`file "${array}", line 1: expected a JSON object, received [1,2]`);
+    expect(await dataError(() => collect(readJsonLines(array)))).toBe(
+      `file "${array}", line 1: expected a JSON object, received [1,2]`,
+    );
     const missing = fixture("missing.jsonl", '{"a":1,"b":2}\n{"a":3}\n');
     expect(await dataError(() => collect(readJsonLines(missing, { columns: ["a", "b"] })))).toBe(
       `file "${missing}", line 2, column "b": the object has no key "b" (keys: a)`,
@@ -238,7 +275,11 @@ describe("readJsonLines", () => {
 });
 
 describe("readParquet", () => {
-  function writeParquet(name: string, columnData: { name: string; data: unknown[]; type?: string }[], rowGroupSize = 1000): string {
+  function writeParquet(
+    name: string,
+    columnData: { name: string; data: unknown[]; type?: string }[],
+    rowGroupSize = 1000,
+  ): string {
     const buffer = parquetWriteBuffer({ columnData: columnData as never, rowGroupSize });
     return fixture(name, Buffer.from(buffer));
   }
@@ -253,7 +294,9 @@ describe("readParquet", () => {
       ],
       2,
     );
-    const { columns, rows, lines } = await collect(readParquet(path, { columns: ["click", "user", "big"], chunkRows: 2 }));
+    const { columns, rows, lines } = await collect(
+      readParquet(path, { columns: ["click", "user", "big"], chunkRows: 2 }),
+    );
     expect(columns).toEqual(["click", "user", "big"]);
     expect(rows).toEqual([
       [1, "a", 1n],
@@ -278,10 +321,12 @@ describe("readParquet", () => {
     expect(await dataError(() => collect(readParquet(path, { numericColumns: ["rating"] })))).toBe(
       `Parquet file "${path}", column "rating": expected a numeric column, received type BYTE_ARRAY (UTF8)`,
     );
-    const bytes = Buffer.from(parquetWriteBuffer({ columnData: [{ name: "x", data: [1, 2, 3], type: "INT32" }] as never }));
+    const bytes = Buffer.from(
+      parquetWriteBuffer({ columnData: [{ name: "x", data: [1, 2, 3], type: "INT32" }] as never }),
+    );
     const truncated = fixture("truncated.parquet", bytes.subarray(0, bytes.length - 10));
     expect(await dataError(() => collect(readParquet(truncated)))).toMatch(
-      new RegExp(`^file ".*truncated\\.parquet" is not a readable Parquet file or is truncated`),
+      /^file ".*truncated\.parquet" is not a readable Parquet file or is truncated/,
     );
   });
 });
@@ -307,7 +352,9 @@ describe("readRows", () => {
   });
 
   it("rejects malformed sources naming the option", async () => {
-    await expect(collect(readRows({ path: [] }))).rejects.toThrow("source.path must be a non-empty path or list of paths, received []");
+    await expect(collect(readRows({ path: [] }))).rejects.toThrow(
+      "source.path must be a non-empty path or list of paths, received []",
+    );
     await expect(collect(readRows({ path: "x.csv", delimeter: ";" } as never))).rejects.toThrow(
       'Unknown key "delimeter" in source. Did you mean "delimiter"?',
     );

@@ -46,7 +46,10 @@ export function aucOfSortedScores(positives: Float64Array, negatives: Float64Arr
   return doubledNumerator / (2 * positiveCount * negativeCount);
 }
 
-/** Validates `labels`/`scores` and splits the scores by label into two new unsorted arrays. */
+/**
+ * Validates `labels`/`scores` and splits the scores by label in one pass into one new array:
+ * positives fill it from the front, negatives from the back.
+ */
 function splitScoresByLabel(
   where: string,
   labels: NumericArray,
@@ -55,20 +58,17 @@ function splitScoresByLabel(
   assertNumericArray(where, "labels", labels);
   assertNumericArray(where, "scores", scores);
   assertSameLength(where, "labels", labels, "scores", scores);
-  let positiveCount = 0;
-  for (let index = 0; index < labels.length; index++) {
-    positiveCount += readLabel(where, labels, index);
-    readScore(where, scores, index);
+  const length = labels.length;
+  const split = new Float64Array(length); // [positives..., ...negatives reversed]
+  let front = 0;
+  let back = length;
+  for (let index = 0; index < length; index++) {
+    const label = readLabel(where, labels, index);
+    const score = readScore(where, scores, index);
+    if (label === 1) split[front++] = score;
+    else split[--back] = score;
   }
-  const positives = new Float64Array(positiveCount);
-  const negatives = new Float64Array(labels.length - positiveCount);
-  let positiveIndex = 0;
-  let negativeIndex = 0;
-  for (let index = 0; index < labels.length; index++) {
-    if (labels[index] === 1) positives[positiveIndex++] = scores[index]!;
-    else negatives[negativeIndex++] = scores[index]!;
-  }
-  return { positives, negatives };
+  return { positives: split.subarray(0, front), negatives: split.subarray(front) };
 }
 
 /**
@@ -177,12 +177,22 @@ export class AucAccumulator {
     assertNumericArray(where, "labels", labels);
     assertNumericArray(where, "scores", scores);
     assertSameLength(where, "labels", labels, "scores", scores);
-    let positiveCount = 0;
+    // Scores are written past the committed length and committed only once the whole batch is
+    // valid, so a bad row leaves the accumulator unchanged.
+    const positiveData = this.positiveScores.reserve(labels.length);
+    const negativeData = this.negativeScores.reserve(labels.length);
+    const positiveStart = this.positiveScores.length;
+    const negativeStart = this.negativeScores.length;
+    let positiveIndex = positiveStart;
+    let negativeIndex = negativeStart;
     for (let index = 0; index < labels.length; index++) {
-      positiveCount += readLabel(where, labels, index);
-      readScore(where, scores, index);
+      const label = readLabel(where, labels, index);
+      const score = readScore(where, scores, index);
+      if (label === 1) positiveData[positiveIndex++] = score;
+      else negativeData[negativeIndex++] = score;
     }
-    appendByLabel(labels, scores, positiveCount, this.positiveScores, this.negativeScores);
+    this.positiveScores.commit(positiveIndex - positiveStart);
+    this.negativeScores.commit(negativeIndex - negativeStart);
   }
 
   /**
@@ -210,25 +220,4 @@ export class AucAccumulator {
     this.positiveScores.clear();
     this.negativeScores.clear();
   }
-}
-
-/** Appends already-validated scores to the buffer of their class. */
-function appendByLabel(
-  labels: NumericArray,
-  scores: NumericArray,
-  positiveCount: number,
-  positives: SortedScores,
-  negatives: SortedScores,
-): void {
-  const negativeCount = labels.length - positiveCount;
-  const positiveData = positives.reserve(positiveCount);
-  const negativeData = negatives.reserve(negativeCount);
-  let positiveIndex = positives.length;
-  let negativeIndex = negatives.length;
-  for (let index = 0; index < labels.length; index++) {
-    if (labels[index] === 1) positiveData[positiveIndex++] = scores[index]!;
-    else negativeData[negativeIndex++] = scores[index]!;
-  }
-  positives.commit(positiveCount);
-  negatives.commit(negativeCount);
 }

@@ -203,7 +203,8 @@ export abstract class MultiDomainModelBase<Options extends BaseModelOptions = Ba
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    for (const block of this.blocks) block.dispose();
+    // A block that was never built holds no tensors, and tfjs refuses to dispose it.
+    for (const block of this.blocks) if (block.built) block.dispose();
   }
 
   private forwardBatch(batch: Batch, training: boolean): ModelOutput {

@@ -51,7 +51,14 @@ export class Mmoe extends MultiDomainModelBase<MmoeOptions> {
     assertUnits(`${where}.expertUnits`, expertUnits);
     assertCommonOptions(where, this.options);
     this.experts = this.track(
-      new ExpertPool({ numExperts, units: expertUnits, activation, dropout, seed: this.childSeed(), name: "mmoe/experts" }),
+      new ExpertPool({
+        numExperts,
+        units: expertUnits,
+        activation,
+        dropout,
+        seed: this.childSeed(),
+        name: "mmoe/experts",
+      }),
     );
     this.gates = Array.from({ length: this.numTasks }, (_, task) =>
       this.track(

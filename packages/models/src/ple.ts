@@ -65,7 +65,8 @@ export class Ple extends MultiDomainModelBase<PleOptions> {
         ...COMMON_DEFAULTS,
       }),
     );
-    const { numLevels, numSharedExperts, numSpecificExperts, expertUnits, activation, dropout, numDomains } = this.options;
+    const { numLevels, numSharedExperts, numSpecificExperts, expertUnits, activation, dropout, numDomains } =
+      this.options;
     assertInteger(`${where}.numLevels`, numLevels, 1);
     assertInteger(`${where}.numSharedExperts`, numSharedExperts, 0);
     assertInteger(`${where}.numSpecificExperts`, numSpecificExperts, 1);
@@ -73,10 +74,14 @@ export class Ple extends MultiDomainModelBase<PleOptions> {
     assertCommonOptions(where, this.options);
     const tasks = Array.from({ length: this.numTasks }, (_, task) => task);
     const pool = (numExperts: number, name: string) =>
-      this.track(new ExpertPool({ numExperts, units: expertUnits, activation, dropout, seed: this.childSeed(), name }));
+      this.track(
+        new ExpertPool({ numExperts, units: expertUnits, activation, dropout, seed: this.childSeed(), name }),
+      );
     this.levels = Array.from({ length: numLevels }, (_, level) => ({
       shared: numSharedExperts > 0 ? pool(numSharedExperts, `ple/level${level}_shared`) : null,
-      specific: tasks.map((task) => pool(numDomains * numSpecificExperts, `ple/level${level}_task${task}_specific`)),
+      specific: tasks.map((task) =>
+        pool(numDomains * numSpecificExperts, `ple/level${level}_task${task}_specific`),
+      ),
       cgcGates: tasks.map((task) =>
         this.track(
           new CgcGate({
@@ -115,9 +120,13 @@ export class Ple extends MultiDomainModelBase<PleOptions> {
     for (const level of this.levels) {
       const shared = level.shared ? [level.shared.dense(sharedInput, training)] : []; // [B, S, d]
       const specific = level.specific.map((pool, task) => pool.dense(taskInputs[task]!, training)); // per task [B, D*K, d]
-      const taskRouting = level.cgcGates.map((gate, task) => gate.route(taskInputs[task]!, domainIds, training));
+      const taskRouting = level.cgcGates.map((gate, task) =>
+        gate.route(taskInputs[task]!, domainIds, training),
+      );
       routing.push(...taskRouting);
-      taskInputs = taskRouting.map((cgc, task) => mixExperts(tf.concat([...shared, specific[task]!], 1), cgc)); // per task [B, d]
+      taskInputs = taskRouting.map((cgc, task) =>
+        mixExperts(tf.concat([...shared, specific[task]!], 1), cgc),
+      ); // per task [B, d]
       if (level.sharedGate) {
         const sharedRouting = level.sharedGate.route(sharedInput, domainIds, training);
         routing.push(sharedRouting);

@@ -1,20 +1,36 @@
 import { readdir, readFile, truncate, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { CheckpointError, saveLayer } from "@mdrec/core";
-import { createModel, diffConfigs, loadModel, loadWeights, type MultiDomainModel, PartitionedNorm } from "@mdrec/models";
+import {
+  createModel,
+  diffConfigs,
+  loadModel,
+  loadWeights,
+  type MultiDomainModel,
+  PartitionedNorm,
+} from "@mdrec/models";
 import * as tf from "@tensorflow/tfjs-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { temporaryDirectory } from "./support.js";
 import { predictDataset, syntheticSplits, trainModel } from "./training.js";
 
 const { data, train, test } = syntheticSplits(5, 1200);
-const options = { features: data.features, numDomains: data.numDomains, embeddingDim: 4, bottomUnits: [16, 8] };
+const options = {
+  features: data.features,
+  numDomains: data.numDomains,
+  embeddingDim: 4,
+  bottomUnits: [16, 8],
+};
 
 let saved: { path: string; cleanup: () => Promise<void> };
 let model: MultiDomainModel;
 let trained: Float32Array;
 
-async function editModelJson(directory: string, edit: (json: Record<string, any>) => void): Promise<void> {
+interface ModelJson {
+  modelTopology: { config: { name: string; formatVersion: number; options: Record<string, unknown> } };
+}
+
+async function editModelJson(directory: string, edit: (json: ModelJson) => void): Promise<void> {
   const path = join(directory, "model.json");
   const json = JSON.parse(await readFile(path, "utf8"));
   edit(json);
@@ -48,7 +64,11 @@ describe("model checkpoints", () => {
     expect(files[0]).toBe("model.json");
     expect(files[1]).toMatch(/^weights-[0-9a-f]{12}\.bin$/);
     const json = JSON.parse(await readFile(join(saved.path, "model.json"), "utf8"));
-    expect(json.modelTopology).toMatchObject({ format: "mdrec-model", config: model.getConfig(), trainableWeights: 17 });
+    expect(json.modelTopology).toMatchObject({
+      format: "mdrec-model",
+      config: model.getConfig(),
+      trainableWeights: 17,
+    });
   });
 
   it("loads weights into a model of the same configuration and any seed", async () => {
@@ -67,8 +87,11 @@ describe("model checkpoints", () => {
       ),
     );
     other.dispose();
-    const mmoe = createModel("mmoe", { ...options, bottomUnits: undefined } as never);
-    await expect(loadWeights(mmoe, saved.path)).rejects.toThrow(/name: checkpoint "shared-bottom", model "mmoe"/);
+    const { bottomUnits: _unused, ...baseOptions } = options;
+    const mmoe = createModel("mmoe", baseOptions);
+    await expect(loadWeights(mmoe, saved.path)).rejects.toThrow(
+      /name: checkpoint "shared-bottom", model "mmoe"/,
+    );
     mmoe.dispose();
   });
 
@@ -90,7 +113,9 @@ describe("model checkpoints", () => {
     const weightsFile = (await readdir(copy.path)).find((file) => file.endsWith(".bin"))!;
     await truncate(join(copy.path, weightsFile), 100);
     await expect(loadModel(copy.path)).rejects.toThrow(CheckpointError);
-    await expect(loadModel(copy.path)).rejects.toThrow(/holds 100 bytes but .* describes \d+ bytes \(truncated or corrupted/);
+    await expect(loadModel(copy.path)).rejects.toThrow(
+      /hold 100 bytes but .* describes \d+ bytes \(truncated or corrupted/,
+    );
     await copy.cleanup();
   });
 
@@ -99,11 +124,15 @@ describe("model checkpoints", () => {
     await editModelJson(copy.path, (json) => {
       json.modelTopology.config.options.bottomUnits = [16];
     });
-    await expect(loadModel(copy.path)).rejects.toThrow(`${copy.path} holds 17 weights but model "shared-bottom" has 15`);
+    await expect(loadModel(copy.path)).rejects.toThrow(
+      `${copy.path} holds 17 weights but model "shared-bottom" has 15`,
+    );
     await editModelJson(copy.path, (json) => {
       json.modelTopology.config.options.bottomUnits = [16, 9];
     });
-    await expect(loadModel(copy.path)).rejects.toThrow(/weight 11 ".*" has shape \[16, 8\] but the model's ".*kernel_1" has \[16, 9\]/);
+    await expect(loadModel(copy.path)).rejects.toThrow(
+      /weight 11 ".*" has shape \[16, 8\] but the model's ".*kernel_1" has \[16, 9\]/,
+    );
     await copy.cleanup();
   });
 
@@ -146,6 +175,6 @@ describe("diffConfigs", () => {
       "d: checkpoint (absent), model true",
     ]);
     expect(diffConfigs({ options: { seed: 1 } }, { options: { seed: 2 } }, ["options.seed"])).toEqual([]);
-    expect(diffConfigs([1], { 0: 1 })).toEqual(["(root): checkpoint [1], model {\"0\":1}"]);
+    expect(diffConfigs([1], { 0: 1 })).toEqual(['(root): checkpoint [1], model {"0":1}']);
   });
 });

@@ -18,12 +18,25 @@ const domainsOf = (ids: number[]) => tf.tensor1d(ids, "int32");
 describe("DomainTowers", () => {
   it("routes each row to its own domain's tower (golden, linear towers)", () => {
     const towers = new DomainTowers({ numDomains: 2, units: [], seed: 1 });
-    const x = tf.tensor2d([[1, 2], [3, 4], [5, 6]]);
+    const x = tf.tensor2d([
+      [1, 2],
+      [3, 4],
+      [5, 6],
+    ]);
     const domains = domainsOf([1, 0, 1]);
     run(() => towers.forward(x, domains));
     // pool weights: kernel_0 [towers=2, in=2, 1], bias_0 [2, 1]; tower 0 = x0, tower 1 = x1 + 10
-    towers.setWeights([tf.tensor3d([[[1], [0]], [[0], [1]]]), tf.tensor2d([[0], [10]])]);
-    expectAllClose(run(() => towers.forward(x, domains)), [12, 3, 16]);
+    towers.setWeights([
+      tf.tensor3d([
+        [[1], [0]],
+        [[0], [1]],
+      ]),
+      tf.tensor2d([[0], [10]]),
+    ]);
+    expectAllClose(
+      run(() => towers.forward(x, domains)),
+      [12, 3, 16],
+    );
     expect(towers.pool.expertInvocations.lastDispatch?.rowsPerExpert).toEqual([1, 2]);
     towers.dispose();
   });
@@ -36,14 +49,27 @@ describe("DomainTowers", () => {
     run(() => towers.forward([first, second], domains));
     // towers: (0,0) * 1, (0,1) * 2, (1,0) * 3, (1,1) * 4
     towers.setWeights([tf.tensor3d([[[1]], [[2]], [[3]], [[4]]]), tf.zeros([4, 1])]);
-    expectAllClose(run(() => towers.forward([first, second], domains)), [1, 20, 6, 80]);
+    expectAllClose(
+      run(() => towers.forward([first, second], domains)),
+      [1, 20, 6, 80],
+    );
     // one input shared by both tasks
-    expectAllClose(run(() => towers.forward(first, domains)), [1, 2, 6, 8]);
+    expectAllClose(
+      run(() => towers.forward(first, domains)),
+      [1, 2, 6, 8],
+    );
     towers.dispose();
   });
 
   it("shared mode: one tower per task fed [x ; domain embedding]", () => {
-    const towers = new DomainTowers({ numDomains: 3, numTasks: 2, units: [4], mode: "shared", domainEmbeddingDim: 2, seed: 3 });
+    const towers = new DomainTowers({
+      numDomains: 3,
+      numTasks: 2,
+      units: [4],
+      mode: "shared",
+      domainEmbeddingDim: 2,
+      seed: 3,
+    });
     const row = seededMatrix(1, 3, 4);
     const x = tf.tile(row, [3, 1]) as tf.Tensor2D;
     const output = run(() => towers.forward(x, domainsOf([0, 1, 2])));
@@ -51,17 +77,33 @@ describe("DomainTowers", () => {
     expect(output).toHaveLength(6);
     // the same features in different domains differ only through the domain embedding
     expect(output.slice(0, 2)).not.toEqual(output.slice(2, 4));
-    expect(towers.weights.map((weight) => weight.shape)).toEqual([[2, 5, 4], [2, 4], [2, 4, 1], [2, 1], [3, 2]]);
+    expect(towers.weights.map((weight) => weight.shape)).toEqual([
+      [2, 5, 4],
+      [2, 4],
+      [2, 4, 1],
+      [2, 1],
+      [3, 2],
+    ]);
     towers.dispose();
   });
 
   it("matches finite-difference gradients in both modes", () => {
     for (const mode of ["per-domain", "shared"] as const) {
-      const towers = new DomainTowers({ numDomains: 2, numTasks: 2, units: [3], mode, activation: "tanh", seed: 5 });
+      const towers = new DomainTowers({
+        numDomains: 2,
+        numTasks: 2,
+        units: [3],
+        mode,
+        activation: "tanh",
+        seed: 5,
+      });
       const x = seededMatrix(6, 3, 6);
       const domains = domainsOf([0, 1, 1, 0, 1, 0]);
       run(() => towers.forward(x, domains));
-      const checked = checkGradients(() => probeLoss(towers.forward(x, domains, true)), towers.trainableWeights);
+      const checked = checkGradients(
+        () => probeLoss(towers.forward(x, domains, true)),
+        towers.trainableWeights,
+      );
       expect(checked).toBeGreaterThan(5);
       towers.dispose();
     }
@@ -131,7 +173,9 @@ describe("DomainTowers", () => {
     expect(() => new DomainTowers({ numDomains: 2, numTasks: 1.5 })).toThrow(
       "DomainTowers numTasks must be an integer >= 1, received 1.5",
     );
-    expect(() => new DomainTowers({ numDomains: 2, units: [0] })).toThrow("DomainTowers units[0] must be an integer >= 1, received 0");
+    expect(() => new DomainTowers({ numDomains: 2, units: [0] })).toThrow(
+      "DomainTowers units[0] must be an integer >= 1, received 0",
+    );
     expect(() => new DomainTowers({ numDomains: 2, mode: "global" as never })).toThrow(
       'DomainTowers mode must be one of "per-domain", "shared", received "global"',
     );
@@ -143,8 +187,12 @@ describe("DomainTowers", () => {
     expect(() => towers.forward([x, x], domainsOf([0, 1]))).toThrow(
       /needs one input or one per task \(numTasks=3\), received 2/,
     );
-    expect(() => towers.forward(x, domainsOf([0, 1, 1]))).toThrow(/domainIds must have shape \[2\], received \[3\]/);
-    expect(() => towers.forward(x, domainsOf([0, 2]))).toThrow(/routing\.indices\[1\]\[0\] must be in \[0, numExperts=6\), received 6/);
+    expect(() => towers.forward(x, domainsOf([0, 1, 1]))).toThrow(
+      /domainIds must have shape \[2\], received \[3\]/,
+    );
+    expect(() => towers.forward(x, domainsOf([0, 2]))).toThrow(
+      /routing\.indices\[1\]\[0\] must be in \[0, numExperts=6\), received 6/,
+    );
     towers.dispose();
   });
 
@@ -154,11 +202,14 @@ describe("DomainTowers", () => {
       const x = seededMatrix(6, 5, 7);
       const domains = domainsOf([0, 1, 2, 2, 1, 0]);
       const forward = () => run(() => towers.forward(x, domains));
-      const gradients = () => gradientValues(() => probeLoss(towers.forward(x, domains, true)), towers.trainableWeights);
+      const gradients = () =>
+        gradientValues(() => probeLoss(towers.forward(x, domains, true)), towers.trainableWeights);
       const cpu = { forward: forward(), gradients: gradients() };
       const wasm = await onBackend("wasm", () => ({ forward: forward(), gradients: gradients() }));
       expectAllClose(wasm.forward, cpu.forward, 1e-5);
-      wasm.gradients.forEach((gradient, index) => expectAllClose(gradient, cpu.gradients[index]!, 1e-5));
+      wasm.gradients.forEach((gradient, index) => {
+        expectAllClose(gradient, cpu.gradients[index]!, 1e-5);
+      });
       towers.dispose();
     }
   });

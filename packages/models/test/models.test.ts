@@ -2,18 +2,28 @@
 // registers it) must train, reproduce, not leak, and round-trip.
 import { DataError, disposeBatch, setGlobalSeed } from "@mdrec/core";
 import { takeRows } from "@mdrec/data-loaders";
-import { createModel, listModels, loadModel, modelPreset, type MultiDomainModel } from "@mdrec/models";
+import { createModel, listModels, loadModel, type MultiDomainModel, modelPreset } from "@mdrec/models";
 import * as tf from "@tensorflow/tfjs-core";
 import { afterAll, describe, expect, it } from "vitest";
-import { temporaryDirectory } from "./support.js";
-import { datasetAuc, firstBatch, predictDataset, syntheticSplits, trainModel, trainStep } from "./training.js";
+import { expectAllClose, onBackend, temporaryDirectory } from "./support.js";
+import {
+  datasetAuc,
+  firstBatch,
+  predictDataset,
+  syntheticSplits,
+  trainModel,
+  trainStep,
+} from "./training.js";
 
 // Held-out AUC every model must beat after 2 epochs on 6.4k rows (tiny presets). A domain-blind constant
 // scores 0.5 and the Bayes-optimal scorer about 0.83 on this data; the models land around 0.7.
 const AUC_THRESHOLD = 0.62;
 
 const { data, train, test } = syntheticSplits(7, 8000);
-const smallTrain = takeRows(train, Int32Array.from({ length: 1024 }, (_, index) => index));
+const smallTrain = takeRows(
+  train,
+  Int32Array.from({ length: 1024 }, (_, index) => index),
+);
 const options = { features: data.features, numDomains: data.numDomains, embeddingDim: 8 };
 
 function create(name: string, seed = 3, extra: Record<string, unknown> = {}): MultiDomainModel {
@@ -107,7 +117,10 @@ describe.each(names)("model %s", (name) => {
   it("returns logits [B, numTasks] and trains with two tasks", () => {
     const model = create(name, 4, { numTasks: 2 });
     const batch = firstBatch(train, 32);
-    const twoTasks = { ...batch, labels: tf.concat([batch.labels, tf.sub(1, batch.labels)], 1) as tf.Tensor2D };
+    const twoTasks = {
+      ...batch,
+      labels: tf.concat([batch.labels, tf.sub(1, batch.labels)], 1) as tf.Tensor2D,
+    };
     const output = model.call(twoTasks, { training: false });
     expect(output.logits.shape).toEqual([32, 2]);
     tf.dispose(output as unknown as tf.TensorContainer);
@@ -116,6 +129,22 @@ describe.each(names)("model %s", (name) => {
     expect(losses[4]).toBeLessThan(losses[0]!);
     optimizer.dispose();
     twoTasks.labels.dispose();
+    disposeBatch(batch);
+    model.dispose();
+  });
+
+  it("predicts the same on wasm as on cpu within 1e-5", async () => {
+    const model = create(name);
+    const batch = firstBatch(train, 64);
+    const predict = () => {
+      const probabilities = model.predict(batch);
+      const result = Array.from(probabilities.dataSync());
+      probabilities.dispose();
+      return result;
+    };
+    const cpu = predict();
+    const wasm = await onBackend("wasm", predict);
+    expectAllClose(wasm, cpu, 1e-5);
     disposeBatch(batch);
     model.dispose();
   });

@@ -19,7 +19,13 @@ function weight(layer: PartitionedNorm, name: string): LayerVariable {
   return layer.weights.find((variable) => variable.name.endsWith(`/${name}`))!;
 }
 
-const z = () => tf.tensor2d([[1, 2], [3, 4], [5, 10], [7, 0]]);
+const z = () =>
+  tf.tensor2d([
+    [1, 2],
+    [3, 4],
+    [5, 10],
+    [7, 0],
+  ]);
 const ids = () => tf.tensor1d([0, 0, 1, 1], "int32");
 
 describe("PartitionedNorm", () => {
@@ -28,7 +34,16 @@ describe("PartitionedNorm", () => {
     const output = run(() => norm.normalize(z(), ids(), true));
     // domain 0: mean [2, 3], variance [1, 1]; domain 1: mean [6, 5], variance [1, 25]
     const scale = (variance: number) => 1 / Math.sqrt(variance + 1e-3);
-    expectAllClose(output, [-scale(1), -scale(1), scale(1), scale(1), -scale(1), 5 * scale(25), scale(1), -5 * scale(25)]);
+    expectAllClose(output, [
+      -scale(1),
+      -scale(1),
+      scale(1),
+      scale(1),
+      -scale(1),
+      5 * scale(25),
+      scale(1),
+      -5 * scale(25),
+    ]);
     norm.dispose();
   });
 
@@ -47,26 +62,57 @@ describe("PartitionedNorm", () => {
     norm.setWeights([
       tf.tensor1d([2, 1]),
       tf.tensor1d([0, 1]),
-      tf.tensor2d([[1, 1], [0.5, 3]]),
-      tf.tensor2d([[0, 0], [1, -1]]),
-      tf.tensor2d([[1, 2], [4, 4]]),
-      tf.tensor2d([[4, 1], [1, 9]]),
+      tf.tensor2d([
+        [1, 1],
+        [0.5, 3],
+      ]),
+      tf.tensor2d([
+        [0, 0],
+        [1, -1],
+      ]),
+      tf.tensor2d([
+        [1, 2],
+        [4, 4],
+      ]),
+      tf.tensor2d([
+        [4, 1],
+        [1, 9],
+      ]),
     ]);
     const output = run(() => norm.normalize(z(), ids(), false));
     const expected: number[] = [];
-    const rows = [[1, 2], [3, 4], [5, 10], [7, 0]];
+    const rows = [
+      [1, 2],
+      [3, 4],
+      [5, 10],
+      [7, 0],
+    ];
     const domain = [0, 0, 1, 1];
     const gamma = [2, 1];
     const beta = [0, 1];
-    const domainGamma = [[1, 1], [0.5, 3]];
-    const domainBeta = [[0, 0], [1, -1]];
-    const mean = [[1, 2], [4, 4]];
-    const variance = [[4, 1], [1, 9]];
+    const domainGamma = [
+      [1, 1],
+      [0.5, 3],
+    ];
+    const domainBeta = [
+      [0, 0],
+      [1, -1],
+    ];
+    const mean = [
+      [1, 2],
+      [4, 4],
+    ];
+    const variance = [
+      [4, 1],
+      [1, 9],
+    ];
     rows.forEach((row, index) => {
       const d = domain[index]!;
       row.forEach((value, unit) => {
         const normalized = (value - mean[d]![unit]!) / Math.sqrt(variance[d]![unit]! + 1e-3);
-        expected.push(gamma[unit]! * domainGamma[d]![unit]! * normalized + beta[unit]! + domainBeta[d]![unit]!);
+        expected.push(
+          gamma[unit]! * domainGamma[d]![unit]! * normalized + beta[unit]! + domainBeta[d]![unit]!,
+        );
       });
     });
     expectAllClose(output, expected, 1e-4);
@@ -84,10 +130,22 @@ describe("PartitionedNorm", () => {
     norm.setWeights([
       tf.tensor1d([1.5, 0.5, 1]),
       tf.tensor1d([0.1, 0.2, 0.3]),
-      tf.tensor2d([[1, 2, 0.5], [0.7, 1.2, 1]]),
-      tf.tensor2d([[0.1, 0, -0.2], [0.3, 0.1, 0]]),
-      tf.tensor2d([[0.1, 0, -0.2], [0.3, 0.1, 0]]),
-      tf.tensor2d([[1, 2, 0.5], [0.7, 1.2, 1]]),
+      tf.tensor2d([
+        [1, 2, 0.5],
+        [0.7, 1.2, 1],
+      ]),
+      tf.tensor2d([
+        [0.1, 0, -0.2],
+        [0.3, 0.1, 0],
+      ]),
+      tf.tensor2d([
+        [0.1, 0, -0.2],
+        [0.3, 0.1, 0],
+      ]),
+      tf.tensor2d([
+        [1, 2, 0.5],
+        [0.7, 1.2, 1],
+      ]),
     ]);
     for (const training of [true, false]) {
       const checked = checkGradients(
@@ -110,7 +168,9 @@ describe("PartitionedNorm", () => {
     try {
       await saveLayer(norm, directory.path);
       const loaded = await loadLayer<PartitionedNorm>(directory.path);
-      expect(run(() => loaded.normalize(z(), ids(), false))).toEqual(run(() => norm.normalize(z(), ids(), false)));
+      expect(run(() => loaded.normalize(z(), ids(), false))).toEqual(
+        run(() => norm.normalize(z(), ids(), false)),
+      );
       loaded.dispose();
     } finally {
       await directory.cleanup();
@@ -143,13 +203,19 @@ describe("PartitionedNorm", () => {
     expect(() => new PartitionedNorm({ numDomains: 2, momentum: 1.5 })).toThrow(
       "PartitionedNorm momentum must be a finite number >= 0 and <= 1, received 1.5",
     );
-    expect(() => new PartitionedNorm({ numDomains: 2, epsilon: 0 })).toThrow("epsilon must be a finite number > 0");
+    expect(() => new PartitionedNorm({ numDomains: 2, epsilon: 0 })).toThrow(
+      "epsilon must be a finite number > 0",
+    );
     expect(() => new PartitionedNorm({ numDomains: 2, momentom: 0.9 } as never)).toThrow(
       'Unknown key "momentom" in PartitionedNorm args. Did you mean "momentum"?',
     );
     const norm = new PartitionedNorm({ numDomains: 2 });
-    expect(() => norm.normalize(tf.tensor1d([1, 2]) as never, ids())).toThrow(/input z must have rank 2, received shape \[2\]/);
-    expect(() => norm.normalize(z(), tf.tensor1d([0, 0, 1, 1]))).toThrow(/domainIds must have dtype int32, received float32/);
+    expect(() => norm.normalize(tf.tensor1d([1, 2]) as never, ids())).toThrow(
+      /input z must have rank 2, received shape \[2\]/,
+    );
+    expect(() => norm.normalize(z(), tf.tensor1d([0, 0, 1, 1]))).toThrow(
+      /domainIds must have dtype int32, received float32/,
+    );
   });
 
   it("is deterministic and matches wasm within 1e-5 (forward and gradients)", async () => {
@@ -157,13 +223,16 @@ describe("PartitionedNorm", () => {
     const x = seededMatrix(6, 3, 2);
     const domains = tf.tensor1d([0, 1, 0, 1, 1, 0], "int32");
     const forward = () => run(() => norm.normalize(x, domains, true));
-    const gradients = () => gradientValues(() => probeLoss(norm.normalize(x, domains, true)), norm.trainableWeights);
+    const gradients = () =>
+      gradientValues(() => probeLoss(norm.normalize(x, domains, true)), norm.trainableWeights);
     const cpuForward = forward();
     expect(forward()).toEqual(cpuForward);
     const cpuGradients = gradients();
     const wasm = await onBackend("wasm", () => ({ forward: forward(), gradients: gradients() }));
     expectAllClose(wasm.forward, cpuForward, 1e-5);
-    wasm.gradients.forEach((gradient, index) => expectAllClose(gradient, cpuGradients[index]!, 1e-5));
+    wasm.gradients.forEach((gradient, index) => {
+      expectAllClose(gradient, cpuGradients[index]!, 1e-5);
+    });
     norm.dispose();
   });
 });

@@ -1,4 +1,4 @@
-import { ConfigError, disposeBatch, setGlobalSeed, ShapeError } from "@mdrec/core";
+import { ConfigError, disposeBatch, ShapeError, setGlobalSeed } from "@mdrec/core";
 import {
   type BaseModelOptions,
   createModel,
@@ -27,7 +27,12 @@ class Linear extends MultiDomainModelBase<LinearOptions> {
   constructor(options: LinearOptions) {
     super("test-linear", resolveOptions("test-linear options", options, { brokenShape: false }));
     this.towers = this.track(
-      new DomainTowers({ numDomains: this.numDomains, numTasks: this.numTasks, units: [], seed: this.childSeed() }),
+      new DomainTowers({
+        numDomains: this.numDomains,
+        numTasks: this.numTasks,
+        units: [],
+        seed: this.childSeed(),
+      }),
     );
   }
   protected forward(x: tf.Tensor2D, domainIds: tf.Tensor1D, training: boolean): ModelOutput {
@@ -78,9 +83,13 @@ describe("model registry", () => {
         `Unknown model "mmeo". Did you mean "mmoe"? Known models: "shared-bottom", "mmoe", "ple", "star", "test-linear".`,
       ),
     );
-    expect(() => createModel("transformer", options)).toThrow(/^Unknown model "transformer"\. Known models: "shared-bottom"/);
+    expect(() => createModel("transformer", options)).toThrow(
+      /^Unknown model "transformer"\. Known models: "shared-bottom"/,
+    );
     expect(() => getModelInfo("stra")).toThrow('Did you mean "star"?');
-    expect(() => modelPreset("star", "huge")).toThrow('Model "star" has no preset "huge"; its presets: "tiny"');
+    expect(() => modelPreset("star", "huge")).toThrow(
+      'Model "star" has no preset "huge"; its presets: "tiny"',
+    );
   });
 
   it("refuses duplicate, malformed and undescribed registrations", () => {
@@ -94,9 +103,9 @@ describe("model registry", () => {
     expect(() => registerModel("other", factory, { description: "" })).toThrow(
       'registerModel("other") needs a non-empty description, received ""',
     );
-    expect(() => registerModel("other", factory, { description: "x", presets: { tiny: [] as never } })).toThrow(
-      'registerModel("other") preset "tiny" must be an options object, received []',
-    );
+    expect(() =>
+      registerModel("other", factory, { description: "x", presets: { tiny: [] as never } }),
+    ).toThrow('registerModel("other") preset "tiny" must be an options object, received []');
     registerModel("test-linear", factory, { description: "replaced", replace: true });
     expect(getModelInfo("test-linear").presets).toEqual({ tiny: {} });
   });
@@ -126,7 +135,11 @@ describe("MultiDomainModelBase", () => {
   });
 
   it("refuses a model whose forward returns logits of the wrong shape", () => {
-    const model = createModel("test-linear", { ...options, ...modelPreset("test-linear", "tiny"), brokenShape: true });
+    const model = createModel("test-linear", {
+      ...options,
+      ...modelPreset("test-linear", "tiny"),
+      brokenShape: true,
+    });
     const batch = firstBatch(train, 4);
     expect(() => model.call(batch, { training: false })).toThrow(
       new ShapeError("test-linear forward must return logits [4, 1], returned [1, 4]"),

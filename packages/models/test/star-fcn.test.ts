@@ -18,18 +18,28 @@ const domainsOf = (ids: number[]) => tf.tensor1d(ids, "int32");
 describe("StarFcn", () => {
   it("uses W_shared * W_domain and b_shared + b_domain of each row's domain (golden)", () => {
     const fcn = new StarFcn({ numDomains: 2, units: [1], activation: "linear", seed: 1 });
-    const x = tf.tensor2d([[1, 1], [1, 1], [2, 0]]);
+    const x = tf.tensor2d([
+      [1, 1],
+      [1, 1],
+      [2, 0],
+    ]);
     const domains = domainsOf([0, 1, 1]);
     run(() => fcn.forward(x, domains));
     // weights order: shared_kernel [2, 1], shared_bias [1], domain_kernel [2, D=2, 1], domain_bias [2, 1]
     fcn.setWeights([
       tf.tensor2d([[1], [2]]),
       tf.tensor1d([0.5]),
-      tf.tensor3d([[[1], [3]], [[1], [-1]]]),
+      tf.tensor3d([
+        [[1], [3]],
+        [[1], [-1]],
+      ]),
       tf.tensor2d([[0], [1]]),
     ]);
     // W_0 = [1, 2], b_0 = 0.5; W_1 = [3, -2], b_1 = 1.5
-    expectAllClose(run(() => fcn.forward(x, domains)), [3.5, 2.5, 7.5]);
+    expectAllClose(
+      run(() => fcn.forward(x, domains)),
+      [3.5, 2.5, 7.5],
+    );
     const effective = fcn.domainWeights(0, 1);
     expectAllClose(Array.from(effective.kernel.dataSync()), [3, -2]);
     expectAllClose(Array.from(effective.bias.dataSync()), [1.5]);
@@ -44,7 +54,12 @@ describe("StarFcn", () => {
     const output = run(() => fcn.forward(x, domainsOf([0, 1, 2])));
     const [kernel0, bias0, , , kernel1, bias1] = fcn.getWeights();
     const shared = run(() =>
-      tf.tanh(tf.add(tf.matMul(tf.tanh(tf.add(tf.matMul(row, kernel0 as tf.Tensor2D), bias0!)), kernel1 as tf.Tensor2D), bias1!)),
+      tf.tanh(
+        tf.add(
+          tf.matMul(tf.tanh(tf.add(tf.matMul(row, kernel0 as tf.Tensor2D), bias0!)), kernel1 as tf.Tensor2D),
+          bias1!,
+        ),
+      ),
     );
     expectAllClose(output, [...shared, ...shared, ...shared], 1e-6);
     fcn.dispose();
@@ -52,7 +67,9 @@ describe("StarFcn", () => {
 
   it("applies the activation to hidden layers and outputActivation to the last", () => {
     const fcn = new StarFcn({ numDomains: 2, units: [3, 2], outputActivation: "linear", seed: 4 });
-    const output = run(() => fcn.forward(seededMatrix(20, 4, 5), domainsOf(Array.from({ length: 20 }, (_, i) => i % 2))));
+    const output = run(() =>
+      fcn.forward(seededMatrix(20, 4, 5), domainsOf(Array.from({ length: 20 }, (_, i) => i % 2))),
+    );
     expect(output.some((value) => value < 0)).toBe(true);
     fcn.dispose();
   });
@@ -63,7 +80,9 @@ describe("StarFcn", () => {
     const domains = domainsOf([0, 1, 1, 0, 1]);
     run(() => fcn.forward(x, domains));
     // move domain weights away from their initial values so both factors matter
-    fcn.setWeights(fcn.getWeights().map((weight, index) => tf.add(weight, tf.reshape(seededMatrix(1, 1, index), []))));
+    fcn.setWeights(
+      fcn.getWeights().map((weight, index) => tf.add(weight, tf.reshape(seededMatrix(1, 1, index), []))),
+    );
     const checked = checkGradients(() => probeLoss(fcn.forward(x, domains, true)), fcn.trainableWeights);
     expect(checked).toBeGreaterThan(10);
     fcn.dispose();
@@ -129,18 +148,24 @@ describe("StarFcn", () => {
     expect(() => new StarFcn({ numDomains: 2, units: [4, 0] })).toThrow(
       "StarFcn units[1] must be an integer >= 1, received 0",
     );
-    expect(() => new StarFcn({ numDomains: -1, units: [4] })).toThrow("StarFcn numDomains must be an integer >= 1, received -1");
+    expect(() => new StarFcn({ numDomains: -1, units: [4] })).toThrow(
+      "StarFcn numDomains must be an integer >= 1, received -1",
+    );
     expect(() => new StarFcn({ numDomains: 2, units: [4], activation: "relux" as never })).toThrow(
       /StarFcn activation must be one of .*received "relux"/,
     );
-    expect(() => new StarFcn({ numDomains: 2, unit: [4] } as never)).toThrow('Unknown key "unit" in StarFcn args');
+    expect(() => new StarFcn({ numDomains: 2, unit: [4] } as never)).toThrow(
+      'Unknown key "unit" in StarFcn args',
+    );
     const fcn = new StarFcn({ numDomains: 2, units: [2] });
     expect(() => fcn.domainWeights(0, 0)).toThrow(/needs a built layer/);
     expect(() => fcn.forward(tf.tensor2d([[1, 2]]), domainsOf([0, 1]))).toThrow(
       /domainIds must have shape \[1\], received \[2\]/,
     );
     run(() => fcn.forward(tf.tensor2d([[1, 2]]), domainsOf([1])));
-    expect(() => fcn.domainWeights(0, 2)).toThrow("StarFcn domain must be an integer in [0, numDomains-1=1], received 2");
+    expect(() => fcn.domainWeights(0, 2)).toThrow(
+      "StarFcn domain must be an integer in [0, numDomains-1=1], received 2",
+    );
     fcn.dispose();
   });
 
@@ -149,13 +174,18 @@ describe("StarFcn", () => {
     const x = seededMatrix(6, 5, 7);
     const domains = domainsOf([0, 1, 2, 2, 1, 0]);
     run(() => fcn.forward(x, domains));
-    fcn.setWeights(fcn.getWeights().map((weight, index) => tf.add(weight, tf.reshape(seededMatrix(1, 1, 20 + index), []))));
+    fcn.setWeights(
+      fcn.getWeights().map((weight, index) => tf.add(weight, tf.reshape(seededMatrix(1, 1, 20 + index), []))),
+    );
     const forward = () => run(() => fcn.forward(x, domains));
-    const gradients = () => gradientValues(() => probeLoss(fcn.forward(x, domains, true)), fcn.trainableWeights);
+    const gradients = () =>
+      gradientValues(() => probeLoss(fcn.forward(x, domains, true)), fcn.trainableWeights);
     const cpu = { forward: forward(), gradients: gradients() };
     const wasm = await onBackend("wasm", () => ({ forward: forward(), gradients: gradients() }));
     expectAllClose(wasm.forward, cpu.forward, 1e-5);
-    wasm.gradients.forEach((gradient, index) => expectAllClose(gradient, cpu.gradients[index]!, 1e-5));
+    wasm.gradients.forEach((gradient, index) => {
+      expectAllClose(gradient, cpu.gradients[index]!, 1e-5);
+    });
     fcn.dispose();
   });
 });

@@ -8,7 +8,11 @@ import type { LayerVariable } from "@tensorflow/tfjs-layers";
 import { expect } from "vitest";
 
 /** Asserts two arrays are elementwise within `tolerance`. */
-export function expectAllClose(actual: ArrayLike<number>, expected: ArrayLike<number>, tolerance = 1e-5): void {
+export function expectAllClose(
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  tolerance = 1e-5,
+): void {
   expect(actual.length).toBe(expected.length);
   for (let index = 0; index < expected.length; index++) {
     const difference = Math.abs(actual[index]! - expected[index]!);
@@ -47,7 +51,9 @@ export function checkGradients(
   value.dispose();
   let nonZero = 0;
   tfVariables.forEach((variable) => {
-    const analytic = grads[variable.name] ? grads[variable.name]!.dataSync() : new Float32Array(variable.size);
+    const analytic = grads[variable.name]
+      ? grads[variable.name]!.dataSync()
+      : new Float32Array(variable.size);
     const original = variable.dataSync().slice();
     const entries = [...new Set([0, Math.floor(variable.size / 2), variable.size - 1])];
     for (const entry of entries) {

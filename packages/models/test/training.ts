@@ -12,7 +12,10 @@ import type { MultiDomainModel } from "@mdrec/models";
 import * as tf from "@tensorflow/tfjs-core";
 
 /** Small multi-domain data with planted domain-specific patterns, split 80/10/10. */
-export function syntheticSplits(seed = 7, numRows = 8000): { data: SyntheticDataset; train: ColumnarDataset; test: ColumnarDataset } {
+export function syntheticSplits(
+  seed = 7,
+  numRows = 8000,
+): { data: SyntheticDataset; train: ColumnarDataset; test: ColumnarDataset } {
   const data = generateSyntheticDataset({
     seed,
     numRows,
@@ -67,7 +70,11 @@ export function trainModel(
 }
 
 /** Probabilities `[numRows * numTasks]` (row-major) of a whole dataset. */
-export function predictDataset(model: MultiDomainModel, dataset: ColumnarDataset, batchSize = 1024): Float32Array {
+export function predictDataset(
+  model: MultiDomainModel,
+  dataset: ColumnarDataset,
+  batchSize = 1024,
+): Float32Array {
   const result = new Float32Array(dataset.numRows * dataset.numTasks);
   let offset = 0;
   for (const batch of iterateBatches(dataset, { batchSize })) {

@@ -387,6 +387,9 @@ class TrainingRun {
     if (this.pending.length === 0) return;
     const pending = this.pending;
     this.pending = [];
+    // On asynchronous backends the device finishes the steps while we wait here, so the wait
+    // counts as training time.
+    const readStarted = now();
     let host: Float32Array;
     try {
       const joined =
@@ -404,8 +407,8 @@ class TrainingRun {
         losses[name] = host[offset + index]!;
       });
       offset += entry.names.length;
-      const bad = Object.entries(losses).filter(([, value]) => !Number.isFinite(value));
-      if (bad.length > 0) throw this.divergence(entry, losses);
+      if (Object.values(losses).some((value) => !Number.isFinite(value)))
+        throw this.divergence(entry, losses);
       for (const [name, value] of Object.entries(losses)) {
         this.progress.lossSums[name] = (this.progress.lossSums[name] ?? 0) + value * entry.rows;
         interval[name] = (interval[name] ?? 0) + value / pending.length;
@@ -418,6 +421,9 @@ class TrainingRun {
       this.sessionExamples += entry.rows;
       this.sessionSeconds += entry.seconds;
     }
+    const readSeconds = now() - readStarted;
+    this.progress.seconds += readSeconds;
+    this.sessionSeconds += readSeconds;
     const last = pending[pending.length - 1]!;
     if (this.callbacks.onStep) {
       const secondsPerStep = this.sessionSeconds / this.sessionSteps;

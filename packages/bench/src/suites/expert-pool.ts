@@ -1,8 +1,8 @@
 import "@tensorflow/tfjs-backend-cpu";
 import "@tensorflow/tfjs-backend-wasm";
-import * as tf from "@tensorflow/tfjs-core";
 import { SeededRandom } from "@mdrec/core";
 import { ExpertPool, mixExperts } from "@mdrec/experts";
+import * as tf from "@tensorflow/tfjs-core";
 import type { BenchRecord, BenchSuite } from "../record.js";
 
 const NUM_EXPERTS = 16;
@@ -66,8 +66,20 @@ async function measure(backend: "cpu" | "wasm", quick: boolean): Promise<BenchRe
   return [
     { suite, name: `dense dispatch step (${backend})`, value: denseMs, unit: "ms", notes },
     { suite, name: `sparse dispatch step (${backend})`, value: sparseMs, unit: "ms", notes },
-    { suite, name: `dense/sparse wall-time ratio (${backend})`, value: denseMs / sparseMs, unit: "ratio", notes: `${notes}; ideal N/k = ${ideal}` },
-    { suite, name: `ratio / ideal N/k (${backend})`, value: denseMs / sparseMs / ideal, unit: "ratio", notes },
+    {
+      suite,
+      name: `dense/sparse wall-time ratio (${backend})`,
+      value: denseMs / sparseMs,
+      unit: "ratio",
+      notes: `${notes}; ideal N/k = ${ideal}`,
+    },
+    {
+      suite,
+      name: `ratio / ideal N/k (${backend})`,
+      value: denseMs / sparseMs / ideal,
+      unit: "ratio",
+      notes,
+    },
   ];
 }
 

@@ -18,7 +18,10 @@ export interface DecodeOptions {
  * under `utf-8`, a UTF-8 mark under `latin1` and UTF-16 marks raise `DataError` naming the file,
  * the line and (when `describeColumn` is given) the column.
  */
-export async function* decodeText(bytes: AsyncIterable<Buffer>, options: DecodeOptions): AsyncGenerator<string> {
+export async function* decodeText(
+  bytes: AsyncIterable<Buffer>,
+  options: DecodeOptions,
+): AsyncGenerator<string> {
   const { file, encoding } = options;
   let head: Buffer | undefined = Buffer.alloc(0);
   let carry: Buffer | undefined;
@@ -164,7 +167,8 @@ export function firstInvalidUtf8(data: Uint8Array): number {
       if ((next & 0xc0) !== 0x80) return index;
       codePoint = (codePoint << 6) | (next & 0x3f);
     }
-    if (codePoint < minimum || codePoint > 0x10ffff || (codePoint >= 0xd800 && codePoint <= 0xdfff)) return index;
+    if (codePoint < minimum || codePoint > 0x10ffff || (codePoint >= 0xd800 && codePoint <= 0xdfff))
+      return index;
     index += needed + 1;
   }
   return data.length;

@@ -49,7 +49,9 @@ export async function* readDelimited(path: string, options: DelimitedOptions = {
   const chunkRows = options.chunkRows ?? 8192;
   const onInvalidRow = options.onInvalidRow ?? throwInvalid;
   if (typeof delimiter !== "string" || delimiter.length === 0 || delimiter.includes("\n")) {
-    throw new DataError(`delimiter for "${path}" must be a non-empty string without newlines, received ${JSON.stringify(delimiter)}`);
+    throw new DataError(
+      `delimiter for "${path}" must be a non-empty string without newlines, received ${JSON.stringify(delimiter)}`,
+    );
   }
   if (!header && options.columns === undefined) {
     throw new DataError(`file "${path}" is read without a header, so columns must name its columns`);
@@ -100,7 +102,10 @@ export async function* readDelimited(path: string, options: DelimitedOptions = {
   let lineNumber = 0; // lines fully consumed by the fast path
   let pending = "";
   let parser: QuotedParser | undefined;
-  for await (const text of decodeText(readFileBytes(path, { compression: options.compression }), decodeOptions)) {
+  for await (const text of decodeText(
+    readFileBytes(path, { compression: options.compression }),
+    decodeOptions,
+  )) {
     if (parser) {
       parser.write(text);
     } else {
@@ -219,7 +224,8 @@ function checkHeader(fields: string[], file: string, line: number, expected: str
   const names = fields.map((field) => field.trim());
   const seen = new Map<string, number>();
   names.forEach((name, index) => {
-    if (name.length === 0) throw new DataError(`file "${file}", line ${line}: header column ${index + 1} has an empty name`);
+    if (name.length === 0)
+      throw new DataError(`file "${file}", line ${line}: header column ${index + 1} has an empty name`);
     const previous = seen.get(name);
     if (previous !== undefined) {
       throw new DataError(
@@ -228,7 +234,10 @@ function checkHeader(fields: string[], file: string, line: number, expected: str
     }
     seen.set(name, index);
   });
-  if (expected !== undefined && (expected.length !== names.length || expected.some((name, index) => names[index] !== name))) {
+  if (
+    expected !== undefined &&
+    (expected.length !== names.length || expected.some((name, index) => names[index] !== name))
+  ) {
     throw new DataError(
       `file "${file}", line ${line}: header (${names.join(", ")}) does not match the declared columns (${expected.join(", ")})`,
     );

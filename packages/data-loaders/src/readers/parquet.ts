@@ -30,9 +30,12 @@ export async function* readParquet(path: string, options: ParquetOptions = {}): 
   try {
     metadata = await parquetMetadataAsync(file);
   } catch (error) {
-    throw new DataError(`file "${path}" is not a readable Parquet file or is truncated (${(error as Error).message})`, {
-      cause: error,
-    });
+    throw new DataError(
+      `file "${path}" is not a readable Parquet file or is truncated (${(error as Error).message})`,
+      {
+        cause: error,
+      },
+    );
   }
   const schema = parquetSchema(metadata);
   const available = schema.children.map((child) => child.element.name);

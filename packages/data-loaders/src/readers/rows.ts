@@ -4,7 +4,16 @@ import { readJsonLines } from "./jsonl.js";
 import { readParquet } from "./parquet.js";
 import type { DataSource, FileFormat, FileSource, InvalidRowHandler, RowChunk } from "./types.js";
 
-const FILE_SOURCE_KEYS = ["path", "format", "delimiter", "header", "columns", "encoding", "quote", "compression"];
+const FILE_SOURCE_KEYS = [
+  "path",
+  "format",
+  "delimiter",
+  "header",
+  "columns",
+  "encoding",
+  "quote",
+  "compression",
+];
 
 /** A {@link DataSource} with every file listed and format-specific defaults filled in. */
 export interface ResolvedSource extends Omit<FileSource, "path"> {
@@ -15,26 +24,53 @@ export interface ResolvedSource extends Omit<FileSource, "path"> {
 export function resolveSource(source: DataSource, where = "source"): ResolvedSource {
   const spec: FileSource = typeof source === "string" || Array.isArray(source) ? { path: source } : source;
   if (spec == null || typeof spec !== "object") {
-    throw new ConfigError(`${where} must be a path, a list of paths or { path, ... }, received ${formatValue(source)}`);
+    throw new ConfigError(
+      `${where} must be a path, a list of paths or { path, ... }, received ${formatValue(source)}`,
+    );
   }
   assertKnownKeys(where, spec, FILE_SOURCE_KEYS);
   const files = typeof spec.path === "string" ? [spec.path] : spec.path;
-  if (!Array.isArray(files) || files.length === 0 || files.some((file) => typeof file !== "string" || file.length === 0)) {
-    throw new ConfigError(`${where}.path must be a non-empty path or list of paths, received ${formatValue(spec.path)}`);
+  if (
+    !Array.isArray(files) ||
+    files.length === 0 ||
+    files.some((file) => typeof file !== "string" || file.length === 0)
+  ) {
+    throw new ConfigError(
+      `${where}.path must be a non-empty path or list of paths, received ${formatValue(spec.path)}`,
+    );
   }
-  if (spec.format !== undefined) assertOneOf(`${where}.format`, spec.format, ["delimited", "jsonl", "parquet"]);
+  if (spec.format !== undefined)
+    assertOneOf(`${where}.format`, spec.format, ["delimited", "jsonl", "parquet"]);
   if (spec.encoding !== undefined) assertOneOf(`${where}.encoding`, spec.encoding, ["utf-8", "latin1"]);
-  if (spec.compression !== undefined) assertOneOf(`${where}.compression`, spec.compression, ["auto", "gzip", "none"]);
+  if (spec.compression !== undefined)
+    assertOneOf(`${where}.compression`, spec.compression, ["auto", "gzip", "none"]);
   if (spec.delimiter !== undefined && (typeof spec.delimiter !== "string" || spec.delimiter.length === 0)) {
-    throw new ConfigError(`${where}.delimiter must be a non-empty string, received ${formatValue(spec.delimiter)}`);
+    throw new ConfigError(
+      `${where}.delimiter must be a non-empty string, received ${formatValue(spec.delimiter)}`,
+    );
   }
-  if (spec.quote !== undefined && spec.quote !== false && (typeof spec.quote !== "string" || spec.quote.length !== 1)) {
-    throw new ConfigError(`${where}.quote must be one character or false, received ${formatValue(spec.quote)}`);
+  if (
+    spec.quote !== undefined &&
+    spec.quote !== false &&
+    (typeof spec.quote !== "string" || spec.quote.length !== 1)
+  ) {
+    throw new ConfigError(
+      `${where}.quote must be one character or false, received ${formatValue(spec.quote)}`,
+    );
   }
-  if (spec.columns !== undefined && (!Array.isArray(spec.columns) || spec.columns.some((name) => typeof name !== "string"))) {
-    throw new ConfigError(`${where}.columns must be a list of column names, received ${formatValue(spec.columns)}`);
+  if (
+    spec.columns !== undefined &&
+    (!Array.isArray(spec.columns) || spec.columns.some((name) => typeof name !== "string"))
+  ) {
+    throw new ConfigError(
+      `${where}.columns must be a list of column names, received ${formatValue(spec.columns)}`,
+    );
   }
-  if (spec.header === false && spec.columns === undefined && formatOf(files[0]!, spec.format) === "delimited") {
+  if (
+    spec.header === false &&
+    spec.columns === undefined &&
+    formatOf(files[0]!, spec.format) === "delimited"
+  ) {
     throw new ConfigError(`${where}.columns must name the columns when header is false`);
   }
   const { path: _path, ...rest } = spec;

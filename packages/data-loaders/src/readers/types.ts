@@ -1,5 +1,5 @@
-import type { Compression } from "../io/files.js";
 import type { TextEncoding } from "../io/decode.js";
+import type { Compression } from "../io/files.js";
 
 /** File formats the readers understand. */
 export type FileFormat = "delimited" | "jsonl" | "parquet";
@@ -49,4 +49,9 @@ export interface RowChunk {
  * Receives a row that cannot be read. Throwing aborts the read (`onInvalidRow: "error"`);
  * returning drops the row, which the caller counts and reports (`"skip"`).
  */
-export type InvalidRowHandler = (problem: { reason: string; file: string; line: number; message: string }) => void;
+export type InvalidRowHandler = (problem: {
+  reason: string;
+  file: string;
+  line: number;
+  message: string;
+}) => void;

@@ -1,0 +1,132 @@
+import { ExpertPool, mixExperts, type Routing } from "@mdrec/experts";
+import { SoftmaxGate, TopKGate } from "@mdrec/gating";
+import { MutualInformationLoss } from "@mdrec/mi-loss";
+import { type DomainTowers, type ExpertCounts, type ModelOutput, MultiDomainModelBase } from "@mdrec/models";
+import * as tf from "@tensorflow/tfjs-core";
+import { type CesaaOptions, type ResolvedCesaaOptions, resolveCesaaOptions } from "./options.js";
+
+/**
+ * CESAA (Dong et al., 2024, "Adaptive Conditional Expert Selection Network for Multi-domain
+ * Recommendation"): conditional expert selection (CES) plus adaptive expert aggregation (AEA).
+ *
+ * ```
+ * x        = embed(batch)                                   // [B, inputDim]
+ * shared   = mean_s Es_s(x)   (or a learned softmax mix)    // [B, d]
+ * routing  = TopKGate.route(x, d)                           // l = W_g [x ; emb(d)] (+ noise), top k of N
+ * specific = sum_{i in topk} w_i E_i(x)                     // sparse: only the k chosen experts run
+ * h        = shared + specific
+ * logits   = Tower_d(h)
+ * aux.mi   = lambda * -I(D;E)  from routing.probs           // AEA
+ * ```
+ * With S = 0 shared experts, h = specific. Every block comes from `@mdrec/experts`,
+ * `@mdrec/gating`, `@mdrec/mi-loss` and `@mdrec/models`.
+ *
+ * @example
+ * const model = new Cesaa({ features, numDomains: 4, numSharedExperts: 2, numSpecificExperts: 8, k: 2, seed: 1 });
+ * const { logits, routing, auxLosses } = model.call(batch, { training: true });
+ */
+export class Cesaa extends MultiDomainModelBase<CesaaOptions> {
+  declare readonly options: ResolvedCesaaOptions;
+  /** The S domain-shared experts (null when S = 0). */
+  readonly sharedExperts: ExpertPool | null;
+  /** Mixes the shared experts when `sharedMixing` is `"learned"`. */
+  readonly sharedGate: SoftmaxGate | null;
+  /** The N domain-specific experts the CES gate chooses from. */
+  readonly specificExperts: ExpertPool;
+  /** The CES gate: domain-conditioned noisy top-k over the specific experts. */
+  readonly gate: TopKGate;
+  /** The AEA term (null when `mi.weight` is 0). */
+  readonly aea: MutualInformationLoss | null;
+  private readonly towers: DomainTowers;
+
+  constructor(options: CesaaOptions) {
+    super("cesaa", resolveCesaaOptions(options));
+    const { numSharedExperts, numSpecificExperts, k, expertUnits, activation, dropout, numDomains } =
+      this.options;
+    const { gate, mi, sharedMixing, loadBalance } = this.options;
+    const pool = (numExperts: number, name: string) =>
+      this.track(new ExpertPool({ numExperts, units: expertUnits, activation, dropout, seed: this.childSeed(), name }));
+    this.sharedExperts = numSharedExperts > 0 ? pool(numSharedExperts, "cesaa/shared_experts") : null;
+    this.sharedGate =
+      numSharedExperts > 0 && sharedMixing === "learned"
+        ? this.track(
+            new SoftmaxGate({ numExperts: numSharedExperts, seed: this.childSeed(), name: "cesaa/shared_gate" }),
+          )
+        : null;
+    this.specificExperts = pool(numSpecificExperts, "cesaa/specific_experts");
+    this.gate = this.track(
+      new TopKGate({
+        numExperts: numSpecificExperts,
+        k,
+        noise: gate.noise,
+        renormalize: gate.renormalize,
+        domainConditioning: gate.domainConditioning,
+        numDomains,
+        domainEmbeddingDim: gate.domainEmbeddingDim,
+        loadBalance,
+        seed: this.childSeed(),
+        name: "cesaa/ces_gate",
+      }),
+    );
+    // With lambda = 0 the term is never computed, so no untrained state is kept or saved.
+    this.aea =
+      mi.weight > 0
+        ? this.track(
+            new MutualInformationLoss({
+              numDomains,
+              numExperts: numSpecificExperts,
+              weight: mi.weight,
+              expertEntropyWeight: mi.expertEntropyWeight,
+              conditionalEntropyWeight: mi.conditionalEntropyWeight,
+              movingAverage: mi.movingAverage,
+              name: "cesaa/aea",
+            }),
+          )
+        : null;
+    this.towers = this.createTowers(this.options);
+  }
+
+  /** `S + k` experts per row with sparse dispatch (`S + N` with dense); `S + N` in total. */
+  protected override expertCounts(): ExpertCounts {
+    const { numSharedExperts, numSpecificExperts, k, dispatch } = this.options;
+    return {
+      expertsPerRow: numSharedExperts + (dispatch === "sparse" ? k : numSpecificExperts),
+      totalExperts: numSharedExperts + numSpecificExperts,
+    };
+  }
+
+  /**
+   * `output.routing[0]` is the CES gate's routing over the N specific experts; with
+   * `sharedMixing: "learned"` the shared gate's routing over the S shared experts follows.
+   */
+  protected forward(x: tf.Tensor2D, domainIds: tf.Tensor1D, training: boolean): ModelOutput {
+    const routing = this.gate.route(x, domainIds, training); // indices [B, k] over N specific experts
+    const specific =
+      this.options.dispatch === "sparse"
+        ? this.specificExperts.sparse(x, routing, training)
+        : mixExperts(this.specificExperts.dense(x, training), routing); // [B, d]
+    const allRouting: Routing[] = [routing];
+    let h = specific; // [B, d]
+    if (this.sharedExperts) {
+      const sharedOutputs = this.sharedExperts.dense(x, training); // [B, S, d]
+      const sharedRouting = this.sharedGate
+        ? this.sharedGate.route(x, domainIds, training)
+        : uniformRouting(x.shape[0], this.sharedExperts.numExperts);
+      if (this.sharedGate) allRouting.push(sharedRouting as Routing);
+      h = tf.add(mixExperts(sharedOutputs, sharedRouting), specific) as tf.Tensor2D; // [B, d]
+    }
+    const logits = this.towers.forward(h, domainIds, training); // [B, numTasks]
+    const auxLosses = this.gate.auxiliaryLosses(routing);
+    if (this.aea) auxLosses.mi = this.aea.compute(routing.probs, domainIds, training).loss;
+    return { logits, routing: allRouting, auxLosses };
+  }
+}
+
+/** Every row mixes all `numExperts` experts with weight `1 / numExperts`: the mean of their outputs. */
+function uniformRouting(rows: number, numExperts: number): Pick<Routing, "indices" | "weights"> {
+  const experts = tf.reshape(tf.range(0, numExperts, 1, "int32"), [1, numExperts]); // [1, S]
+  return {
+    indices: tf.tile(experts, [rows, 1]) as tf.Tensor2D, // [B, S]
+    weights: tf.fill([rows, numExperts], 1 / numExperts) as tf.Tensor2D, // [B, S]
+  };
+}

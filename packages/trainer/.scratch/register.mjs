@@ -1,3 +1,0 @@
-import { register } from "node:module";
-
-register("./hook.mjs", import.meta.url);
