@@ -22,8 +22,8 @@ class Cesaa(torch.nn.Module):
             torch.nn.Embedding(args.vocabulary, args.embedding_dim) for _ in range(args.fields))
         self.shared = torch.nn.ModuleList(mlp([width, *args.expert_units]) for _ in range(args.shared))
         self.specific = torch.nn.ModuleList(mlp([width, *args.expert_units]) for _ in range(args.specific))
-        self.domain_embedding = torch.nn.Embedding(args.domains, args.embedding_dim)
-        self.gate = torch.nn.Linear(width + args.embedding_dim, args.specific)
+        self.domain_embedding = torch.nn.Embedding(args.domains, args.domain_embedding_dim)
+        self.gate = torch.nn.Linear(width + args.domain_embedding_dim, args.specific)
         self.noise = torch.nn.Linear(width, args.specific)
         self.towers = torch.nn.ModuleList(
             mlp([out, *args.tower_units, 1], last_activation=False) for _ in range(args.domains))
@@ -86,6 +86,7 @@ def extra(parser):
     parser.add_argument("--specific", type=int, default=16)
     parser.add_argument("--k", type=int, default=2)
     parser.add_argument("--mi-weight", type=float, default=0.01)
+    parser.add_argument("--domain-embedding-dim", type=int, default=8)
 
 
 if __name__ == "__main__":

@@ -11,8 +11,23 @@ export interface BenchRecord {
   notes?: string;
 }
 
-/** A benchmark suite module under `src/suites/`. */
+/** What `run.ts` passes to every suite. */
+export interface BenchRunOptions {
+  /** Fewer steps and smaller sizes (`--quick`): a smoke run, not figures to quote. */
+  quick: boolean;
+  /**
+   * Backends requested with `--backend` (mdrec names: `wasm`, `cpu`, ...). Undefined: suites
+   * that compare backends use every backend that loads; the others run on the active one.
+   */
+  backends?: string[];
+  /** Prints a progress line (to stderr). Suites may ignore it. */
+  log?: (message: string) => void;
+}
+
+/** A benchmark suite module under `src/suites/`: it exports `suite`. */
 export interface BenchSuite {
   name: string;
-  run(options: { quick: boolean }): Promise<BenchRecord[]>;
+  /** Markdown printed above the suite's table in docs/benchmarks.md. */
+  description?: string;
+  run(options: BenchRunOptions): Promise<BenchRecord[]>;
 }

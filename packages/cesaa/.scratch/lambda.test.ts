@@ -3,6 +3,8 @@ import { generateSyntheticDataset, iterateBatches, splitDataset } from "@mdrec/d
 import { analyzeRouting } from "@mdrec/cesaa";
 import { createModel } from "@mdrec/models";
 import { it } from "vitest";
+import { appendFileSync } from "node:fs";
+const log = (line: string) => appendFileSync(process.env.LOG ?? "/tmp/cesaa-exp.log", `${line}\n`);
 import { datasetAuc, trainModel } from "../../models/test/training.js";
 
 const grid = JSON.parse(process.env.GRID ?? "[[0,0.9],[0.01,0.9]]") as [number, number][];
@@ -14,7 +16,7 @@ const extra = JSON.parse(process.env.EXTRA ?? "{}");
 it("lambda grid", () => {
   const data = generateSyntheticDataset({ seed: 42, numRows: rows, numUsers: 2000, numItems: 1000, ...(JSON.parse(process.env.DATA ?? "{}")) });
   const { train, test } = splitDataset(data, { fractions: [0.8, 0.1, 0.1], seed: 42 });
-  console.log("groups", data.truth.domainGroup);
+  log(`groups ${data.truth.domainGroup}`);
   for (const [weight, movingAverage] of grid) {
     for (const seed of seeds) {
       setGlobalSeed(seed);
@@ -23,8 +25,8 @@ it("lambda grid", () => {
       trainModel(model, train, { epochs, batchSize: 256, learningRate: 3e-3, seed });
       const testAuc = datasetAuc(model, test);
       const analysis = analyzeRouting(model, iterateBatches(test, { batchSize: 2048 }));
-      console.log(`RESULT lambda=${weight} ma=${movingAverage} seed=${seed} auc=${testAuc.toFixed(4)} mi=${analysis.mutualInformation.toFixed(4)} nmi=${analysis.normalizedMutualInformation?.toFixed(4)} load=${analysis.rowsPerExpert.map((v) => v.toFixed(2)).join(",")} t=${((performance.now() - start) / 1000).toFixed(1)}s`);
-      if (process.env.UTIL) console.log(analysis.utilization.map((r) => r.map((v) => v.toFixed(2)).join(" ")).join("\n"));
+      log(`RESULT ${process.env.TAG ?? ""} lambda=${weight} ma=${movingAverage} seed=${seed} auc=${testAuc.toFixed(4)} mi=${analysis.mutualInformation.toFixed(4)} nmi=${analysis.normalizedMutualInformation?.toFixed(4)} load=${analysis.rowsPerExpert.map((v) => v.toFixed(2)).join(",")} t=${((performance.now() - start) / 1000).toFixed(1)}s`);
+      if (process.env.UTIL) log(analysis.utilization.map((r) => r.map((v) => v.toFixed(2)).join(" ")).join("\n"));
       model.dispose();
     }
   }

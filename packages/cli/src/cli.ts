@@ -2,11 +2,11 @@
 import "@mdrec/cesaa";
 import { Command, CommanderError } from "commander";
 import { runBench } from "./commands/bench.js";
-import { runCompare } from "./commands/compare.js";
+import { COMPARE_DEFAULTS, DEFAULT_DATA, runCompare } from "./commands/compare.js";
 import { runEvaluate } from "./commands/evaluate.js";
 import { runDataInspect } from "./commands/inspect.js";
 import { runReport } from "./commands/report.js";
-import { runTrain } from "./commands/train.js";
+import { runTrain, TRAIN_DEFAULTS } from "./commands/train.js";
 import { numberFromFlag } from "./config.js";
 import { CLI_VERSION, type CommandContext, createContext } from "./context.js";
 import { EXIT_OK, EXIT_USAGE, exitCodeFor, formatError } from "./errors.js";
@@ -54,16 +54,19 @@ function addGeneralOptions(command: Command): Command {
 
 function addBackendOptions(command: Command): Command {
   return command
-    .option("--backend <name>", "node-gpu, node, wasm or cpu (default: MDREC_BACKEND, else the best that loads)")
+    .option(
+      "--backend <name>",
+      "node-gpu, node, wasm or cpu (default: MDREC_BACKEND, else the best that loads)",
+    )
     .option("--allow-backend-fallback", "use the next best backend when the requested one cannot load")
     .option("--threads <n>", "threads of the wasm backend (default 1)");
 }
 
-function addDataOptions(command: Command): Command {
+function addDataOptions(command: Command, defaultData = DEFAULT_DATA): Command {
   return command
     .option(
       "--data <source>",
-      "synthetic[:tiny|small|default], movielens-1m:<dir>, movielens-100k:<dir>, kuairand:<file>, ali-ccp:<file>, csv:<file>, parquet:<file> (default synthetic)",
+      `synthetic[:tiny|small|default], movielens-1m:<dir>, movielens-100k:<dir>, kuairand:<file>, ali-ccp:<file>, csv:<file>, parquet:<file> (default ${defaultData})`,
     )
     .option("--schema <file>", "schema file for csv: and parquet: data")
     .option("--rows <n>", "rows of synthetic data to generate (overrides the preset)")
@@ -71,11 +74,14 @@ function addDataOptions(command: Command): Command {
     .option("--seed <n>", "seed of data, split, initialisation and shuffling (default 42)");
 }
 
-function addTrainingOptions(command: Command): Command {
+function addTrainingOptions(
+  command: Command,
+  defaults: { epochs: number; batchSize: number; learningRate: number },
+): Command {
   return command
-    .option("--epochs <n>", "training epochs")
-    .option("--batch-size <n>", "rows per training step")
-    .option("--learning-rate <rate>", "learning rate (default 1e-3)")
+    .option("--epochs <n>", `training epochs (default ${defaults.epochs})`)
+    .option("--batch-size <n>", `rows per training step (default ${defaults.batchSize})`)
+    .option("--learning-rate <rate>", `learning rate (default ${defaults.learningRate})`)
     .option("--optimizer <name>", "adam, adagrad, sgd or rmsprop (default adam)")
     .option("--weight-decay <value>", "L2 weight decay (default 0)")
     .option("--gradient-clip <norm>", "clip the global gradient norm (default none)");
@@ -94,7 +100,9 @@ function addOutputOptions(command: Command, defaultOut: string): Command {
 function buildProgram(io: CliIo, run: (task: () => Promise<void>) => void): Command {
   const program = new Command("mdrec");
   program
-    .description("Train, evaluate, compare and benchmark multi-domain recommenders (CESAA, MMoE, PLE, STAR, SharedBottom).")
+    .description(
+      "Train, evaluate, compare and benchmark multi-domain recommenders (CESAA, MMoE, PLE, STAR, SharedBottom).",
+    )
     .version(CLI_VERSION, "--version", "print the version")
     .exitOverride()
     .showHelpAfterError("(run with --help for usage)")
@@ -112,24 +120,35 @@ function buildProgram(io: CliIo, run: (task: () => Promise<void>) => void): Comm
       const args = received.slice(0, -2).map(String);
       const options = command.opts() as Record<string, unknown>;
       run(async () => {
-        const context = await createContext(io, name, flagsFrom(options), options.config as string | undefined);
+        const context = await createContext(
+          io,
+          name,
+          flagsFrom(options),
+          options.config as string | undefined,
+        );
         await body(context, command, args);
       });
     };
 
   addOutputOptions(
     addTrainingOptions(
-      addDataOptions(addBackendOptions(addGeneralOptions(program.command("compare")))),
+      addDataOptions(addBackendOptions(addGeneralOptions(program.command("compare"))), COMPARE_DEFAULTS.data),
+      COMPARE_DEFAULTS,
     ),
-    "mdrec-out/compare",
+    COMPARE_DEFAULTS.out,
   )
-    .description("train every chosen model with the same data, seed and budget; print one table; write results and report")
+    .description(
+      "train every chosen model with the same data, seed and budget; print one table; write results and report",
+    )
     .option("--models <names>", "comma-separated model names (default: every registered model)")
     .action(action("compare", (context) => runCompare(context)));
 
   addOutputOptions(
-    addTrainingOptions(addDataOptions(addBackendOptions(addGeneralOptions(program.command("train"))))),
-    "mdrec-out/train",
+    addTrainingOptions(
+      addDataOptions(addBackendOptions(addGeneralOptions(program.command("train")))),
+      TRAIN_DEFAULTS,
+    ),
+    TRAIN_DEFAULTS.out,
   )
     .description("train one model, evaluate it on the test split, save it with its results and report")
     .option("--model <name>", "model name (default cesaa)")
@@ -139,17 +158,12 @@ function buildProgram(io: CliIo, run: (task: () => Promise<void>) => void): Comm
     .description("evaluate a saved model on the test split of its training data (or of --data)")
     .option("--model-dir <dir>", "directory of a model saved by mdrec train")
     .option("--batch-size <n>", "rows per forward pass (default 4096)")
-    .action(
-      action("eval", (context, command) => {
-        const given = new Set(
-          Object.keys(command.opts()).filter((key) => command.getOptionValueSource(key) === "cli"),
-        );
-        return runEvaluate(context, given);
-      }),
-    );
+    .action(action("eval", (context) => runEvaluate(context)));
 
   addDataOptions(addBackendOptions(addGeneralOptions(program.command("bench"))))
-    .description("measure training and inference examples/s of each model (short; the full suite is pnpm bench)")
+    .description(
+      "measure training and inference examples/s of each model (short; the full suite is pnpm bench)",
+    )
     .option("--models <names>", "comma-separated model names (default: every registered model)")
     .option("--batch-size <n>", "rows per step (default 1024)")
     .option("--steps <n>", "timed training steps per model (default 20)")

@@ -74,9 +74,10 @@ function metricSummary(metrics: MetricLike): MetricSummary {
 }
 
 /** Test metrics of an evaluation in the results-file layout. */
-export function summariseEvaluation(
-  evaluation: EvaluationResult,
-): { overall: MetricSummary; perDomain: DomainMetricSummary[] } {
+export function summariseEvaluation(evaluation: EvaluationResult): {
+  overall: MetricSummary;
+  perDomain: DomainMetricSummary[];
+} {
   return {
     overall: metricSummary(evaluation.overall),
     perDomain: evaluation.perDomain.map((entry) => ({
@@ -220,7 +221,10 @@ export async function compareModels(options: CompareOptions): Promise<ModelResul
   const results: ModelResult[] = [];
   for (const name of names) {
     results.push(
-      await trainAndEvaluate(name, options.modelOptions?.[name] ?? {}, { ...options, seed: options.seed ?? 42 }),
+      await trainAndEvaluate(name, options.modelOptions?.[name] ?? {}, {
+        ...options,
+        seed: options.seed ?? 42,
+      }),
     );
   }
   return results;

@@ -19,8 +19,8 @@ export interface EarlyStoppingConfig {
  * (`batchSize` <- `--batch-size`); flags win over the environment, which wins over the file.
  */
 export interface CliConfig {
-  /** Data argument (see docs/cli.md): `synthetic`, `synthetic:tiny`, `csv:<file>`, ... Defaults to `"synthetic"`. */
-  data: string;
+  /** Data argument (see docs/cli.md): `synthetic`, `synthetic:tiny`, `csv:<file>`, ... Defaults per command (`synthetic` or a preset). */
+  data?: string;
   /** Schema file for `csv:` and `parquet:` data. */
   schema?: string;
   /** Model trained by `mdrec train`. Defaults to `"cesaa"`. */
@@ -78,7 +78,7 @@ const fraction = "a number in [0, 1]";
 
 /** The zod schema of {@link CliConfig}; strict, so unknown keys are reported. */
 export const cliConfigSchema = z.strictObject({
-  data: text("a data argument such as synthetic or csv:<file>").default("synthetic"),
+  data: text("a data argument such as synthetic or csv:<file>").optional(),
   schema: text("a path to a schema file").optional(),
   model: text("a model name").default("cesaa"),
   models: z
@@ -86,15 +86,15 @@ export const cliConfigSchema = z.strictObject({
     .min(1, { error: "a non-empty list of model names" })
     .optional(),
   modelOptions: z
-    .record(
-      z.string(),
-      z.record(z.string(), z.unknown(), { error: "an object of model options" }),
-      { error: "an object mapping model names to their options" },
-    )
+    .record(z.string(), z.record(z.string(), z.unknown(), { error: "an object of model options" }), {
+      error: "an object mapping model names to their options",
+    })
     .default({}),
   modelDir: text("a path to a saved model directory").optional(),
   backend: z
-    .enum(BACKEND_PREFERENCE, { error: `one of ${BACKEND_PREFERENCE.map((name) => JSON.stringify(name)).join(", ")}` })
+    .enum(BACKEND_PREFERENCE, {
+      error: `one of ${BACKEND_PREFERENCE.map((name) => JSON.stringify(name)).join(", ")}`,
+    })
     .optional(),
   allowBackendFallback: flag.default(false),
   threads: integer(1, "a positive integer").default(1),
@@ -105,7 +105,10 @@ export const cliConfigSchema = z.strictObject({
   batchSize: integer(1, "a positive integer").optional(),
   learningRate: positiveNumber("a finite number > 0").optional(),
   optimizer: text("an optimizer name").optional(),
-  weightDecay: z.number({ error: "a finite number >= 0" }).min(0, { error: "a finite number >= 0" }).optional(),
+  weightDecay: z
+    .number({ error: "a finite number >= 0" })
+    .min(0, { error: "a finite number >= 0" })
+    .optional(),
   gradientClip: positiveNumber("a finite number > 0").optional(),
   earlyStopping: z
     .strictObject(
@@ -178,15 +181,22 @@ export async function readConfigFile(path: string, cwd: string): Promise<Record<
     parsed = extension === ".json" ? JSON.parse(content) : parseYaml(content);
   } catch (error) {
     const where =
-      error instanceof YAMLParseError && error.linePos ? `:${error.linePos[0].line}:${error.linePos[0].col}` : "";
+      error instanceof YAMLParseError && error.linePos
+        ? `:${error.linePos[0].line}:${error.linePos[0].col}`
+        : "";
     const message = (error as Error).message.split("\n")[0];
-    throw new ConfigError(`Config file ${path}${where} is not valid ${extension === ".json" ? "JSON" : "YAML"}: ${message}`, {
-      cause: error,
-    });
+    throw new ConfigError(
+      `Config file ${path}${where} is not valid ${extension === ".json" ? "JSON" : "YAML"}: ${message}`,
+      {
+        cause: error,
+      },
+    );
   }
   if (parsed === null || parsed === undefined) return {};
   if (typeof parsed !== "object" || Array.isArray(parsed)) {
-    throw new ConfigError(`Config file ${path} must hold an object of config keys, received ${formatValue(parsed)}`);
+    throw new ConfigError(
+      `Config file ${path} must hold an object of config keys, received ${formatValue(parsed)}`,
+    );
   }
   return parsed as Record<string, unknown>;
 }
@@ -282,6 +292,8 @@ export function requireKey<K extends keyof CliConfig>(
   command: string,
 ): asserts config is CliConfig & Required<Pick<CliConfig, K>> {
   if (config[key] === undefined) {
-    throw new UsageError(`mdrec ${command} needs ${flagName(String(key))} <value> (or config key "${String(key)}")`);
+    throw new UsageError(
+      `mdrec ${command} needs ${flagName(String(key))} <value> (or config key "${String(key)}")`,
+    );
   }
 }

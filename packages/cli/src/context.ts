@@ -40,7 +40,9 @@ export class CommandContext {
 
   /** Writes the command's machine-readable result on stdout (with `--json`). */
   emitJson(value: unknown): void {
-    this.io.stdout.write(`${JSON.stringify(value, (_key, item) => (typeof item === "number" && !Number.isFinite(item) ? null : item), 2)}\n`);
+    this.io.stdout.write(
+      `${JSON.stringify(value, (_key, item) => (typeof item === "number" && !Number.isFinite(item) ? null : item), 2)}\n`,
+    );
   }
 
   /** A progress display on the human-readable stream. */
@@ -95,7 +97,10 @@ export async function createContext(
   flags: Record<string, unknown>,
   configPath: string | undefined,
 ): Promise<CommandContext> {
-  const file = configPath === undefined ? undefined : { path: configPath, values: await readConfigFile(configPath, io.cwd) };
+  const file =
+    configPath === undefined
+      ? undefined
+      : { path: configPath, values: await readConfigFile(configPath, io.cwd) };
   const layers = mergeConfigLayers(file, io.env, flags);
   return new CommandContext(io, command, validateConfig(layers), layers.sources);
 }

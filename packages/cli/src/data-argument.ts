@@ -7,7 +7,14 @@ export const SYNTHETIC_PRESET_NAMES = ["tiny", "small", "default"] as const;
 export type SyntheticPresetName = (typeof SYNTHETIC_PRESET_NAMES)[number];
 
 /** Kinds of `--data` argument that name a file or directory after the colon. */
-export const FILE_DATA_KINDS = ["movielens-1m", "movielens-100k", "kuairand", "ali-ccp", "csv", "parquet"] as const;
+export const FILE_DATA_KINDS = [
+  "movielens-1m",
+  "movielens-100k",
+  "kuairand",
+  "ali-ccp",
+  "csv",
+  "parquet",
+] as const;
 /** One of {@link FILE_DATA_KINDS}. */
 export type FileDataKind = (typeof FILE_DATA_KINDS)[number];
 
@@ -79,6 +86,7 @@ export function parseDataArgument(argument: string, schema?: string): DataSource
 /** The canonical text of a data source, as written in results and reports. */
 export function describeDataSource(source: DataSource): string {
   if (source.kind === "synthetic") return `synthetic:${source.preset}`;
-  if (source.kind === "csv" || source.kind === "parquet") return `${source.kind}:${source.path} (schema ${source.schema})`;
+  if (source.kind === "csv" || source.kind === "parquet")
+    return `${source.kind}:${source.path} (schema ${source.schema})`;
   return `${source.kind}:${source.path}`;
 }

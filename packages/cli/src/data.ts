@@ -78,12 +78,20 @@ async function loadFileSource(
     case "csv":
     case "parquet": {
       const schema = await loadSchemaFile(resolve(options.cwd, source.schema));
-      return loadDataset({ path, format: source.kind === "csv" ? "delimited" : "parquet" }, schema, loadOptions);
+      return loadDataset(
+        { path, format: source.kind === "csv" ? "delimited" : "parquet" },
+        schema,
+        loadOptions,
+      );
     }
   }
 }
 
-function syntheticDataset(preset: SyntheticPresetName, seed: number, rows: number | undefined): ColumnarDataset {
+function syntheticDataset(
+  preset: SyntheticPresetName,
+  seed: number,
+  rows: number | undefined,
+): ColumnarDataset {
   return generateSyntheticDataset({
     ...syntheticPresets[preset],
     seed,
@@ -138,7 +146,9 @@ export async function loadData(source: DataSource, options: LoadDataOptions): Pr
     splits = loaded.splits!;
     encoders = loaded.encoders.toJSON();
     for (const skipped of loaded.report.skipped) {
-      warnings.push(`skipped ${skipped.count} rows (${skipped.reason}), e.g. ${skipped.examples[0]?.message ?? "-"}`);
+      warnings.push(
+        `skipped ${skipped.count} rows (${skipped.reason}), e.g. ${skipped.examples[0]?.message ?? "-"}`,
+      );
     }
     warnings.push(...loaded.report.warnings.filter((warning) => !splits.warnings.includes(warning)));
   }

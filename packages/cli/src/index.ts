@@ -1,17 +1,24 @@
 export { runCli } from "./cli.js";
-export { type CompareOptions, compareModels, type TrainingBudget, trainAndEvaluate, type TrainModelOptions } from "./compare.js";
 export { type BenchResult, benchModel } from "./commands/bench.js";
 export { COMPARE_DEFAULTS } from "./commands/compare.js";
 export {
+  type CompareOptions,
+  compareModels,
+  type TrainingBudget,
+  type TrainModelOptions,
+  trainAndEvaluate,
+} from "./compare.js";
+export {
   type CliConfig,
-  cliConfigSchema,
   CONFIG_KEYS,
+  cliConfigSchema,
   type EarlyStoppingConfig,
   mergeConfigLayers,
   readConfigFile,
   validateConfig,
 } from "./config.js";
 export { CLI_VERSION } from "./context.js";
+export { type LoadDataOptions, loadData, type PreparedData, readDataSource } from "./data.js";
 export {
   DATA_KINDS,
   type DataSource,
@@ -20,11 +27,20 @@ export {
   parseDataArgument,
   SYNTHETIC_PRESET_NAMES,
 } from "./data-argument.js";
-export { type LoadDataOptions, loadData, type PreparedData, readDataSource } from "./data.js";
 export { EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, exitCodeFor, OutputLockedError, UsageError } from "./errors.js";
 export { BufferStream, bufferIo, type CliIo, type OutputStream, processIo } from "./io.js";
-export { type OpenOutputOptions, type OutputDirectory, openOutputDirectory, RESULT_FILES } from "./output-dir.js";
-export { createProgressReporter, type ProgressOptions, type ProgressReporter, type StepProgress } from "./progress.js";
+export {
+  type OpenOutputOptions,
+  type OutputDirectory,
+  openOutputDirectory,
+  RESULT_FILES,
+} from "./output-dir.js";
+export {
+  createProgressReporter,
+  type ProgressOptions,
+  type ProgressReporter,
+  type StepProgress,
+} from "./progress.js";
 export { renderChartSvg, renderReport } from "./report/render.js";
 export {
   type DatasetSummary,

@@ -53,7 +53,10 @@ async function describeExistingRun(directory: string): Promise<string> {
  * there (BAD_INPUTS 27); refuses a directory another live run has locked (25). Files are then
  * written atomically, so a reader sees either the old or the new version of each file.
  */
-export async function openOutputDirectory(path: string, options: OpenOutputOptions): Promise<OutputDirectory> {
+export async function openOutputDirectory(
+  path: string,
+  options: OpenOutputOptions,
+): Promise<OutputDirectory> {
   const argument = options.argument ?? "--out";
   const shown = relative(options.cwd ?? process.cwd(), path) || ".";
   const existing = await stat(path).catch(() => undefined);

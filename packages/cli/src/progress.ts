@@ -57,7 +57,10 @@ export interface ProgressOptions {
  * ETA, and summary lines printed above it. Elsewhere (CI, pipes, files): plain lines without
  * control characters, one per 10% of the steps (or every `plainIntervalMs`), so logs stay short.
  */
-export function createProgressReporter(stream: OutputStream, options: ProgressOptions = {}): ProgressReporter {
+export function createProgressReporter(
+  stream: OutputStream,
+  options: ProgressOptions = {},
+): ProgressReporter {
   const interactive = options.interactive ?? stream.isTTY === true;
   return interactive ? new BarProgress(stream) : new PlainProgress(stream, options);
 }

@@ -116,7 +116,14 @@ export interface RunResults {
   /** The effective configuration (flags, file and defaults merged). */
   config: Record<string, unknown>;
   /** Versions and machine. */
-  environment: { mdrec: string; tfjs: string; node: string; platform: string; backend: string; threads: number };
+  environment: {
+    mdrec: string;
+    tfjs: string;
+    node: string;
+    platform: string;
+    backend: string;
+    threads: number;
+  };
   dataset: DatasetSummary;
   /** One entry per model, in the order they ran. */
   models: ModelResult[];
@@ -209,7 +216,10 @@ export function parseRunResults(value: unknown, where = "results.json"): RunResu
   const path = issue.path.length
     ? issue.path.map((part) => (typeof part === "number" ? `[${part}]` : `.${String(part)}`)).join("")
     : "(top level)";
-  const received = issue.code === "invalid_type" && issue.input === undefined ? "nothing (missing)" : formatValue(issue.input);
+  const received =
+    issue.code === "invalid_type" && issue.input === undefined
+      ? "nothing (missing)"
+      : formatValue(issue.input);
   throw new DataError(
     `${where} is not an mdrec results file: ${path.replace(/^\./, "")} ${issue.message.replace(/^Invalid input: /, "")}; received ${received}` +
       (result.error.issues.length > 1 ? ` (and ${result.error.issues.length - 1} more problems)` : ""),

@@ -36,7 +36,8 @@ function bestIndex(values: (number | null)[], higherIsBetter: boolean): number |
   values.forEach((value, index) => {
     if (value === null || !Number.isFinite(value)) return;
     const current = best === undefined ? undefined : values[best]!;
-    if (current === undefined || current === null || (higherIsBetter ? value > current : value < current)) best = index;
+    if (current === undefined || current === null || (higherIsBetter ? value > current : value < current))
+      best = index;
   });
   return values.filter((value) => value !== null).length > 1 ? best : undefined;
 }
@@ -50,7 +51,11 @@ export function comparisonRows(results: RunResults): ComparisonRow[] {
   const models = results.models;
   const metricRow = (label: string, pick: (model: ModelResult) => number | null, higherIsBetter: boolean) => {
     const values = models.map(pick);
-    return { label, cells: values.map((value) => formatMetric(value)), best: bestIndex(values, higherIsBetter) };
+    return {
+      label,
+      cells: values.map((value) => formatMetric(value)),
+      best: bestIndex(values, higherIsBetter),
+    };
   };
   const rows: ComparisonRow[] = [
     metricRow("AUC overall", (model) => model.test.overall.auc, true),
@@ -58,7 +63,11 @@ export function comparisonRows(results: RunResults): ComparisonRow[] {
   ];
   results.dataset.domainNames.forEach((name, domain) => {
     rows.push(
-      metricRow(`AUC ${name}`, (model) => model.test.perDomain.find((entry) => entry.domain === domain)?.auc ?? null, true),
+      metricRow(
+        `AUC ${name}`,
+        (model) => model.test.perDomain.find((entry) => entry.domain === domain)?.auc ?? null,
+        true,
+      ),
     );
   });
   results.dataset.domainNames.forEach((name, domain) => {
@@ -118,9 +127,15 @@ export function renderResultsMarkdown(results: RunResults): string {
     `|${header.map((_, index) => (index === 0 ? "---" : "---:")).join("|")}|`,
   ];
   for (const row of comparisonRows(results)) {
-    lines.push(`| ${[row.label, ...row.cells.map((cell, index) => (index === row.best ? `**${cell}**` : cell))].join(" | ")} |`);
+    lines.push(
+      `| ${[row.label, ...row.cells.map((cell, index) => (index === row.best ? `**${cell}**` : cell))].join(" | ")} |`,
+    );
   }
-  lines.push("", "Bold: best on the row. Metrics on the test split; the report (`report.html`) has the curves and routing.", "");
+  lines.push(
+    "",
+    "Bold: best on the row. Metrics on the test split; the report (`report.html`) has the curves and routing.",
+    "",
+  );
   lines.push("## Configuration", "", "| key | value |", "|---|---|");
   for (const [key, value] of Object.entries(results.config)) {
     lines.push(`| ${key} | \`${JSON.stringify(value)}\` |`);

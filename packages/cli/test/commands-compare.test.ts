@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { acquireDirectoryLock } from "@mdrec/trainer";
 import { afterAll, describe, expect, it } from "vitest";
 import { parseRunResults } from "../src/results.js";
-import { CONTROL_CHARACTERS, FAST_FLAGS, runMdrec, TEST_MODELS, tempDirectory } from "./fixtures.js";
+import { controlCharacters, FAST_FLAGS, runMdrec, TEST_MODELS, tempDirectory } from "./fixtures.js";
 
 const directory = tempDirectory("mdrec-compare-");
 afterAll(() => directory.cleanup());
@@ -11,7 +11,10 @@ const cwd = directory.path;
 
 describe("mdrec compare", () => {
   it("trains each model, prints one table and writes results.json, results.md and report.html", async () => {
-    const run = await runMdrec(["compare", "--models", TEST_MODELS.join(","), ...FAST_FLAGS, "--out", "cmp"], { cwd });
+    const run = await runMdrec(
+      ["compare", "--models", TEST_MODELS.join(","), ...FAST_FLAGS, "--out", "cmp"],
+      { cwd },
+    );
     expect(run.stderr).toBe("");
     expect(run.code).toBe(0);
     expect(run.stdout).toContain("mdrec backend: cpu (requested by option prefer)");
@@ -19,13 +22,19 @@ describe("mdrec compare", () => {
     expect(run.stdout).toMatch(/│ AUC domain_3\s+│/);
     expect(run.stdout).toContain("Report: cmp/report.html (open it in a browser)");
     // Not a TTY: plain progress lines, no bar control characters (BAD_INPUTS 28).
-    expect(run.stdout).not.toMatch(CONTROL_CHARACTERS);
+    expect(controlCharacters(run.stdout)).toEqual([]);
     expect(run.stdout).toContain("[star] training: 3 steps");
     expect(run.stdout).toMatch(/\[star\] epoch 1\/1: loss \d/);
     const results = parseRunResults(JSON.parse(readFileSync(join(cwd, "cmp", "results.json"), "utf8")));
     expect(results.kind).toBe("compare");
     expect(results.models.map((model) => model.name)).toEqual(TEST_MODELS);
-    expect(results.config).toMatchObject({ data: "synthetic:tiny", seed: 42, epochs: 1, batchSize: 128, rows: 400 });
+    expect(results.config).toMatchObject({
+      data: "synthetic:tiny",
+      seed: 42,
+      epochs: 1,
+      batchSize: 128,
+      rows: 400,
+    });
     expect(results.environment.backend).toBe("cpu");
     expect(results.dataset).toMatchObject({ rows: 400, train: 320, validation: 40, test: 40 });
     for (const model of results.models) {
@@ -34,12 +43,16 @@ describe("mdrec compare", () => {
       expect(model.trainExamplesPerSecond).toBeGreaterThan(0);
       expect(model.parameters).toBeGreaterThan(0);
     }
-    expect(readFileSync(join(cwd, "cmp", "results.md"), "utf8")).toContain("| test metric | shared-bottom | star |");
+    expect(readFileSync(join(cwd, "cmp", "results.md"), "utf8")).toContain(
+      "| test metric | shared-bottom | star |",
+    );
     expect(readFileSync(join(cwd, "cmp", "report.html"), "utf8")).toContain('<table id="comparison">');
     expect(existsSync(join(cwd, "cmp", "mdrec.lock"))).toBe(false);
 
     // The same directory again: refused, naming the earlier run (BAD_INPUTS 27).
-    const again = await runMdrec(["compare", "--models", "shared-bottom", ...FAST_FLAGS, "--out", "cmp"], { cwd });
+    const again = await runMdrec(["compare", "--models", "shared-bottom", ...FAST_FLAGS, "--out", "cmp"], {
+      cwd,
+    });
     expect(again.code).toBe(2);
     expect(again.stderr).toBe(
       `mdrec: --out cmp already holds results of another run (mdrec compare, run ${results.runId}, written ${results.createdAt}): report.html, results.json, results.md. ` +
@@ -54,10 +67,23 @@ describe("mdrec compare", () => {
   });
 
   it("--overwrite replaces the results; --json prints one JSON document on stdout", async () => {
-    const first = await runMdrec(["compare", "--models", "shared-bottom", ...FAST_FLAGS, "--out", "json"], { cwd });
+    const first = await runMdrec(["compare", "--models", "shared-bottom", ...FAST_FLAGS, "--out", "json"], {
+      cwd,
+    });
     expect(first.code).toBe(0);
     const run = await runMdrec(
-      ["compare", "--models", "shared-bottom", ...FAST_FLAGS, "--out", "json", "--overwrite", "--json", "--seed", "3"],
+      [
+        "compare",
+        "--models",
+        "shared-bottom",
+        ...FAST_FLAGS,
+        "--out",
+        "json",
+        "--overwrite",
+        "--json",
+        "--seed",
+        "3",
+      ],
       { cwd },
     );
     expect(run.code).toBe(0);
@@ -73,7 +99,9 @@ describe("mdrec compare", () => {
   it("refuses an output directory another run is writing, with exit code 1", async () => {
     const lock = await acquireDirectoryLock(join(cwd, "locked"));
     try {
-      const run = await runMdrec(["compare", "--models", "shared-bottom", ...FAST_FLAGS, "--out", "locked"], { cwd });
+      const run = await runMdrec(["compare", "--models", "shared-bottom", ...FAST_FLAGS, "--out", "locked"], {
+        cwd,
+      });
       expect(run.code).toBe(1);
       expect(run.stderr).toMatch(/^mdrec: --out locked: .* is in use by another run \(pid \d+/);
       expect(run.stderr).not.toContain("    at ");

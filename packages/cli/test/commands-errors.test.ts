@@ -25,7 +25,10 @@ async function expectUsage(args: string[], message: string | RegExp, env: Record
 
 describe("bad usage exits with code 2 and names the argument and the value (BAD_INPUTS 26)", () => {
   it("unknown flag, unknown command, missing argument, no command", async () => {
-    await expectUsage(["compare", "--epoch", "2"], "mdrec: unknown option '--epoch'\n(Did you mean --epochs?)");
+    await expectUsage(
+      ["compare", "--epoch", "2"],
+      "mdrec: unknown option '--epoch'\n(Did you mean --epochs?)",
+    );
     await expectUsage(["comparre"], "mdrec: unknown command 'comparre'\n(Did you mean compare?)");
     await expectUsage(["report"], "mdrec: missing required argument 'results'");
     await expectUsage(["compare", "--data"], "mdrec: option '--data <source>' argument missing");
@@ -45,15 +48,27 @@ describe("bad usage exits with code 2 and names the argument and the value (BAD_
   });
 
   it("malformed data arguments", async () => {
-    await expectUsage(["compare", "--data", "csv:"], 'mdrec: --data "csv:": "csv:" must be followed by a path (the file)');
-    await expectUsage(["train", "--model", "shared-bottom", "--data", "csv:clicks.csv"], 'mdrec: --data "csv:clicks.csv" needs --schema <file>');
-    await expectUsage(["compare", "--data", "movielens:x"], 'unknown data kind "movielens" (did you mean "movielens-1m"?)');
+    await expectUsage(
+      ["compare", "--data", "csv:"],
+      'mdrec: --data "csv:": "csv:" must be followed by a path (the file)',
+    );
+    await expectUsage(
+      ["train", "--model", "shared-bottom", "--data", "csv:clicks.csv"],
+      'mdrec: --data "csv:clicks.csv" needs --schema <file>',
+    );
+    await expectUsage(
+      ["compare", "--data", "movielens:x"],
+      'unknown data kind "movielens" (did you mean "movielens-1m"?)',
+    );
     await expectUsage(["data", "inspect", "--data", "synthetic:huge"], 'unknown synthetic preset "huge"');
     await expectUsage(["data", "inspect", "--data", "movielens-1m:no-such-dir"], /no-such-dir/);
   });
 
   it("unknown model names list the known ones (BAD_INPUTS 13)", async () => {
-    const run = await expectUsage(["compare", "--models", "shared-bottom,mmeo", "--backend", "cpu"], /^mdrec: Unknown model "mmeo"\./);
+    const run = await expectUsage(
+      ["compare", "--models", "shared-bottom,mmeo", "--backend", "cpu"],
+      /^mdrec: Unknown model "mmeo"\./,
+    );
     expect(run.stderr).toContain('Did you mean "mmoe"? Known models: "shared-bottom", "mmoe"');
     await expectUsage(["train", "--model", "nope", "--backend", "cpu"], 'Unknown model "nope"');
     // Nothing was written for a refused command.
@@ -61,11 +76,26 @@ describe("bad usage exits with code 2 and names the argument and the value (BAD_
   });
 
   it("bad flag values and bad config files (BAD_INPUTS 15, 16)", async () => {
-    await expectUsage(["compare", "--epochs", "0"], "mdrec: --epochs must be a positive integer, received 0\n");
-    await expectUsage(["compare", "--batch-size", "-8"], "mdrec: --batch-size must be a positive integer, received -8\n");
-    await expectUsage(["compare", "--learning-rate", "NaN"], "mdrec: --learning-rate must be a finite number > 0, received NaN\n");
-    await expectUsage(["train", "--seed", "abc"], 'mdrec: --seed must be a non-negative integer, received "abc"\n');
-    await expectUsage(["compare", "--split", "0.5,0.5"], "--split must be three fractions [train, validation, test] summing to 1");
+    await expectUsage(
+      ["compare", "--epochs", "0"],
+      "mdrec: --epochs must be a positive integer, received 0\n",
+    );
+    await expectUsage(
+      ["compare", "--batch-size", "-8"],
+      "mdrec: --batch-size must be a positive integer, received -8\n",
+    );
+    await expectUsage(
+      ["compare", "--learning-rate", "NaN"],
+      "mdrec: --learning-rate must be a finite number > 0, received NaN\n",
+    );
+    await expectUsage(
+      ["train", "--seed", "abc"],
+      'mdrec: --seed must be a non-negative integer, received "abc"\n',
+    );
+    await expectUsage(
+      ["compare", "--split", "0.5,0.5"],
+      "--split must be three fractions [train, validation, test] summing to 1",
+    );
     await expectUsage(
       ["compare", "--config", config("typo.yaml", "epoch: 2\n")],
       'mdrec: Unknown config key "epoch" in typo.yaml. Did you mean "epochs"?\n',
@@ -78,7 +108,10 @@ describe("bad usage exits with code 2 and names the argument and the value (BAD_
       ["compare", "--config", config("nan.yaml", "learningRate: .nan\nepochs: -1\n")],
       'config key "epochs" in nan.yaml must be a positive integer, received -1\nconfig key "learningRate" in nan.yaml must be a finite number > 0, received NaN\n',
     );
-    await expectUsage(["compare", "--config", "absent.yaml"], "mdrec: Cannot read config file absent.yaml (--config): no such file");
+    await expectUsage(
+      ["compare", "--config", "absent.yaml"],
+      "mdrec: Cannot read config file absent.yaml (--config): no such file",
+    );
     // A flag fixes a bad file value: flags win.
     const fixed = await runMdrec(
       ["data", "inspect", "--config", config("seed.yaml", "seed: -1\ndata: synthetic:tiny\n"), "--seed", "3"],
@@ -119,9 +152,13 @@ describe("bad usage exits with code 2 and names the argument and the value (BAD_
     );
     expect(fallback.code, fallback.stderr).toBe(0);
     expect(fallback.stdout).toMatch(/^mdrec backend: (wasm|cpu) \(.*\bnode\b.*\)$/m);
-    const fromEnv = await expectUsage(["bench", "--data", "synthetic:tiny"], /^mdrec: Backend "node" requested by environment variable MDREC_BACKEND could not load/, {
-      MDREC_BACKEND: "node",
-    });
+    const fromEnv = await expectUsage(
+      ["bench", "--data", "synthetic:tiny"],
+      /^mdrec: Backend "node" requested by environment variable MDREC_BACKEND could not load/,
+      {
+        MDREC_BACKEND: "node",
+      },
+    );
     expect(fromEnv.stderr).toContain("pass --allow-backend-fallback");
   });
 

@@ -34,11 +34,34 @@ writeCsvFixture();
 describe("mdrec bench", () => {
   it("prints train and inference examples/s per model", async () => {
     const run = await runMdrec(
-      ["bench", "--models", "shared-bottom", "--data", "synthetic:tiny", "--rows", "600", "--steps", "2", "--batch-size", "64", "--backend", "cpu", "--json"],
+      [
+        "bench",
+        "--models",
+        "shared-bottom",
+        "--data",
+        "synthetic:tiny",
+        "--rows",
+        "600",
+        "--steps",
+        "2",
+        "--batch-size",
+        "64",
+        "--backend",
+        "cpu",
+        "--json",
+      ],
       { cwd },
     );
     expect(run.code).toBe(0);
-    const printed = JSON.parse(run.stdout) as { backend: string; results: { model: string; trainExamplesPerSecond: number; inferenceExamplesPerSecond: number; steps: number }[] };
+    const printed = JSON.parse(run.stdout) as {
+      backend: string;
+      results: {
+        model: string;
+        trainExamplesPerSecond: number;
+        inferenceExamplesPerSecond: number;
+        steps: number;
+      }[];
+    };
     expect(printed.backend).toBe("cpu");
     expect(printed.results).toHaveLength(1);
     expect(printed.results[0]!).toMatchObject({ model: "shared-bottom", steps: 2 });
@@ -58,10 +81,18 @@ describe("mdrec data inspect", () => {
   });
 
   it("reads a CSV through its schema file, as JSON", async () => {
-    const run = await runMdrec(["data", "inspect", "--data", "csv:clicks.csv", "--schema", "schema.json", "--json"], { cwd });
+    const run = await runMdrec(
+      ["data", "inspect", "--data", "csv:clicks.csv", "--schema", "schema.json", "--json"],
+      { cwd },
+    );
     expect(run.stderr).toBe("");
     expect(run.code).toBe(0);
-    const summary = JSON.parse(run.stdout) as { rows: number; users: number; domains: { name: string; rows: number }[]; features: { name: string; values: number }[] };
+    const summary = JSON.parse(run.stdout) as {
+      rows: number;
+      users: number;
+      domains: { name: string; rows: number }[];
+      features: { name: string; values: number }[];
+    };
     expect(summary.rows).toBe(240);
     expect(summary.users).toBe(17);
     expect(summary.domains.map((domain) => domain.rows)).toEqual([160, 80]);
@@ -72,25 +103,49 @@ describe("mdrec data inspect", () => {
   });
 
   it("names a missing data file and a missing schema file", async () => {
-    const noFile = await runMdrec(["data", "inspect", "--data", "csv:nope.csv", "--schema", "schema.json"], { cwd });
+    const noFile = await runMdrec(["data", "inspect", "--data", "csv:nope.csv", "--schema", "schema.json"], {
+      cwd,
+    });
     expect(noFile.code).toBe(2);
     expect(noFile.stderr).toContain("nope.csv");
-    const noSchema = await runMdrec(["data", "inspect", "--data", "csv:clicks.csv", "--schema", "missing.json"], { cwd });
+    const noSchema = await runMdrec(
+      ["data", "inspect", "--data", "csv:clicks.csv", "--schema", "missing.json"],
+      { cwd },
+    );
     expect(noSchema.code).toBe(2);
     expect(noSchema.stderr).toContain('schema file "');
-    expect(noSchema.stderr).toContain("missing.json\" does not exist");
+    expect(noSchema.stderr).toContain('missing.json" does not exist');
   });
 });
 
 describe("mdrec train on a CSV", () => {
   it("fits encoders on the training rows and saves them for eval", async () => {
     const run = await runMdrec(
-      ["train", "--model", "shared-bottom", "--data", "csv:clicks.csv", "--schema", "schema.json", "--epochs", "1", "--batch-size", "64", "--backend", "cpu", "--out", "csv-run"],
+      [
+        "train",
+        "--model",
+        "shared-bottom",
+        "--data",
+        "csv:clicks.csv",
+        "--schema",
+        "schema.json",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "64",
+        "--backend",
+        "cpu",
+        "--out",
+        "csv-run",
+      ],
       { cwd },
     );
     expect(run.stderr).toBe("");
     expect(run.code).toBe(0);
-    const evaluation = await runMdrec(["eval", "--model-dir", "csv-run/model", "--backend", "cpu", "--json"], { cwd });
+    const evaluation = await runMdrec(
+      ["eval", "--model-dir", "csv-run/model", "--backend", "cpu", "--json"],
+      { cwd },
+    );
     expect(evaluation.code).toBe(0);
     expect(JSON.parse(evaluation.stdout)).toMatchObject({
       model: "shared-bottom",

@@ -24,7 +24,9 @@ function write(name: string, content: string): string {
 
 async function fromFile(name: string, content: string, flags: Record<string, unknown> = {}, env = {}) {
   const path = write(name, content);
-  return validateConfig(mergeConfigLayers({ path, values: await readConfigFile(path, directory.path) }, env, flags));
+  return validateConfig(
+    mergeConfigLayers({ path, values: await readConfigFile(path, directory.path) }, env, flags),
+  );
 }
 
 function expectConfigError(run: () => unknown, ...fragments: string[]) {
@@ -42,7 +44,6 @@ describe("config schema", () => {
   it("fills the documented defaults", () => {
     const config = validateConfig(mergeConfigLayers(undefined, {}, {}));
     expect(config).toMatchObject({
-      data: "synthetic",
       model: "cesaa",
       modelOptions: {},
       allowBackendFallback: false,
@@ -55,6 +56,7 @@ describe("config schema", () => {
       json: false,
     });
     expect(config.epochs).toBeUndefined();
+    expect(config.data).toBeUndefined();
     expect(config.backend).toBeUndefined();
   });
 
@@ -71,7 +73,12 @@ describe("config schema", () => {
     expect(yaml.models).toEqual(["mmoe", "cesaa"]);
     expect(yaml.earlyStopping).toEqual({ metric: "auc", patience: 2 });
     expect(yaml.modelOptions).toEqual({ cesaa: { k: 2 } });
-    const json = await fromFile("run.json", JSON.stringify({ seed: 7, data: "synthetic:tiny" }), { backend: "cpu" }, { MDREC_BACKEND: "wasm" });
+    const json = await fromFile(
+      "run.json",
+      JSON.stringify({ seed: 7, data: "synthetic:tiny" }),
+      { backend: "cpu" },
+      { MDREC_BACKEND: "wasm" },
+    );
     expect(json).toMatchObject({ seed: 7, data: "synthetic:tiny", backend: "cpu" });
   });
 
@@ -128,9 +135,13 @@ describe("config schema", () => {
     );
     await expect(readConfigFile(".", directory.path)).rejects.toThrow("it is a directory");
     write("broken.yaml", "epochs: 3\n  batchSize: [1\n");
-    await expect(readConfigFile("broken.yaml", directory.path)).rejects.toThrow(/^Config file broken\.yaml:\d+:\d+ is not valid YAML: /);
+    await expect(readConfigFile("broken.yaml", directory.path)).rejects.toThrow(
+      /^Config file broken\.yaml:\d+:\d+ is not valid YAML: /,
+    );
     write("broken.json", '{"epochs": 3,,}');
-    await expect(readConfigFile("broken.json", directory.path)).rejects.toThrow(/^Config file broken\.json is not valid JSON/);
+    await expect(readConfigFile("broken.json", directory.path)).rejects.toThrow(
+      /^Config file broken\.json is not valid JSON/,
+    );
     write("list.yaml", "- epochs\n");
     await expect(readConfigFile("list.yaml", directory.path)).rejects.toThrow(
       'Config file list.yaml must hold an object of config keys, received ["epochs"]',

@@ -18,10 +18,20 @@ describe("parseDataArgument", () => {
     expect(parseDataArgument("synthetic:tiny")).toEqual({ kind: "synthetic", preset: "tiny" });
     expect(parseDataArgument("synthetic:small")).toEqual({ kind: "synthetic", preset: "small" });
     expect(parseDataArgument("movielens-1m:./ml-1m")).toEqual({ kind: "movielens-1m", path: "./ml-1m" });
-    expect(parseDataArgument("movielens-100k:/data/ml-100k")).toEqual({ kind: "movielens-100k", path: "/data/ml-100k" });
+    expect(parseDataArgument("movielens-100k:/data/ml-100k")).toEqual({
+      kind: "movielens-100k",
+      path: "/data/ml-100k",
+    });
     expect(parseDataArgument("kuairand:log.csv")).toEqual({ kind: "kuairand", path: "log.csv" });
-    expect(parseDataArgument("ali-ccp:C:\\data\\train.csv")).toEqual({ kind: "ali-ccp", path: "C:\\data\\train.csv" });
-    expect(parseDataArgument("csv:clicks.csv", "schema.json")).toEqual({ kind: "csv", path: "clicks.csv", schema: "schema.json" });
+    expect(parseDataArgument("ali-ccp:C:\\data\\train.csv")).toEqual({
+      kind: "ali-ccp",
+      path: "C:\\data\\train.csv",
+    });
+    expect(parseDataArgument("csv:clicks.csv", "schema.json")).toEqual({
+      kind: "csv",
+      path: "clicks.csv",
+      schema: "schema.json",
+    });
     expect(parseDataArgument("parquet:clicks.parquet", "s.yaml")).toEqual({
       kind: "parquet",
       path: "clicks.parquet",
@@ -36,7 +46,9 @@ describe("parseDataArgument", () => {
     expect(usageError(() => parseDataArgument("movielens-1m")).message).toContain(
       '--data "movielens-1m": "movielens-1m:" must be followed by a path (the directory holding users.dat, movies.dat and ratings.dat)',
     );
-    expect(usageError(() => parseDataArgument("parquet:   ", "s.json")).message).toContain('"parquet:" must be followed by a path');
+    expect(usageError(() => parseDataArgument("parquet:   ", "s.json")).message).toContain(
+      '"parquet:" must be followed by a path',
+    );
   });
 
   it("refuses csv and parquet without --schema", () => {
@@ -49,11 +61,15 @@ describe("parseDataArgument", () => {
     expect(usageError(() => parseDataArgument("movielens:x")).message).toMatch(
       /^--data "movielens:x": unknown data kind "movielens" \(did you mean "movielens-1m"\?\); expected one of synthetic, movielens-1m:<path>/,
     );
-    expect(usageError(() => parseDataArgument("s3://bucket/file")).message).toContain('unknown data kind "s3"');
+    expect(usageError(() => parseDataArgument("s3://bucket/file")).message).toContain(
+      'unknown data kind "s3"',
+    );
     expect(usageError(() => parseDataArgument("synthetic:huge")).message).toBe(
       '--data "synthetic:huge": unknown synthetic preset "huge"; presets: tiny, small, default',
     );
-    expect(usageError(() => parseDataArgument("synthetic:smal")).message).toContain('(did you mean "synthetic:small"?)');
+    expect(usageError(() => parseDataArgument("synthetic:smal")).message).toContain(
+      '(did you mean "synthetic:small"?)',
+    );
   });
 
   it("describes sources canonically", () => {

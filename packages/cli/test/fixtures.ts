@@ -50,7 +50,9 @@ function model(name: string, auc: number, options: { moe: boolean; numExperts?: 
           {
             gate: "gate 0",
             utilisation: domains.map((domain) =>
-              Array.from({ length: numExperts }, (_, expert) => (expert === domain ? 0.7 : 0.3 / (numExperts - 1))),
+              Array.from({ length: numExperts }, (_, expert) =>
+                expert === domain ? 0.7 : 0.3 / (numExperts - 1),
+              ),
             ),
             mutualInformation: 0.42,
           },
@@ -67,8 +69,21 @@ export function sampleResults(overrides: Partial<RunResults> = {}): RunResults {
     runId: "run-fixture",
     createdAt: "2025-01-02T03:04:05.000Z",
     totalSeconds: 8.5,
-    config: { data: "synthetic:tiny", seed: 7, epochs: 2, batchSize: 256, models: ["cesaa", "shared-bottom"] },
-    environment: { mdrec: "0.1.0", tfjs: "4.22.0", node: "v20.0.0", platform: "linux x64", backend: "cpu", threads: 1 },
+    config: {
+      data: "synthetic:tiny",
+      seed: 7,
+      epochs: 2,
+      batchSize: 256,
+      models: ["cesaa", "shared-bottom"],
+    },
+    environment: {
+      mdrec: "0.1.0",
+      tfjs: "4.22.0",
+      node: "v20.0.0",
+      platform: "linux x64",
+      backend: "cpu",
+      threads: 1,
+    },
     dataset: {
       source: "synthetic:tiny",
       rows: 2000,
@@ -103,11 +118,32 @@ export async function runMdrec(
   return { code, stdout: io.stdout.text, stderr: io.stderr.text };
 }
 
-/** Anything a terminal interprets: ESC sequences, carriage returns, other C0 controls but newline. */
-export const CONTROL_CHARACTERS = /[\u0000-\u0009\u000b-\u001f\u007f]/;
+/**
+ * The control characters in `text` that a terminal would interpret (ESC sequences, carriage
+ * returns, other C0 controls and DEL), newline excepted. Empty for plain log output.
+ */
+export function controlCharacters(text: string): string[] {
+  const found = new Set<string>();
+  for (const character of text) {
+    const code = character.charCodeAt(0);
+    if ((code < 0x20 && code !== 0x0a) || code === 0x7f) found.add(`U+${code.toString(16).padStart(4, "0")}`);
+  }
+  return [...found];
+}
 
 /** The two models every command test trains: one with gates (routing in the results) and one without. */
 export const TEST_MODELS = ["shared-bottom", "star"];
 
 /** Flags of a small, fast run: tiny synthetic data, one epoch, cpu. */
-export const FAST_FLAGS = ["--data", "synthetic:tiny", "--rows", "400", "--epochs", "1", "--batch-size", "128", "--backend", "cpu"];
+export const FAST_FLAGS = [
+  "--data",
+  "synthetic:tiny",
+  "--rows",
+  "400",
+  "--epochs",
+  "1",
+  "--batch-size",
+  "128",
+  "--backend",
+  "cpu",
+];

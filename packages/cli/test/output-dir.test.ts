@@ -29,9 +29,14 @@ describe("openOutputDirectory", () => {
   it("refuses a directory holding another run's results unless overwrite (BAD_INPUTS 27)", async () => {
     const path = fresh();
     mkdirSync(path);
-    writeFileSync(join(path, "results.json"), JSON.stringify({ kind: "compare", runId: "run-1", createdAt: "2025-01-01T00:00:00Z" }));
+    writeFileSync(
+      join(path, "results.json"),
+      JSON.stringify({ kind: "compare", runId: "run-1", createdAt: "2025-01-01T00:00:00Z" }),
+    );
     writeFileSync(join(path, "report.html"), "<html></html>");
-    const refusal = await openOutputDirectory(path, { overwrite: false, cwd: root.path }).catch((error: unknown) => error);
+    const refusal = await openOutputDirectory(path, { overwrite: false, cwd: root.path }).catch(
+      (error: unknown) => error,
+    );
     expect(refusal).toBeInstanceOf(UsageError);
     expect(exitCodeFor(refusal)).toBe(EXIT_USAGE);
     expect((refusal as Error).message).toBe(
@@ -55,17 +60,23 @@ describe("openOutputDirectory", () => {
     );
     const file = join(root.path, "a-file");
     writeFileSync(file, "x");
-    await expect(openOutputDirectory(file, { overwrite: true, cwd: root.path })).rejects.toThrow("--out a-file is a file, not a directory");
+    await expect(openOutputDirectory(file, { overwrite: true, cwd: root.path })).rejects.toThrow(
+      "--out a-file is a file, not a directory",
+    );
   });
 
   it("refuses a directory another live run is writing (BAD_INPUTS 25) with exit code 1", async () => {
     const path = fresh();
     const held = await acquireDirectoryLock(path);
     try {
-      const refusal = await openOutputDirectory(path, { overwrite: true, cwd: root.path }).catch((error: unknown) => error);
+      const refusal = await openOutputDirectory(path, { overwrite: true, cwd: root.path }).catch(
+        (error: unknown) => error,
+      );
       expect(refusal).toBeInstanceOf(OutputLockedError);
       expect(exitCodeFor(refusal)).toBe(EXIT_RUNTIME);
-      expect((refusal as Error).message).toMatch(new RegExp(`^--out out-3: .* in use by another run \\(pid ${process.pid}`));
+      expect((refusal as Error).message).toMatch(
+        new RegExp(`^--out out-3: .* in use by another run \\(pid ${process.pid}`),
+      );
     } finally {
       await held.release();
     }
@@ -76,14 +87,25 @@ describe("openOutputDirectory", () => {
   it("takes over the lock of a run that died", async () => {
     const path = fresh();
     mkdirSync(path);
-    const child = spawnSync(process.execPath, ["-e", "process.stdout.write(String(process.pid))"], { encoding: "utf8" });
+    const child = spawnSync(process.execPath, ["-e", "process.stdout.write(String(process.pid))"], {
+      encoding: "utf8",
+    });
     const deadPid = Number(child.stdout);
     writeFileSync(
       join(path, LOCK_FILE),
-      JSON.stringify({ pid: deadPid, hostname: hostname(), startedAt: "2025-01-01T00:00:00Z", token: "dead" }),
+      JSON.stringify({
+        pid: deadPid,
+        hostname: hostname(),
+        startedAt: "2025-01-01T00:00:00Z",
+        token: "dead",
+      }),
     );
     const warnings: string[] = [];
-    const directory = await openOutputDirectory(path, { overwrite: false, cwd: root.path, onWarning: (message) => warnings.push(message) });
+    const directory = await openOutputDirectory(path, {
+      overwrite: false,
+      cwd: root.path,
+      onWarning: (message) => warnings.push(message),
+    });
     expect(warnings.join("\n")).toContain(`pid ${deadPid}`);
     await directory.release();
     expect(existsSync(join(path, LOCK_FILE))).toBe(false);

@@ -12,7 +12,9 @@ import { sampleResults, tempDirectory } from "./fixtures.js";
 const CHROMIUM = process.env.MDREC_CHROMIUM ?? "/usr/bin/chromium";
 const available = existsSync(CHROMIUM);
 if (!available) {
-  console.warn(`report-browser.test.ts skipped: no Chromium at ${CHROMIUM} (apt-get install -y chromium, or set MDREC_CHROMIUM)`);
+  console.warn(
+    `report-browser.test.ts skipped: no Chromium at ${CHROMIUM} (apt-get install -y chromium, or set MDREC_CHROMIUM)`,
+  );
 }
 
 describe.skipIf(!available)("report.html in headless Chromium", () => {
@@ -52,7 +54,9 @@ describe.skipIf(!available)("report.html in headless Chromium", () => {
     });
     await page.goto(pathToFileURL(path).href, { waitUntil: "load" });
 
-    const rows = await page.$$eval("#comparison tbody tr", (elements) => elements.map((row) => row.getAttribute("data-model")));
+    const rows = await page.$$eval("#comparison tbody tr", (elements) =>
+      elements.map((row) => row.getAttribute("data-model")),
+    );
     expect(rows).toEqual(results.models.map((model) => model.name));
     const headerCells = await page.$$eval("#comparison thead th", (elements) => elements.length);
     expect(headerCells).toBe(3 + results.dataset.domainNames.length + 5);
@@ -67,9 +71,14 @@ describe.skipIf(!available)("report.html in headless Chromium", () => {
           id: figure.getAttribute("data-chart"),
           width: box?.width ?? 0,
           height: box?.height ?? 0,
-          marks: svg ? svg.querySelectorAll("g.role-mark path, g.role-mark line, g.role-mark rect, g.role-mark text").length : 0,
+          marks: svg
+            ? svg.querySelectorAll("g.role-mark path, g.role-mark line, g.role-mark rect, g.role-mark text")
+                .length
+            : 0,
           dataMarks: svg
-            ? svg.querySelectorAll("g.mark-rect.role-mark path, g.mark-line.role-mark path, g.mark-symbol.role-mark path").length
+            ? svg.querySelectorAll(
+                "g.mark-rect.role-mark path, g.mark-line.role-mark path, g.mark-symbol.role-mark path",
+              ).length
             : 0,
         };
       }),
@@ -99,7 +108,8 @@ describe.skipIf(!available)("report.html in headless Chromium", () => {
     const screenshot = join(directory.path, "report.png");
     await page.screenshot({ path: screenshot, fullPage: true });
     expect(statSync(screenshot).size).toBeGreaterThan(10_000);
-    if (process.env.MDREC_KEEP_SCREENSHOT) writeFileSync(process.env.MDREC_KEEP_SCREENSHOT, await page.screenshot({ fullPage: true }));
+    if (process.env.MDREC_KEEP_SCREENSHOT)
+      writeFileSync(process.env.MDREC_KEEP_SCREENSHOT, await page.screenshot({ fullPage: true }));
     await page.close();
   });
 });

@@ -14,12 +14,23 @@ describe("renderReport", () => {
     const urls = [...html.matchAll(/https?:\/\/[^\s"')]+/g)].map((match) => match[0]);
     expect(new Set(urls)).toEqual(new Set(["http://www.w3.org/2000/svg", "http://www.w3.org/1999/xlink"]));
     const charts = reportCharts(results);
-    const figures = [...html.matchAll(/<figure id="([^"]+)"[^>]*>\s*<h3>[^<]*<\/h3>\s*<svg/g)].map((match) => match[1]);
+    const figures = [...html.matchAll(/<figure id="([^"]+)"[^>]*>\s*<h3>[^<]*<\/h3>\s*<svg/g)].map(
+      (match) => match[1],
+    );
     expect(figures).toEqual([...charts.main, ...charts.routing].map((chart) => chart.id));
     expect(html.match(/<tr data-model=/g)).toHaveLength(2);
-    expect(html).toContain("Best test AUC: <strong>cesaa</strong> with 0.7400, 0.0400 ahead of <strong>shared-bottom</strong>.");
+    expect(html).toContain(
+      "Best test AUC: <strong>cesaa</strong> with 0.7400, 0.0400 ahead of <strong>shared-bottom</strong>.",
+    );
     expect(html).toContain("No gates, so no routing: shared-bottom.");
-    for (const fact of ["synthetic:tiny", "seed", "cpu", "4.22.0", "2025-01-02T03:04:05.000Z", "run-fixture"]) {
+    for (const fact of [
+      "synthetic:tiny",
+      "seed",
+      "cpu",
+      "4.22.0",
+      "2025-01-02T03:04:05.000Z",
+      "run-fixture",
+    ]) {
       expect(html).toContain(fact);
     }
   });
@@ -39,7 +50,8 @@ describe("renderReport", () => {
   it("draws one heatmap per gate with a cell per domain and expert", () => {
     const results = sampleResults();
     const chart = reportCharts(results).routing[0]!;
-    const values = (chart.spec.data as { values: { domain: string; expert: string; share: number }[] }).values;
+    const values = (chart.spec.data as { values: { domain: string; expert: string; share: number }[] })
+      .values;
     expect(values).toHaveLength(3 * 4);
     expect(values[0]).toEqual({ domain: "domain_0", expert: "E0", share: 0.7 });
   });

@@ -2,7 +2,7 @@ import { DataError } from "@mdrec/core";
 import { describe, expect, it } from "vitest";
 import { parseRunResults, stringifyRunResults } from "../src/results.js";
 import { comparisonRows, formatSeconds, renderComparisonTable, renderResultsMarkdown } from "../src/table.js";
-import { sampleResults } from "./fixtures.js";
+import { controlCharacters, sampleResults } from "./fixtures.js";
 
 describe("results file", () => {
   it("round-trips through JSON and the schema; non-finite numbers become null", () => {
@@ -14,16 +14,22 @@ describe("results file", () => {
   });
 
   it("names the file, the key path and the value of the first problem", () => {
-    const broken = JSON.parse(stringifyRunResults(sampleResults())) as Record<string, any>;
+    const broken = JSON.parse(stringifyRunResults(sampleResults()));
     broken.models[1].test.overall.auc = "high";
     expect(() => parseRunResults(broken, "out/results.json")).toThrow(DataError);
     expect(() => parseRunResults(broken, "out/results.json")).toThrow(
       'out/results.json is not an mdrec results file: models[1].test.overall.auc expected number, received string; received "high"',
     );
     delete broken.models;
-    expect(() => parseRunResults(broken, "r.json")).toThrow(/models expected array, received undefined; received nothing \(missing\)/);
-    expect(() => parseRunResults([1, 2], "r.json")).toThrow("r.json is not an mdrec results file: (top level)");
-    expect(() => parseRunResults({ ...sampleResults(), formatVersion: 99 }, "r.json")).toThrow(/formatVersion .*received 99/);
+    expect(() => parseRunResults(broken, "r.json")).toThrow(
+      /models expected array, received undefined; received nothing \(missing\)/,
+    );
+    expect(() => parseRunResults([1, 2], "r.json")).toThrow(
+      "r.json is not an mdrec results file: (top level)",
+    );
+    expect(() => parseRunResults({ ...sampleResults(), formatVersion: 99 }, "r.json")).toThrow(
+      /formatVersion .*received 99/,
+    );
   });
 });
 
@@ -53,7 +59,7 @@ describe("comparison table", () => {
 
   it("renders for a terminal without colour codes, and as Markdown", () => {
     const text = renderComparisonTable(sampleResults());
-    expect(text).not.toMatch(/\u001b/);
+    expect(controlCharacters(text)).toEqual([]);
     expect(text).toContain("│ AUC overall      │ *0.7400 │        0.7000 │");
     const markdown = renderResultsMarkdown(sampleResults());
     expect(markdown).toContain("| test metric | cesaa | shared-bottom |");

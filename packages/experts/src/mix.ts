@@ -30,7 +30,9 @@ export function denseWeights(routing: Pick<Routing, "indices" | "weights">, numE
   return tf.tidy(() => {
     const [batch, slots] = routing.indices.shape as [number, number];
     // int32 one-hot then cast: wasm's OneHot with dtype float32 writes integer bit patterns.
-    const oneHot = tf.cast(tf.oneHot(routing.indices, numExperts), "float32"); // [B, k, N]
+    // tf.oneHot refuses depth 1, so a pool of one expert takes depth 2 and drops the extra column.
+    const depth = Math.max(numExperts, 2);
+    const oneHot = tf.slice(tf.cast(tf.oneHot(routing.indices, depth), "float32"), 0, [batch, slots, numExperts]); // [B, k, N]
     const slotWeights = tf.reshape(routing.weights, [batch, slots, 1]); // [B, k, 1]
     return tf.sum(tf.mul(oneHot, slotWeights), 1) as tf.Tensor2D; // [B, N]
   });

@@ -15,8 +15,9 @@ import {
   trainStep,
 } from "./training.js";
 
-// Held-out AUC every model must beat after 2 epochs on 6.4k rows (tiny presets). A domain-blind constant
-// scores 0.5 and the Bayes-optimal scorer about 0.83 on this data; the models land around 0.7.
+// Held-out AUC every model must beat after one epoch (50 Adam steps, lr 5e-3, batch 128) on 6.4k
+// rows with its tiny preset. A constant scores 0.5 and the Bayes-optimal scorer about 0.83 on this
+// data; the four baselines land between 0.65 and 0.68.
 const AUC_THRESHOLD = 0.62;
 
 const { data, train, test } = syntheticSplits(7, 8000);
@@ -48,11 +49,10 @@ describe.each(names)("model %s", (name) => {
     setGlobalSeed(11);
     const model = create(name);
     const before = datasetAuc(model, test);
-    const losses = trainModel(model, train, { epochs: 2, seed: 5 });
+    trainModel(model, train, { epochs: 1, batchSize: 128, learningRate: 5e-3, seed: 5 });
     const after = datasetAuc(model, test);
-    expect(losses[1]).toBeLessThan(losses[0]!);
     expect(after).toBeGreaterThan(AUC_THRESHOLD);
-    expect(after).toBeGreaterThan(before);
+    expect(after).toBeGreaterThan(before + 0.05);
     model.dispose();
   });
 

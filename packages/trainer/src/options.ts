@@ -37,7 +37,7 @@ export interface EarlyStoppingOptions {
 
 /** Options of {@link fit}. Every key is optional. */
 export interface FitOptions {
-  /** Data evaluated after every epoch (or every `evaluateEvery` steps). */
+  /** Data evaluated after every epoch (or every `evaluateEvery` steps), `batchSize` rows per pass. */
   validation?: ColumnarDataset;
   /** Passes over the training data. Defaults to 10. */
   epochs?: number;

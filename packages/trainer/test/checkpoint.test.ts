@@ -252,6 +252,32 @@ describe("checkpoints", () => {
     for (const created of [model, best, last]) created.dispose();
   });
 
+  it("resuming a run that early stopping ended trains nothing and restores its best weights", async () => {
+    const checkpointDir = await directory();
+    const options: FitOptions = {
+      ...base,
+      epochs: 10,
+      checkpointDir,
+      earlyStopping: { metric: "logloss", patience: 2, minDelta: 10 }, // stops after epoch 2
+    };
+    const model = makeModel();
+    const stopped = await fit(model, train, options);
+    expect(stopped.stoppedEarly).toBe(true);
+    const again = makeModel({ seed: 100 });
+    let steps = 0;
+    const resumed = await fit(again, train, {
+      ...options,
+      resume: true,
+      callbacks: { onStep: () => void steps++ },
+    });
+    expect(steps).toBe(0);
+    expect(resumed).toMatchObject({ stoppedEarly: true, restoredBestWeights: true, steps: 18, bestEpoch: 0 });
+    expect(stripTimes(resumed.history)).toEqual(stripTimes(stopped.history));
+    expect(readWeights(again)).toEqual(readWeights(model));
+    model.dispose();
+    again.dispose();
+  });
+
   it("refuses a second run on a directory in use (lock), then accepts it once the first ends", async () => {
     const checkpointDir = await directory();
     let release!: () => void;

@@ -11,12 +11,16 @@ afterAll(async () => {
   for (const created of directories) await removeDirectory(created);
 });
 
+// Small layer widths keep the tests fast; every other option is the model's default.
+const SMALL: Record<string, Record<string, unknown>> = { star: { fcnUnits: [16, 8], auxiliaryUnits: [8] } };
+
 function create(name: string) {
   return createModel(name, {
     features: data.features,
     numDomains: data.numDomains,
     embeddingDim: 4,
     seed: 5,
+    ...SMALL[name],
   });
 }
 

@@ -6,8 +6,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
-  DatasetEncoders,
   type DataSchema,
+  DatasetEncoders,
   HashingEncoder,
   loadDataset,
   loadMovieLens1M,
@@ -44,7 +44,7 @@ async function writeRatings(path: string, rows: number, quoted: boolean): Promis
     const time = 956703932 + (next() % 90_000_000);
     text += quoted ? `"${user}",${movie},${rating},${time}\n` : `${user}::${movie}::${rating}::${time}\n`;
     if (text.length > 1 << 20) {
-      if (!out.write(text)) await new Promise((resolve) => out.once("drain", resolve));
+      if (!out.write(text)) await once(out, "drain");
       text = "";
     }
   }
@@ -78,7 +78,10 @@ async function timed<T>(work: () => Promise<T>): Promise<{ result: T; seconds: n
 }
 
 /** The best (fastest) of `repeats` runs, after one warm-up run that lets the JIT settle. */
-async function best<T>(repeats: number, work: () => Promise<T>): Promise<{ result: T; seconds: number; cpuSeconds: number }> {
+async function best<T>(
+  repeats: number,
+  work: () => Promise<T>,
+): Promise<{ result: T; seconds: number; cpuSeconds: number }> {
   await work();
   let fastest: { result: T; seconds: number; cpuSeconds: number } | undefined;
   for (let run = 0; run < repeats; run++) {
@@ -115,7 +118,13 @@ async function childMain(path: string): Promise<void> {
     user_id: new HashingEncoder(1 << 16),
     movie_id: new HashingEncoder(1 << 16),
   });
-  const source = { path, delimiter: "::", header: false, columns: ["UserID", "MovieID", "Rating", "Timestamp"], quote: false as const };
+  const source = {
+    path,
+    delimiter: "::",
+    header: false,
+    columns: ["UserID", "MovieID", "Rating", "Timestamp"],
+    quote: false as const,
+  };
   const { result, seconds, cpuSeconds } = await timed(async () => {
     let rows = 0;
     let positives = 0;
@@ -233,7 +242,8 @@ export const suite: BenchSuite = {
         await writeRatings(path, streamRows, false);
         const result = await runChild(path);
         await rm(path, { force: true });
-        if (result.rows !== streamRows) throw new Error(`streaming child read ${result.rows} rows, expected ${streamRows}`);
+        if (result.rows !== streamRows)
+          throw new Error(`streaming child read ${result.rows} rows, expected ${streamRows}`);
         streamed.push(result);
         const label = streamRows >= 1e6 ? `${streamRows / 1e6}M` : `${streamRows / 1e3}k`;
         record(

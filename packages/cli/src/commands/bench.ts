@@ -5,9 +5,10 @@ import { fit } from "@mdrec/trainer";
 import type * as tf from "@tensorflow/tfjs-core";
 import Table from "cli-table3";
 import type { CommandContext } from "../context.js";
+import { loadData, type PreparedData } from "../data.js";
 import { parseDataArgument } from "../data-argument.js";
-import { type PreparedData, loadData } from "../data.js";
 import { formatInteger } from "../table.js";
+import { DEFAULT_DATA } from "./compare.js";
 
 /** Defaults of `mdrec bench`. */
 export const BENCH_DEFAULTS = { batchSize: 1024, warmupSteps: 2 } as const;
@@ -26,7 +27,12 @@ export interface BenchResult {
   batchSize: number;
 }
 
-async function inferenceRate(model: MultiDomainModel, data: PreparedData, batchSize: number, steps: number): Promise<number> {
+async function inferenceRate(
+  model: MultiDomainModel,
+  data: PreparedData,
+  batchSize: number,
+  steps: number,
+): Promise<number> {
   const batches = Math.min(steps, numBatches(data.full.numRows, batchSize));
   let rows = 0;
   let seconds = 0;
@@ -75,8 +81,15 @@ export async function benchModel(
   try {
     const summary = model.summary();
     // Enough epochs for the steps; maxSteps ends training there.
-    const epochs = Math.ceil((options.steps + BENCH_DEFAULTS.warmupSteps) / numBatches(data.train.numRows, options.batchSize));
-    const fitOptions = { epochs, batchSize: options.batchSize, seed: options.seed, callbacks: { onWarning: () => undefined } };
+    const epochs = Math.ceil(
+      (options.steps + BENCH_DEFAULTS.warmupSteps) / numBatches(data.train.numRows, options.batchSize),
+    );
+    const fitOptions = {
+      epochs,
+      batchSize: options.batchSize,
+      seed: options.seed,
+      callbacks: { onWarning: () => undefined },
+    };
     await fit(model, data.train, { ...fitOptions, maxSteps: BENCH_DEFAULTS.warmupSteps });
     const timed = await fit(model, data.train, { ...fitOptions, maxSteps: options.steps });
     return {
@@ -99,10 +112,15 @@ export async function runBench(context: CommandContext): Promise<void> {
   const { config } = context;
   const models = config.models ?? listModels();
   for (const name of models) getModelInfo(name);
-  const source = parseDataArgument(config.data, config.schema);
+  const source = parseDataArgument(config.data ?? DEFAULT_DATA, config.schema);
   const batchSize = config.batchSize ?? BENCH_DEFAULTS.batchSize;
   const backend = await context.startBackend();
-  const data = await loadData(source, { seed: config.seed, split: config.split, rows: config.rows, cwd: context.io.cwd });
+  const data = await loadData(source, {
+    seed: config.seed,
+    split: config.split,
+    rows: config.rows,
+    cwd: context.io.cwd,
+  });
   context.print(
     `mdrec bench: ${models.join(", ")} on ${data.source}, backend ${backend.name}, batch ${batchSize}, ${config.steps} timed steps per model`,
   );
@@ -133,7 +151,9 @@ export async function runBench(context: CommandContext): Promise<void> {
     table.push([
       result.model,
       formatInteger(result.parameters),
-      result.expertsPerRow === null ? "-" : `${result.expertsPerRow}${result.totalExperts === null ? "" : ` of ${result.totalExperts}`}`,
+      result.expertsPerRow === null
+        ? "-"
+        : `${result.expertsPerRow}${result.totalExperts === null ? "" : ` of ${result.totalExperts}`}`,
       formatInteger(result.trainExamplesPerSecond),
       formatInteger(result.inferenceExamplesPerSecond),
     ]);

@@ -2,8 +2,8 @@ import { join, relative } from "node:path";
 import { getModelInfo, listModels } from "@mdrec/models";
 import { compareModels, type TrainingBudget } from "../compare.js";
 import { type CommandContext, environmentSummary, newRunId } from "../context.js";
-import { parseDataArgument } from "../data-argument.js";
 import { loadData } from "../data.js";
+import { parseDataArgument } from "../data-argument.js";
 import { openOutputDirectory } from "../output-dir.js";
 import { RESULTS_FORMAT_VERSION, type RunResults } from "../results.js";
 import { renderComparisonTable } from "../table.js";
@@ -13,7 +13,16 @@ import { recordedConfig, writeRunOutputs } from "./outputs.js";
  * Budget of `mdrec compare` when the config does not set one: sized so that every registered
  * model on the embedded synthetic data finishes in under 3 minutes on 2 cores.
  */
-export const COMPARE_DEFAULTS = { epochs: 2, batchSize: 512, out: "mdrec-out/compare" } as const;
+export const COMPARE_DEFAULTS = {
+  data: "synthetic",
+  epochs: 2,
+  batchSize: 512,
+  learningRate: 1e-3,
+  out: "mdrec-out/compare",
+} as const;
+
+/** Data of every command but `compare` when the config names none: the embedded synthetic set. */
+export const DEFAULT_DATA = "synthetic";
 
 /** Config keys written into the results of `compare` and `train`. */
 export const RECORDED_KEYS = [
@@ -37,12 +46,12 @@ export const RECORDED_KEYS = [
 /** The training budget a config asks for, with a command's defaults. */
 export function trainingBudget(
   config: CommandContext["config"],
-  defaults: { epochs: number; batchSize: number },
+  defaults: { epochs: number; batchSize: number; learningRate: number },
 ): TrainingBudget {
   return {
     epochs: config.epochs ?? defaults.epochs,
     batchSize: config.batchSize ?? defaults.batchSize,
-    learningRate: config.learningRate,
+    learningRate: config.learningRate ?? defaults.learningRate,
     optimizer: config.optimizer,
     weightDecay: config.weightDecay,
     gradientClip: config.gradientClip,
@@ -57,7 +66,8 @@ export async function runCompare(context: CommandContext): Promise<void> {
   const createdAt = new Date();
   const models = config.models ?? listModels();
   for (const name of models) getModelInfo(name);
-  const source = parseDataArgument(config.data, config.schema);
+  const dataArgument = config.data ?? COMPARE_DEFAULTS.data;
+  const source = parseDataArgument(dataArgument, config.schema);
   const budget = trainingBudget(config, COMPARE_DEFAULTS);
   const outPath = context.resolvePath(config.out ?? COMPARE_DEFAULTS.out);
   const runId = newRunId(createdAt);
@@ -68,7 +78,12 @@ export async function runCompare(context: CommandContext): Promise<void> {
     onWarning: (message) => context.print(`warning: ${message}`),
   });
   try {
-    const data = await loadData(source, { seed: config.seed, split: config.split, rows: config.rows, cwd: context.io.cwd });
+    const data = await loadData(source, {
+      seed: config.seed,
+      split: config.split,
+      rows: config.rows,
+      cwd: context.io.cwd,
+    });
     for (const warning of data.warnings) context.print(`warning: ${warning}`);
     context.print(
       `mdrec compare: ${models.join(", ")} on ${data.source} (${data.train.numRows} train / ${data.validation.numRows} validation / ${data.test.numRows} test rows, ${data.full.numDomains} domains), ` +
@@ -88,7 +103,10 @@ export async function runCompare(context: CommandContext): Promise<void> {
       runId,
       createdAt: createdAt.toISOString(),
       totalSeconds: (performance.now() - started) / 1000,
-      config: recordedConfig({ ...config, ...budget, models }, RECORDED_KEYS.filter((key) => key !== "model")),
+      config: recordedConfig(
+        { ...config, ...budget, models, data: dataArgument },
+        RECORDED_KEYS.filter((key) => key !== "model"),
+      ),
       environment: environmentSummary(backend, config.threads),
       dataset: data.summary,
       models: results,

@@ -1,4 +1,3 @@
-import Table from "cli-table3";
 import {
   type ColumnarDataset,
   domainCounts,
@@ -7,10 +6,12 @@ import {
   loadSchemaFile,
   movieLens1MSchema,
 } from "@mdrec/data-loaders";
+import Table from "cli-table3";
 import type { CommandContext } from "../context.js";
-import { describeDataSource, parseDataArgument } from "../data-argument.js";
 import { readDataSource } from "../data.js";
+import { describeDataSource, parseDataArgument } from "../data-argument.js";
 import { formatInteger } from "../table.js";
+import { DEFAULT_DATA } from "./compare.js";
 
 const PLAIN = { head: [], border: [], "padding-left": 1, "padding-right": 1 };
 const COMPACT = { mid: "", "left-mid": "", "mid-mid": "", "right-mid": "" };
@@ -67,7 +68,10 @@ function summariseReport(source: string, report: InspectReport): InspectSummary 
       name: entry.name,
       rows: entry.rows,
       share: report.rows > 0 ? entry.rows / report.rows : 0,
-      clickRate: firstTask === undefined || !Number.isFinite(entry.labelRates[firstTask]) ? null : entry.labelRates[firstTask]!,
+      clickRate:
+        firstTask === undefined || !Number.isFinite(entry.labelRates[firstTask])
+          ? null
+          : entry.labelRates[firstTask]!,
     })),
     features: Object.entries(report.fields).map(([name, field]) => ({
       name,
@@ -77,7 +81,9 @@ function summariseReport(source: string, report: InspectReport): InspectSummary 
     skipped: report.skipped.map((entry) => ({
       reason: entry.reason,
       count: entry.count,
-      example: entry.examples[0] ? `${entry.examples[0].file}:${entry.examples[0].line}: ${entry.examples[0].message}` : "",
+      example: entry.examples[0]
+        ? `${entry.examples[0].file}:${entry.examples[0].line}: ${entry.examples[0].message}`
+        : "",
     })),
   };
 }
@@ -89,13 +95,16 @@ function summariseReport(source: string, report: InspectReport): InspectSummary 
  */
 export async function runDataInspect(context: CommandContext): Promise<void> {
   const { config } = context;
-  const source = parseDataArgument(config.data, config.schema);
+  const source = parseDataArgument(config.data ?? DEFAULT_DATA, config.schema);
   const described = describeDataSource(source);
   let summary: InspectSummary;
   if (source.kind === "csv" || source.kind === "parquet") {
     const schema = await loadSchemaFile(context.resolvePath(source.schema));
     const path = context.resolvePath(source.path);
-    summary = summariseReport(described, await inspect({ path, format: source.kind === "csv" ? "delimited" : "parquet" }, schema));
+    summary = summariseReport(
+      described,
+      await inspect({ path, format: source.kind === "csv" ? "delimited" : "parquet" }, schema),
+    );
   } else if (source.kind === "movielens-1m") {
     const files = movieLens1MSchema(context.resolvePath(source.path));
     summary = summariseReport(described, await inspect(files.source, files.schema));
@@ -135,7 +144,8 @@ export async function runDataInspect(context: CommandContext): Promise<void> {
     chars: COMPACT,
     colAligns: ["left", "left", "right"],
   });
-  for (const entry of summary.features) featureTable.push([entry.name, entry.kind, formatInteger(entry.values)]);
+  for (const entry of summary.features)
+    featureTable.push([entry.name, entry.kind, formatInteger(entry.values)]);
   context.print(featureTable.toString());
   for (const entry of summary.skipped) {
     context.print(`skipped ${formatInteger(entry.count)} rows: ${entry.reason} (e.g. ${entry.example})`);

@@ -1,7 +1,7 @@
+import type { OutputDirectory } from "../output-dir.js";
 import { renderReport } from "../report/render.js";
 import { type RunResults, stringifyRunResults } from "../results.js";
 import { renderResultsMarkdown } from "../table.js";
-import type { OutputDirectory } from "../output-dir.js";
 
 /**
  * Writes `results.md`, `report.html` and, last, `results.json` (its presence marks a finished
@@ -14,7 +14,10 @@ export async function writeRunOutputs(directory: OutputDirectory, results: RunRe
 }
 
 /** The config keys a results file records (the ones that change what was measured). */
-export function recordedConfig(config: Record<string, unknown>, keys: readonly string[]): Record<string, unknown> {
+export function recordedConfig(
+  config: Record<string, unknown>,
+  keys: readonly string[],
+): Record<string, unknown> {
   const recorded: Record<string, unknown> = {};
   for (const key of keys) {
     if (config[key] !== undefined) recorded[key] = config[key];

@@ -17,8 +17,11 @@ export async function runReport(context: CommandContext, resultsPath: string): P
     text = await readFile(absolute, "utf8");
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    const reason = code === "ENOENT" ? "no such file" : code === "EISDIR" ? "it is a directory" : (error as Error).message;
-    throw new UsageError(`Cannot read results file ${resultsPath} (argument <results>): ${reason}`, { cause: error });
+    const reason =
+      code === "ENOENT" ? "no such file" : code === "EISDIR" ? "it is a directory" : (error as Error).message;
+    throw new UsageError(`Cannot read results file ${resultsPath} (argument <results>): ${reason}`, {
+      cause: error,
+    });
   }
   let parsed: unknown;
   try {
@@ -27,9 +30,14 @@ export async function runReport(context: CommandContext, resultsPath: string): P
     throw new DataError(`${resultsPath} is not valid JSON: ${(error as Error).message}`, { cause: error });
   }
   const results = parseRunResults(parsed, resultsPath);
-  const outPath = context.config.out ? context.resolvePath(context.config.out) : join(dirname(absolute), "report.html");
+  const outPath = context.config.out
+    ? context.resolvePath(context.config.out)
+    : join(dirname(absolute), "report.html");
   await writeFileAtomic(outPath, await renderReport(results));
   const shown = relative(context.io.cwd, outPath);
-  if (context.config.json) context.emitJson({ report: outPath, models: results.models.map((model) => model.name) });
-  context.print(`Report: ${shown} (${results.models.length} model${results.models.length === 1 ? "" : "s"}, run ${results.runId})`);
+  if (context.config.json)
+    context.emitJson({ report: outPath, models: results.models.map((model) => model.name) });
+  context.print(
+    `Report: ${shown} (${results.models.length} model${results.models.length === 1 ? "" : "s"}, run ${results.runId})`,
+  );
 }

@@ -4,16 +4,21 @@ import type { DatasetEncodersJSON } from "@mdrec/data-loaders";
 import { getModelInfo } from "@mdrec/models";
 import { trainAndEvaluate } from "../compare.js";
 import { type CommandContext, environmentSummary, newRunId } from "../context.js";
-import { parseDataArgument } from "../data-argument.js";
 import { loadData } from "../data.js";
+import { parseDataArgument } from "../data-argument.js";
 import { openOutputDirectory } from "../output-dir.js";
 import { RESULTS_FORMAT_VERSION, type RunResults } from "../results.js";
 import { renderComparisonTable } from "../table.js";
-import { RECORDED_KEYS, trainingBudget } from "./compare.js";
+import { DEFAULT_DATA, RECORDED_KEYS, trainingBudget } from "./compare.js";
 import { writeRunOutputs } from "./outputs.js";
 
 /** Defaults of `mdrec train`. */
-export const TRAIN_DEFAULTS = { epochs: 3, batchSize: 512, out: "mdrec-out/train" } as const;
+export const TRAIN_DEFAULTS = {
+  epochs: 3,
+  batchSize: 512,
+  learningRate: 1e-3,
+  out: "mdrec-out/train",
+} as const;
 
 /** Name of the file beside a saved model that records the data it was trained on (read by `mdrec eval`). */
 export const TRAINING_DATA_FILE = "training-data.json";
@@ -35,7 +40,8 @@ export async function runTrain(context: CommandContext): Promise<void> {
   const started = performance.now();
   const createdAt = new Date();
   getModelInfo(config.model);
-  const source = parseDataArgument(config.data, config.schema);
+  const dataArgument = config.data ?? DEFAULT_DATA;
+  const source = parseDataArgument(dataArgument, config.schema);
   const budget = trainingBudget(config, TRAIN_DEFAULTS);
   const outPath = context.resolvePath(config.out ?? TRAIN_DEFAULTS.out);
   const backend = await context.startBackend();
@@ -45,14 +51,19 @@ export async function runTrain(context: CommandContext): Promise<void> {
     onWarning: (message) => context.print(`warning: ${message}`),
   });
   try {
-    const data = await loadData(source, { seed: config.seed, split: config.split, rows: config.rows, cwd: context.io.cwd });
+    const data = await loadData(source, {
+      seed: config.seed,
+      split: config.split,
+      rows: config.rows,
+      cwd: context.io.cwd,
+    });
     for (const warning of data.warnings) context.print(`warning: ${warning}`);
     context.print(
       `mdrec train: ${config.model} on ${data.source} (${data.train.numRows} train / ${data.validation.numRows} validation / ${data.test.numRows} test rows), ` +
         `${budget.epochs} epoch${budget.epochs === 1 ? "" : "s"}, batch ${budget.batchSize}, seed ${config.seed}`,
     );
     const modelDirectory = join(outPath, "model");
-    const record: TrainingDataRecord = { data: config.data, seed: config.seed, split: config.split };
+    const record: TrainingDataRecord = { data: dataArgument, seed: config.seed, split: config.split };
     if (config.schema !== undefined) record.schema = context.resolvePath(config.schema);
     if (config.rows !== undefined) record.rows = config.rows;
     if (data.encoders !== undefined) record.encoders = data.encoders;
@@ -63,7 +74,10 @@ export async function runTrain(context: CommandContext): Promise<void> {
       progress: context.progress(),
       onTrained: async (model) => {
         await model.save(modelDirectory);
-        await writeFileAtomic(join(modelDirectory, TRAINING_DATA_FILE), `${JSON.stringify(record, null, 2)}\n`);
+        await writeFileAtomic(
+          join(modelDirectory, TRAINING_DATA_FILE),
+          `${JSON.stringify(record, null, 2)}\n`,
+        );
       },
     });
     const runResults: RunResults = {
@@ -72,7 +86,7 @@ export async function runTrain(context: CommandContext): Promise<void> {
       runId: newRunId(createdAt),
       createdAt: createdAt.toISOString(),
       totalSeconds: (performance.now() - started) / 1000,
-      config: recordedConfig(config, budget),
+      config: recordedConfig({ ...config, data: dataArgument }, budget),
       environment: environmentSummary(backend, config.threads),
       dataset: data.summary,
       models: [result],

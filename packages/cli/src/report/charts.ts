@@ -40,7 +40,8 @@ function paddedRange(values: number[], fallback: [number, number]): [number, num
 export function domainAucChart(results: RunResults): ReportChart {
   const values: { domain: string; model: string; auc: number }[] = [];
   for (const model of results.models) {
-    if (model.test.overall.auc !== null) values.push({ domain: "overall", model: model.name, auc: model.test.overall.auc });
+    if (model.test.overall.auc !== null)
+      values.push({ domain: "overall", model: model.name, auc: model.test.overall.auc });
     for (const entry of model.test.perDomain) {
       if (entry.auc !== null) values.push({ domain: entry.name, model: model.name, auc: entry.auc });
     }
@@ -53,7 +54,8 @@ export function domainAucChart(results: RunResults): ReportChart {
   return {
     id: "domain-auc",
     title: "Test AUC per domain",
-    caption: "Each group is a domain (first: all test rows); the axis starts near the lowest AUC to show differences.",
+    caption:
+      "Each group is a domain (first: all test rows); the axis starts near the lowest AUC to show differences.",
     spec: {
       $schema: "https://vega.github.io/schema/vega-lite/v6.json",
       width: Math.max(360, Math.min(900, domainOrder.length * results.models.length * 14)),
@@ -63,7 +65,12 @@ export function domainAucChart(results: RunResults): ReportChart {
       encoding: {
         x: { field: "domain", type: "nominal", sort: domainOrder, title: null, axis: { labelAngle: -30 } },
         xOffset: { field: "model", type: "nominal", sort: results.models.map((model) => model.name) },
-        y: { field: "auc", type: "quantitative", title: "AUC", scale: { domain: [low, high], zero: false, nice: false } },
+        y: {
+          field: "auc",
+          type: "quantitative",
+          title: "AUC",
+          scale: { domain: [low, high], zero: false, nice: false },
+        },
         color: modelColor(results),
       },
       config: CONFIG,
@@ -78,14 +85,20 @@ export function lossCurveChart(results: RunResults): ReportChart {
     for (const record of model.history) {
       values.push({ model: model.name, epoch: record.epoch, split: "train", loss: record.trainLoss });
       if (record.validationLogloss !== null) {
-        values.push({ model: model.name, epoch: record.epoch, split: "validation", loss: record.validationLogloss });
+        values.push({
+          model: model.name,
+          epoch: record.epoch,
+          split: "validation",
+          loss: record.validationLogloss,
+        });
       }
     }
   }
   return {
     id: "loss-curves",
     title: "Loss per epoch",
-    caption: "Solid: mean training loss (binary cross-entropy, auxiliary losses excluded) over the epoch. Dashed: validation logloss after the epoch.",
+    caption:
+      "Solid: mean training loss (binary cross-entropy, auxiliary losses excluded) over the epoch. Dashed: validation logloss after the epoch.",
     spec: {
       $schema: "https://vega.github.io/schema/vega-lite/v6.json",
       width: 340,
@@ -161,7 +174,12 @@ export function mutualInformationChart(results: RunResults): ReportChart | undef
 }
 
 /** Heatmap of one gate's utilisation: domains as rows, experts as columns, share of routing weight as colour. */
-export function utilisationChart(results: RunResults, model: ModelResult, routing: GateRouting, index: number): ReportChart {
+export function utilisationChart(
+  results: RunResults,
+  model: ModelResult,
+  routing: GateRouting,
+  index: number,
+): ReportChart {
   const values = routing.utilisation.flatMap((row, domain) =>
     row.map((share, expert) => ({
       domain: results.dataset.domainNames[domain] ?? `domain ${domain}`,

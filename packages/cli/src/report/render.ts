@@ -156,8 +156,14 @@ function configList(results: RunResults): string {
     ["domains", results.dataset.domainNames.join(", ")],
     ["features", String(results.dataset.features)],
     ["seed", String(results.config.seed)],
-    ["backend", `${results.environment.backend}${results.environment.threads > 1 ? ` (${results.environment.threads} threads)` : ""}`],
-    ["versions", `mdrec ${results.environment.mdrec}, @tensorflow/tfjs-core ${results.environment.tfjs}, Node.js ${results.environment.node}`],
+    [
+      "backend",
+      `${results.environment.backend}${results.environment.threads > 1 ? ` (${results.environment.threads} threads)` : ""}`,
+    ],
+    [
+      "versions",
+      `mdrec ${results.environment.mdrec}, @tensorflow/tfjs-core ${results.environment.tfjs}, Node.js ${results.environment.node}`,
+    ],
     ["platform", results.environment.platform],
     ["date", results.createdAt],
     ["run id", results.runId],
@@ -184,7 +190,9 @@ export async function renderReport(results: RunResults): Promise<string> {
   const routingFigures = await Promise.all(charts.routing.map(figure));
   const modelNames = results.models.map((model) => model.name).join(", ");
   const title = `mdrec ${results.kind}: ${modelNames}`;
-  const withoutGates = results.models.filter((model) => model.routing.length === 0).map((model) => model.name);
+  const withoutGates = results.models
+    .filter((model) => model.routing.length === 0)
+    .map((model) => model.name);
   const routingNote = withoutGates.length
     ? `<p class="lead">No gates, so no routing: ${escapeHtml(withoutGates.join(", "))}.</p>`
     : "";

@@ -1,0 +1,100 @@
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+
+/** Where the reference scripts live (`packages/bench/reference`). */
+export const REFERENCE_DIRECTORY = fileURLToPath(new URL("../../reference/", import.meta.url));
+
+/** Debian's interpreter, which sees `python3-torch`; `MDREC_BENCH_PYTHON` overrides it. */
+export function pythonPath(): string {
+  return process.env.MDREC_BENCH_PYTHON ?? "/usr/bin/python3";
+}
+
+/** Whether PyTorch is importable, and why not when it is not. */
+export type TorchAvailability = { available: true; version: string } | { available: false; reason: string };
+
+/** Checks once whether the reference can run here. */
+export function probeTorch(): TorchAvailability {
+  const python = pythonPath();
+  if (!existsSync(python)) {
+    return {
+      available: false,
+      reason: `${python} not found (install Debian's python3-torch, or set MDREC_BENCH_PYTHON)`,
+    };
+  }
+  const result = spawnSync(python, ["-c", "import torch, numpy; print(torch.__version__)"], {
+    encoding: "utf8",
+    timeout: 120_000,
+  });
+  if (result.status !== 0) {
+    const why = (result.stderr || result.error?.message || "unknown error").trim().split("\n").at(-1);
+    return {
+      available: false,
+      reason: `${python} cannot import torch and numpy (${why}); install python3-torch`,
+    };
+  }
+  return { available: true, version: result.stdout.trim() };
+}
+
+/** One thread setting tried for PyTorch. */
+export interface ThreadSetting {
+  /** `OPENBLAS_NUM_THREADS` (OpenBLAS's own pool, used by torch's matmuls on Debian). */
+  openblasThreads: number;
+  /** `torch.set_num_threads` (intra-op OpenMP pool). */
+  torchThreads: number;
+}
+
+/** What one reference run prints (see reference/common.py). */
+export interface TorchResult {
+  trainExamplesPerSecond: number;
+  trainExamplesPerSecondMean: number;
+  inferenceExamplesPerSecond: number;
+  inferenceExamplesPerSecondMean: number;
+  latencyP50Ms: number;
+  latencyP99Ms: number;
+  finalLoss: number;
+  torchThreads: number;
+  openblasThreads: string;
+  torchVersion: string;
+  parameters: number;
+}
+
+/**
+ * Runs `reference/<script>` with one thread setting on the batches in `dataDirectory`.
+ * @param args extra flags, e.g. `["--steps", "30"]`.
+ */
+export function runTorchReference(
+  script: string,
+  setting: ThreadSetting,
+  dataDirectory: string,
+  args: string[],
+): Promise<TorchResult> {
+  const env = {
+    ...process.env,
+    OPENBLAS_NUM_THREADS: String(setting.openblasThreads),
+    OMP_NUM_THREADS: String(setting.torchThreads),
+  };
+  const argv = [script, "--data", dataDirectory, "--threads", String(setting.torchThreads), ...args];
+  return new Promise((resolve, reject) => {
+    const child = spawn(pythonPath(), argv, { cwd: REFERENCE_DIRECTORY, env });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (chunk) => {
+      stdout += chunk;
+    });
+    child.stderr.on("data", (chunk) => {
+      stderr += chunk;
+    });
+    child.on("error", reject);
+    child.on("close", (code) => {
+      const line = stdout.trim().split("\n").at(-1) ?? "";
+      if (code !== 0 || !line.startsWith("{")) {
+        reject(
+          new Error(`${script} exited with ${code}: ${stderr.trim().split("\n").slice(-3).join(" | ")}`),
+        );
+        return;
+      }
+      resolve(JSON.parse(line) as TorchResult);
+    });
+  });
+}

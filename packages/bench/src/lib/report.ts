@@ -1,0 +1,192 @@
+import { existsSync, readFileSync } from "node:fs";
+import { mkdir, writeFile } from "node:fs/promises";
+import { dirname } from "node:path";
+import type { BenchRecord } from "../record.js";
+import type { MachineInfo } from "./machine.js";
+
+/** One suite's latest results in bench-results.json. */
+export interface SuiteResult {
+  date: string;
+  quick: boolean;
+  machine: MachineInfo;
+  /** The backend line of the run (`initBackend`), e.g. `wasm (simd; 1 thread; mdrec fast kernels)`. */
+  backend: string;
+  seconds: number;
+  description?: string;
+  records: BenchRecord[];
+  /** Set when the suite threw; its records are then empty. */
+  error?: string;
+}
+
+/** bench-results.json: the latest result of every suite (a run with `--only` updates only those). */
+export interface BenchResults {
+  date: string;
+  machine: MachineInfo;
+  backend: string;
+  suites: Record<string, SuiteResult>;
+}
+
+/** Reads an existing results file, or null when there is none or it is unreadable. */
+export function readResults(path: string): BenchResults | null {
+  if (!existsSync(path)) return null;
+  try {
+    const parsed = JSON.parse(readFileSync(path, "utf8")) as BenchResults;
+    return parsed && typeof parsed.suites === "object" ? parsed : null;
+  } catch {
+    return null;
+  }
+}
+
+/** A number as people read it: thousands separated, 3 significant digits below 100. */
+export function formatNumber(value: number): string {
+  if (!Number.isFinite(value)) return String(value);
+  const magnitude = Math.abs(value);
+  if (magnitude >= 100) return Math.round(value).toLocaleString("en-US");
+  if (magnitude === 0) return "0";
+  return Number(value.toPrecision(3)).toString();
+}
+
+function escapeCell(text: string): string {
+  return text.replaceAll("|", "\\|").replaceAll("\n", " ");
+}
+
+function machineLine(machine: MachineInfo, backend: string, date: string, quick: boolean): string {
+  return (
+    `${date.slice(0, 19).replace("T", " ")} UTC${quick ? " (quick run: smoke figures, not for quoting)" : ""}; ` +
+    `${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB, load average ${machine.loadAverage} at start; ` +
+    `${machine.os}; Node ${machine.node}; TensorFlow.js ${machine.tfjs}; backend ${backend}`
+  );
+}
+
+/** The records as an aligned text table for the terminal. */
+export function textTable(records: readonly BenchRecord[]): string {
+  const rows = records.map((entry) => [entry.name, formatNumber(entry.value), entry.unit]);
+  const widths = [0, 1, 2].map((column) => Math.max(...rows.map((row) => row[column]!.length), 4));
+  return rows
+    .map((row) => `  ${row[0]!.padEnd(widths[0]!)}  ${row[1]!.padStart(widths[1]!)}  ${row[2]!}`)
+    .join("\n");
+}
+
+/** Looks a record up by suite and exact name. */
+function find(results: BenchResults, suite: string, name: string): BenchRecord | undefined {
+  return results.suites[suite]?.records.find((entry) => entry.name === name);
+}
+
+/** The issue 7 targets that the results cover, as markdown table rows. */
+function targetRows(results: BenchResults): string[] {
+  const targets: {
+    label: string;
+    suite: string;
+    name: string;
+    target: string;
+    pass: (value: number) => boolean;
+  }[] = [
+    {
+      label: "MMoE training, default backend / PyTorch best",
+      suite: "throughput",
+      name: "mmoe train mdrec (wasm) / PyTorch best",
+      target: ">= 0.5 (goal 1.0)",
+      pass: (value) => value >= 0.5,
+    },
+    {
+      label: "MMoE inference, default backend / PyTorch best",
+      suite: "throughput",
+      name: "mmoe inference mdrec (wasm) / PyTorch best",
+      target: ">= 1.0",
+      pass: (value) => value >= 1,
+    },
+    {
+      label: "CESAA training, default backend / PyTorch best",
+      suite: "throughput",
+      name: "cesaa train mdrec (wasm) / PyTorch best",
+      target: "(reported)",
+      pass: () => true,
+    },
+    {
+      label: "CESAA N=16 dense/sparse train step ratio / ideal 4.5",
+      suite: "sparse-dispatch",
+      name: "N=16 train ratio / ideal",
+      target: ">= 0.8",
+      pass: (value) => value >= 0.8,
+    },
+    {
+      label: "CESAA sparse train step N=32 / N=4 (flat = 1)",
+      suite: "sparse-dispatch",
+      name: "N=32 sparse train step / N=4",
+      target: "roughly flat",
+      pass: (value) => value <= 1.5,
+    },
+  ];
+  const rows: string[] = [];
+  for (const target of targets) {
+    const entry = find(results, target.suite, target.name);
+    if (entry === undefined) continue;
+    const verdict = target.target === "(reported)" ? "" : target.pass(entry.value) ? "met" : "not met";
+    rows.push(`| ${target.label} | ${formatNumber(entry.value)} | ${target.target} | ${verdict} |`);
+  }
+  const memory =
+    results.suites.throughput?.records.filter((entry) => entry.name.includes("growth over")) ?? [];
+  for (const entry of memory) {
+    const isTensors = entry.unit === "tensors";
+    const verdict = isTensors
+      ? entry.value === 0
+        ? "met"
+        : "not met"
+      : entry.value <= 16
+        ? "met"
+        : "not met";
+    rows.push(
+      `| ${escapeCell(entry.name)} | ${formatNumber(entry.value)} ${entry.unit} | ${isTensors ? "0" : "no growth (<= 16 MiB)"} | ${verdict} |`,
+    );
+  }
+  return rows;
+}
+
+/** docs/benchmarks.md generated from the results. */
+export function markdown(results: BenchResults): string {
+  const lines: string[] = [
+    "# Benchmarks",
+    "",
+    "Generated by `pnpm bench` (packages/bench) from `bench-results.json`; do not edit by hand.",
+    "Run `pnpm bench` for everything, `pnpm bench -- --quick` for a smoke run, `--only throughput,sparse-dispatch`",
+    "for some suites (the others keep their previous results), `--backend wasm` to measure one backend.",
+    "The machines are shared with other work: compare figures measured in the same run (the ratios do),",
+    "not across runs. Speed targets live here, never in unit tests.",
+    "",
+  ];
+  const targets = targetRows(results);
+  if (targets.length > 0) {
+    lines.push(
+      "## Issue 7 targets",
+      "",
+      "| figure | measured | target | |",
+      "|---|---:|---|---|",
+      ...targets,
+      "",
+    );
+  }
+  for (const [name, suite] of Object.entries(results.suites).sort(([left], [right]) =>
+    left.localeCompare(right),
+  )) {
+    lines.push(`## ${name}`, "", machineLine(suite.machine, suite.backend, suite.date, suite.quick), "");
+    if (suite.description) lines.push(suite.description, "");
+    if (suite.error !== undefined) {
+      lines.push(`This suite failed: ${escapeCell(suite.error)}`, "");
+      continue;
+    }
+    lines.push("| measurement | value | unit | notes |", "|---|---:|---|---|");
+    for (const entry of suite.records) {
+      lines.push(
+        `| ${escapeCell(entry.name)} | ${formatNumber(entry.value)} | ${entry.unit} | ${escapeCell(entry.notes ?? "")} |`,
+      );
+    }
+    lines.push(`\nSuite wall time: ${formatNumber(suite.seconds)} s.`, "");
+  }
+  return `${lines.join("\n").trimEnd()}\n`;
+}
+
+/** Writes `text` to `path`, creating the directory. */
+export async function writeText(path: string, text: string): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  await writeFile(path, text);
+}

@@ -1,0 +1,121 @@
+import "@mdrec/cesaa";
+import { type Batch, disposeBatch, initBackend } from "@mdrec/core";
+import { createModel } from "@mdrec/models";
+import { median, timeSteps } from "../lib/stats.js";
+import {
+  concatRows,
+  ModelTrainer,
+  makeHostBatches,
+  modelOptions,
+  toBatch,
+  WORKLOAD,
+} from "../lib/workload.js";
+import type { BenchRecord, BenchRunOptions, BenchSuite } from "../record.js";
+
+const SUITE = "sparse-dispatch";
+const SPECIFIC_EXPERTS = [4, 8, 16, 32];
+
+interface StepTimes {
+  trainMs: number;
+  inferenceMs: number;
+}
+
+async function measure(
+  numSpecificExperts: number,
+  dispatch: "sparse" | "dense",
+  batches: Batch[],
+  inference: Batch,
+  quick: boolean,
+): Promise<StepTimes> {
+  const model = createModel<string>("cesaa", modelOptions("cesaa", 1, { numSpecificExperts, dispatch }));
+  const trainer = new ModelTrainer(model);
+  try {
+    let cursor = 0;
+    const trainTimes = await timeSteps(
+      () => {
+        trainer.step(batches[cursor++ % batches.length]!);
+        trainer.lastLoss();
+      },
+      quick ? 1 : 2,
+      quick ? 3 : 12,
+    );
+    const inferenceTimes = await timeSteps(
+      async () => {
+        const probabilities = model.predict(inference);
+        await probabilities.data();
+        probabilities.dispose();
+      },
+      1,
+      quick ? 2 : 6,
+    );
+    return { trainMs: median(trainTimes), inferenceMs: median(inferenceTimes) };
+  } finally {
+    trainer.dispose();
+    model.dispose();
+  }
+}
+
+async function run({ quick, backends, log = () => {} }: BenchRunOptions): Promise<BenchRecord[]> {
+  const backend = backends?.[0];
+  const info = await initBackend({ ...(backend === undefined ? {} : { prefer: backend as "wasm" }), log });
+  const { numSharedExperts, k } = WORKLOAD.cesaa;
+  const host = makeHostBatches(4, WORKLOAD.trainBatch, 43);
+  const batches = host.map(toBatch);
+  const inference = toBatch(concatRows(host, WORKLOAD.inferenceBatch));
+  const records: BenchRecord[] = [];
+  const label = `${info.name}${info.fastKernels ? "" : ", stock kernels"}`;
+  const record = (name: string, value: number, unit: string, notes?: string): BenchRecord =>
+    notes === undefined ? { suite: SUITE, name, value, unit } : { suite: SUITE, name, value, unit, notes };
+  try {
+    let sparseAtSmallest: StepTimes | undefined;
+    for (const numSpecific of SPECIFIC_EXPERTS) {
+      log(`  cesaa N=${numSpecific}: sparse`);
+      const sparse = await measure(numSpecific, "sparse", batches, inference, quick);
+      log(`  cesaa N=${numSpecific}: dense`);
+      const dense = await measure(numSpecific, "dense", batches, inference, quick);
+      sparseAtSmallest ??= sparse;
+      const ideal = (numSharedExperts + numSpecific) / (numSharedExperts + k);
+      const notes = `${label}; S=${numSharedExperts}, N=${numSpecific}, k=${k}; ideal (S+N)/(S+k) = ${ideal.toFixed(2)}`;
+      const trainRatio = dense.trainMs / sparse.trainMs;
+      const inferenceRatio = dense.inferenceMs / sparse.inferenceMs;
+      records.push(
+        record(`N=${numSpecific} sparse train step`, sparse.trainMs, "ms", notes),
+        record(`N=${numSpecific} dense train step`, dense.trainMs, "ms", notes),
+        record(`N=${numSpecific} dense/sparse train step ratio`, trainRatio, "ratio", notes),
+        record(
+          `N=${numSpecific} train ratio / ideal`,
+          trainRatio / ideal,
+          "ratio",
+          numSpecific === 16 ? `${notes}; target >= 0.8` : notes,
+        ),
+        record(`N=${numSpecific} sparse inference (4096 rows)`, sparse.inferenceMs, "ms", notes),
+        record(`N=${numSpecific} dense inference (4096 rows)`, dense.inferenceMs, "ms", notes),
+        record(`N=${numSpecific} dense/sparse inference ratio`, inferenceRatio, "ratio", notes),
+        record(`N=${numSpecific} inference ratio / ideal`, inferenceRatio / ideal, "ratio", notes),
+        record(
+          `N=${numSpecific} sparse train step / N=${SPECIFIC_EXPERTS[0]}`,
+          sparse.trainMs / sparseAtSmallest.trainMs,
+          "ratio",
+          `${notes}; 1.0 = flat cost as N grows at fixed k`,
+        ),
+      );
+    }
+    return records;
+  } finally {
+    for (const batch of [...batches, inference]) disposeBatch(batch);
+  }
+}
+
+/** CESAA with sparse vs dense dispatch of its specific experts as N grows at fixed S and k. */
+export const suite: BenchSuite = {
+  name: SUITE,
+  description: [
+    "CESAA at the throughput configuration (x [B, 128], experts 128 -> 256 -> 128, batch 1024 to",
+    "train, 4096 to infer) with S=2 shared experts and k=2 of N specific experts per row, N in",
+    "{4, 8, 16, 32}, on the default backend. `sparse` runs each specific expert only on the rows",
+    "routed to it (S + k expert evaluations per row); `dense` runs all S + N and lets the routing",
+    "mix them. The whole training step is timed (embeddings, gate, AEA loss, towers, Adam",
+    "included), so the ratio stays below the experts-only ideal (S + N) / (S + k).",
+  ].join(" "),
+  run,
+};

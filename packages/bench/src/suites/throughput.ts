@@ -1,0 +1,382 @@
+import "@mdrec/cesaa";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type BackendName, type Batch, disposeBatch, initBackend } from "@mdrec/core";
+import { createModel, listModels, type MultiDomainModel } from "@mdrec/models";
+import * as tf from "@tensorflow/tfjs-core";
+import { probeTorch, runTorchReference, type ThreadSetting, type TorchResult } from "../lib/pytorch.js";
+import { mebibytes, median, quantile, timeSteps } from "../lib/stats.js";
+import {
+  concatRows,
+  type HostBatch,
+  ModelTrainer,
+  makeHostBatches,
+  modelOptions,
+  toBatch,
+  WORKLOAD,
+  writeReferenceData,
+} from "../lib/workload.js";
+import type { BenchRecord, BenchRunOptions, BenchSuite } from "../record.js";
+
+const SUITE = "throughput";
+
+/** A backend configuration to measure. */
+interface Variant {
+  label: string;
+  backend: BackendName;
+  fastKernels: boolean;
+  /** The default backend's figures are the ones compared with PyTorch. */
+  isDefault: boolean;
+}
+
+const VARIANTS: Variant[] = [
+  { label: "node-gpu", backend: "node-gpu", fastKernels: true, isDefault: false },
+  { label: "node", backend: "node", fastKernels: true, isDefault: false },
+  { label: "wasm", backend: "wasm", fastKernels: true, isDefault: true },
+  { label: "wasm, stock kernels", backend: "wasm", fastKernels: false, isDefault: false },
+  { label: "cpu", backend: "cpu", fastKernels: false, isDefault: false },
+];
+
+/** Steps per measurement: the stock kernels are ~5x and `cpu` ~25x slower than the default. */
+function stepsFor(variant: Variant, quick: boolean) {
+  const slow = variant.backend === "cpu" ? 3 : !variant.fastKernels ? 2 : 1;
+  const scale = (full: number, short: number, minimum: number) =>
+    Math.max(minimum, Math.round((quick ? short : full) / slow));
+  return {
+    warmUp: quick ? 1 : 2,
+    train: scale(20, 4, 2),
+    inference: scale(10, 3, 2),
+    latency: scale(200, 40, 20),
+  };
+}
+
+const THREAD_SETTINGS: ThreadSetting[] = [
+  { openblasThreads: 1, torchThreads: 1 },
+  { openblasThreads: 1, torchThreads: 2 },
+  { openblasThreads: 2, torchThreads: 1 },
+  { openblasThreads: 2, torchThreads: 2 },
+];
+
+function record(name: string, value: number, unit: string, notes?: string): BenchRecord {
+  return notes === undefined
+    ? { suite: SUITE, name, value, unit }
+    : { suite: SUITE, name, value, unit, notes };
+}
+
+/** What one model measured on one backend. */
+interface ModelFigures {
+  model: string;
+  variant: Variant;
+  trainExamplesPerSecond: number;
+  inferenceExamplesPerSecond: number;
+  latencyP50Ms: number;
+  latencyP99Ms: number;
+  finalLoss: number;
+  parameters: number;
+}
+
+async function measureModel(
+  name: string,
+  variant: Variant,
+  host: { train: HostBatch[]; inference: HostBatch; single: HostBatch },
+  quick: boolean,
+): Promise<ModelFigures> {
+  const steps = stepsFor(variant, quick);
+  const model: MultiDomainModel = createModel(name, modelOptions(name, 1));
+  const trainer = new ModelTrainer(model);
+  const batches = host.train.map(toBatch);
+  const inference = toBatch(host.inference);
+  const single = toBatch(host.single);
+  try {
+    let cursor = 0;
+    let loss = Number.NaN;
+    const trainTimes = await timeSteps(
+      () => {
+        trainer.step(batches[cursor++ % batches.length]!);
+        // One scalar read per step: it ends the step on asynchronous backends and checks the loss.
+        loss = trainer.lastLoss();
+      },
+      steps.warmUp,
+      steps.train,
+    );
+    const predict = async (batch: Batch) => {
+      const probabilities = model.predict(batch);
+      await probabilities.data();
+      probabilities.dispose();
+    };
+    const inferenceTimes = await timeSteps(() => predict(inference), 1, steps.inference);
+    const latencies = await timeSteps(() => predict(single), 3, steps.latency);
+    if (!Number.isFinite(loss)) throw new Error(`${name} on ${variant.label}: training loss is ${loss}`);
+    return {
+      model: name,
+      variant,
+      trainExamplesPerSecond: (WORKLOAD.trainBatch / median(trainTimes)) * 1000,
+      inferenceExamplesPerSecond: (WORKLOAD.inferenceBatch / median(inferenceTimes)) * 1000,
+      latencyP50Ms: median(latencies),
+      latencyP99Ms: quantile(latencies, 0.99),
+      finalLoss: loss,
+      parameters: model.summary().parameters,
+    };
+  } finally {
+    trainer.dispose();
+    model.dispose();
+    for (const batch of [...batches, inference, single]) disposeBatch(batch);
+  }
+}
+
+/** Tensor count, RSS and wasm heap over many training steps of MMoE on the default backend. */
+async function measureMemory(
+  host: HostBatch[],
+  quick: boolean,
+  log: (message: string) => void,
+): Promise<BenchRecord[]> {
+  const totalSteps = quick ? 100 : 1000;
+  const model = createModel<string>("mmoe", modelOptions("mmoe", 1));
+  const trainer = new ModelTrainer(model);
+  const batches = host.map(toBatch);
+  const heapBytes = () => {
+    const backend = tf.backend() as unknown as { wasm?: { HEAPU8: Uint8Array } };
+    return backend.wasm?.HEAPU8.length ?? 0;
+  };
+  try {
+    const warmUp = 10;
+    for (let step = 0; step < warmUp; step++) trainer.step(batches[step % batches.length]!);
+    trainer.lastLoss();
+    const tensorsBefore = tf.memory().numTensors;
+    const rssBefore = process.memoryUsage().rss;
+    const heapBefore = heapBytes();
+    for (let step = warmUp; step < totalSteps; step++) {
+      trainer.step(batches[step % batches.length]!);
+      if (step % 100 === 0)
+        log(`  memory check: step ${step}/${totalSteps}, loss ${trainer.lastLoss().toFixed(4)}`);
+    }
+    const finalLoss = trainer.lastLoss();
+    const tensorGrowth = tf.memory().numTensors - tensorsBefore;
+    const rssGrowth = mebibytes(process.memoryUsage().rss - rssBefore);
+    const heapGrowth = mebibytes(heapBytes() - heapBefore);
+    const notes = `mmoe on ${tf.getBackend()}, steps ${warmUp} -> ${totalSteps}, batch ${WORKLOAD.trainBatch}, final loss ${finalLoss.toFixed(4)}`;
+    return [
+      record(
+        `tensor count growth over ${totalSteps - warmUp} training steps`,
+        tensorGrowth,
+        "tensors",
+        notes,
+      ),
+      record(`RSS growth over ${totalSteps - warmUp} training steps`, rssGrowth, "MiB", notes),
+      record(`wasm heap growth over ${totalSteps - warmUp} training steps`, heapGrowth, "MiB", notes),
+      record("RSS after the memory check", mebibytes(process.memoryUsage().rss), "MiB", notes),
+    ];
+  } finally {
+    trainer.dispose();
+    model.dispose();
+    for (const batch of batches) disposeBatch(batch);
+  }
+}
+
+/** PyTorch's figures per thread setting, and the best of them. */
+async function measureTorch(
+  script: string,
+  dataDirectory: string,
+  settings: ThreadSetting[],
+  quick: boolean,
+  log: (message: string) => void,
+): Promise<{ runs: { setting: ThreadSetting; result: TorchResult }[]; best: TorchResult }> {
+  const args = [
+    "--steps",
+    quick ? "8" : "30",
+    "--infer-steps",
+    quick ? "4" : "10",
+    "--warmup",
+    quick ? "2" : "5",
+  ];
+  const runs: { setting: ThreadSetting; result: TorchResult }[] = [];
+  for (const setting of settings) {
+    const result = await runTorchReference(script, setting, dataDirectory, args);
+    log(
+      `  pytorch ${script} OPENBLAS_NUM_THREADS=${setting.openblasThreads} torch threads ${setting.torchThreads}: ` +
+        `train ${result.trainExamplesPerSecond.toFixed(0)} ex/s, inference ${result.inferenceExamplesPerSecond.toFixed(0)} ex/s`,
+    );
+    runs.push({ setting, result });
+  }
+  const bestOf = (key: "trainExamplesPerSecond" | "inferenceExamplesPerSecond") =>
+    runs.reduce((best, run) => (run.result[key] > best.result[key] ? run : best));
+  const train = bestOf("trainExamplesPerSecond").result;
+  const inference = bestOf("inferenceExamplesPerSecond").result;
+  return {
+    runs,
+    best: {
+      ...train,
+      inferenceExamplesPerSecond: inference.inferenceExamplesPerSecond,
+      latencyP50Ms: Math.min(...runs.map((run) => run.result.latencyP50Ms)),
+      latencyP99Ms: Math.min(...runs.map((run) => run.result.latencyP99Ms)),
+    },
+  };
+}
+
+function settingText(setting: ThreadSetting): string {
+  return `OPENBLAS_NUM_THREADS=${setting.openblasThreads}, torch.set_num_threads(${setting.torchThreads})`;
+}
+
+async function run({ quick, backends, log = () => {} }: BenchRunOptions): Promise<BenchRecord[]> {
+  const records: BenchRecord[] = [];
+  const host = makeHostBatches(8, WORKLOAD.trainBatch, 42);
+  const sets = {
+    train: host,
+    inference: concatRows(host, WORKLOAD.inferenceBatch),
+    single: concatRows(host, 1),
+  };
+  const models = listModels();
+  const torch = probeTorch();
+  const dataDirectory = await mkdtemp(join(tmpdir(), "mdrec-bench-"));
+  const torchBest = new Map<string, TorchResult>();
+  const torchModels: Record<string, string> = { mmoe: "mmoe.py", cesaa: "cesaa.py" };
+  try {
+    if (torch.available) {
+      await writeReferenceData(dataDirectory, host);
+      const settings = quick ? [THREAD_SETTINGS[0]!, THREAD_SETTINGS[3]!] : THREAD_SETTINGS;
+      for (const [model, script] of Object.entries(torchModels)) {
+        log(`PyTorch ${torch.version} reference: ${script}`);
+        const { runs, best } = await measureTorch(script, dataDirectory, settings, quick, log);
+        torchBest.set(model, best);
+        for (const { setting, result } of runs) {
+          const notes = `${settingText(setting)}; final loss ${result.finalLoss.toFixed(4)}; torch ${result.torchVersion}`;
+          records.push(
+            record(
+              `pytorch ${model} train (${settingText(setting)})`,
+              result.trainExamplesPerSecond,
+              "examples/s",
+              notes,
+            ),
+          );
+          records.push(
+            record(
+              `pytorch ${model} inference (${settingText(setting)})`,
+              result.inferenceExamplesPerSecond,
+              "examples/s",
+              notes,
+            ),
+          );
+        }
+      }
+    } else {
+      log(`PyTorch reference skipped: ${torch.reason}`);
+      records.push(record("pytorch reference", 0, "skipped", torch.reason));
+    }
+
+    const figures: ModelFigures[] = [];
+    for (const variant of VARIANTS) {
+      if (backends !== undefined && !backends.includes(variant.backend)) continue;
+      try {
+        await initBackend({ prefer: variant.backend, fastKernels: variant.fastKernels, log });
+      } catch (error) {
+        const reason = (error instanceof Error ? error.message : String(error)).split("\n")[0]!;
+        log(`  ${variant.label}: not measured (${reason})`);
+        records.push(record(`backend ${variant.label}`, 0, "skipped", reason));
+        continue;
+      }
+      for (const name of models) {
+        log(`  ${name} on ${variant.label}`);
+        const result = await measureModel(name, variant, sets, quick);
+        figures.push(result);
+        const notes = `${variant.label}; batch ${WORKLOAD.trainBatch} train / ${WORKLOAD.inferenceBatch} inference; ${result.parameters} parameters; final loss ${result.finalLoss.toFixed(4)}`;
+        records.push(
+          record(`${name} train (${variant.label})`, result.trainExamplesPerSecond, "examples/s", notes),
+        );
+        records.push(
+          record(
+            `${name} inference (${variant.label})`,
+            result.inferenceExamplesPerSecond,
+            "examples/s",
+            notes,
+          ),
+        );
+        records.push(
+          record(`${name} single-row latency p50 (${variant.label})`, result.latencyP50Ms, "ms", notes),
+        );
+        records.push(
+          record(`${name} single-row latency p99 (${variant.label})`, result.latencyP99Ms, "ms", notes),
+        );
+      }
+      if (variant.isDefault) {
+        log("  memory check (mmoe, default backend)");
+        records.push(...(await measureMemory(host, quick, log)));
+      }
+    }
+
+    if (torch.available && !quick) {
+      // A second PyTorch pass after ours, so load from other processes hits both engines alike.
+      for (const [model, script] of Object.entries(torchModels)) {
+        const { best } = await measureTorch(
+          script,
+          dataDirectory,
+          [{ openblasThreads: 1, torchThreads: 1 }],
+          quick,
+          log,
+        );
+        const first = torchBest.get(model)!;
+        torchBest.set(model, {
+          ...first,
+          trainExamplesPerSecond: Math.max(first.trainExamplesPerSecond, best.trainExamplesPerSecond),
+          inferenceExamplesPerSecond: Math.max(
+            first.inferenceExamplesPerSecond,
+            best.inferenceExamplesPerSecond,
+          ),
+        });
+      }
+    }
+    for (const [model, best] of torchBest) {
+      records.push(
+        record(`pytorch ${model} train (best setting)`, best.trainExamplesPerSecond, "examples/s"),
+      );
+      records.push(
+        record(`pytorch ${model} inference (best setting)`, best.inferenceExamplesPerSecond, "examples/s"),
+      );
+      records.push(record(`pytorch ${model} single-row latency p50 (best setting)`, best.latencyP50Ms, "ms"));
+      for (const figure of figures.filter((entry) => entry.model === model)) {
+        const label = figure.variant.label;
+        records.push(
+          record(
+            `${model} train mdrec (${label}) / PyTorch best`,
+            figure.trainExamplesPerSecond / best.trainExamplesPerSecond,
+            "ratio",
+            figure.variant.isDefault ? "target >= 0.5 (goal 1.0)" : undefined,
+          ),
+        );
+        records.push(
+          record(
+            `${model} inference mdrec (${label}) / PyTorch best`,
+            figure.inferenceExamplesPerSecond / best.inferenceExamplesPerSecond,
+            "ratio",
+            figure.variant.isDefault ? "target >= 1.0" : undefined,
+          ),
+        );
+      }
+    }
+    return records;
+  } finally {
+    await rm(dataDirectory, { recursive: true, force: true });
+    await initBackend({ log: () => {} });
+  }
+}
+
+/**
+ * Training and inference throughput of every registered model on every backend that loads, at
+ * issue 7's fixed configuration, with single-row latency, a memory check over many steps, and
+ * the PyTorch reference of MMoE and CESAA on the same batches.
+ */
+export const suite: BenchSuite = {
+  name: SUITE,
+  description: [
+    "Every registered model at one fixed configuration: 8 categorical fields (vocabulary 10k,",
+    "embedding dim 16, so x is [B, 128]), experts 128 -> 256 -> 128 (MMoE: 4 experts; PLE: 1 shared +",
+    "1 per domain; shared-bottom and STAR: the same widths as their MLP; CESAA: S=2 shared, N=16",
+    "specific, k=2), towers [8], 3 domains, Adam 1e-3, batch 1024 to train and 4096 to infer, on",
+    "synthetic batches with a learnable signal. Throughput is batch / median step time (the machine",
+    "is shared; the median ignores preempted steps); a step includes one scalar loss read. Inference",
+    "reads the probabilities back. The PyTorch reference (`packages/bench/reference/*.py`, Debian",
+    "`python3-torch` with OpenBLAS) trains the same models on the same batches under each thread",
+    "setting; ratios divide mdrec by PyTorch's best setting measured in the same run.",
+  ].join(" "),
+  run,
+};
