@@ -218,6 +218,7 @@ describe("Cesaa gradients, leaks, round trips, determinism", () => {
 
   it("the AEA term sends gradient to the gate's logits of every expert", () => {
     const model = smallCesaa({ mi: { weight: 1, movingAverage: 0 } });
+    model.trainableWeights(); // builds every block
     const batch = sampleBatch(32);
     const kernel = weightNamed(model.gate.weights, "gate_kernel");
     const [gradient] = gradientValues(() => {

@@ -324,8 +324,12 @@ export class ExpertPool extends layers.Layer {
       const slotIds = tf.tensor1d(groups.slots, "int32"); // [B * k], grouped by expert
       const routedRows = gatherRows(x, rowIds); // [B * k, dIn]
       // One copy per expert of each layer's weights; unstack's gradient is a single stack.
-      const kernels = this.denseLayers.map((layer) => tf.unstack(layer.kernel.read())); // [N] x [in, out]
-      const biases = this.denseLayers.map((layer) => tf.unstack(layer.bias.read())); // [N] x [out]
+      // tfjs hands a one-output op's gradient a bare tensor, which Unpack's gradient cannot stack,
+      // so a pool of one expert reshapes instead.
+      const perExpert = (weights: tf.Tensor) =>
+        numExperts === 1 ? [tf.reshape(weights, weights.shape.slice(1))] : tf.unstack(weights);
+      const kernels = this.denseLayers.map((layer) => perExpert(layer.kernel.read())); // [N] x [in, out]
+      const biases = this.denseLayers.map((layer) => perExpert(layer.bias.read())); // [N] x [out]
       const expertOutputs: tf.Tensor[] = [];
       for (let expert = 0; expert < numExperts; expert++) {
         const count = groups.counts[expert]!;

@@ -32,7 +32,11 @@ export function denseWeights(routing: Pick<Routing, "indices" | "weights">, numE
     // int32 one-hot then cast: wasm's OneHot with dtype float32 writes integer bit patterns.
     // tf.oneHot refuses depth 1, so a pool of one expert takes depth 2 and drops the extra column.
     const depth = Math.max(numExperts, 2);
-    const oneHot = tf.slice(tf.cast(tf.oneHot(routing.indices, depth), "float32"), 0, [batch, slots, numExperts]); // [B, k, N]
+    const oneHot = tf.slice(tf.cast(tf.oneHot(routing.indices, depth), "float32"), 0, [
+      batch,
+      slots,
+      numExperts,
+    ]); // [B, k, N]
     const slotWeights = tf.reshape(routing.weights, [batch, slots, 1]); // [B, k, 1]
     return tf.sum(tf.mul(oneHot, slotWeights), 1) as tf.Tensor2D; // [B, N]
   });

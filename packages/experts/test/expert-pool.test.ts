@@ -225,6 +225,22 @@ for (const backend of ["cpu", "wasm"] as const) {
   });
 }
 
+describe("ExpertPool with a single expert", () => {
+  it("dense, sparse and mixExperts agree in outputs and gradients", () => {
+    const pool = new ExpertPool({ numExperts: 1, units: [3, 2], activation: "tanh", seed: 4 });
+    const x = input(3, 2, 1);
+    const routing = {
+      indices: tf.zeros([3, 1], "int32") as tf.Tensor2D,
+      weights: tf.tensor2d([[0.5], [1], [2]]),
+    };
+    expectClose(pool.sparse(x, routing), mixExperts(pool.dense(x), routing));
+    const variables = pool.trainableWeights.map((weight) => weight.read() as tf.Variable);
+    const dense = tf.variableGrads(() => tf.sum(mixExperts(pool.dense(x), routing)) as tf.Scalar, variables);
+    const sparse = tf.variableGrads(() => tf.sum(pool.sparse(x, routing)) as tf.Scalar, variables);
+    for (const variable of variables) expectClose(sparse.grads[variable.name]!, dense.grads[variable.name]!);
+  });
+});
+
 describe("ExpertPool sparse dispatch computes routed rows only", () => {
   it("counts rows per expert and B * k evaluations", () => {
     const pool = new ExpertPool({ numExperts: 3, units: [2], seed: 3 });

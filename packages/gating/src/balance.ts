@@ -1,6 +1,7 @@
 import { assertInteger, assertKnownKeys, assertNumber, assertTensor, ShapeError } from "@mdrec/core";
 import type { Routing } from "@mdrec/experts";
 import * as tf from "@tensorflow/tfjs-core";
+import { oneHotFloat } from "./one-hot.js";
 
 /**
  * Importance loss of Shazeer et al. (2017): the squared coefficient of variation of the
@@ -42,10 +43,7 @@ export function switchLoadLoss(routing: Pick<Routing, "probs" | "indices">, numE
   }
   return tf.tidy(() => {
     const slots = routing.indices.size;
-    const assigned = tf.sum(
-      tf.cast(tf.oneHot(tf.reshape(routing.indices, [slots]), numExperts), "float32"),
-      0,
-    ); // [N]
+    const assigned = tf.sum(oneHotFloat(tf.reshape(routing.indices, [slots]), numExperts), 0); // [N]
     const fraction = tf.div(assigned, Math.max(slots, 1)); // [N]
     const meanProbability = tf.mean(routing.probs, 0); // [N]
     return tf.mul(tf.sum(tf.mul(fraction, meanProbability)), numExperts) as tf.Scalar;

@@ -1,6 +1,7 @@
 import { assertInteger, assertOneOf, assertTensor, DataError, gatherRows } from "@mdrec/core";
 import * as tf from "@tensorflow/tfjs-core";
 import { initializers, type LayerVariable } from "@tensorflow/tfjs-layers";
+import { oneHotFloat } from "./one-hot.js";
 
 /** How a gate uses the domain of each row. */
 export const DOMAIN_CONDITIONINGS = ["none", "embedding", "per-domain"] as const;
@@ -116,8 +117,7 @@ export class ConditionedLinear {
     const numDomains = this.settings.numDomains!;
     const perDomain = tf.reshape(all, [batch, numDomains, this.outputs]); // [B, D, outputs]
     // Select the row's domain by a one-hot product: gather with batchDims crashes on wasm.
-    // int32 one-hot then cast: wasm's OneHot with dtype float32 writes integer bit patterns.
-    const selector = tf.reshape(tf.cast(tf.oneHot(domainIds, numDomains), "float32"), [batch, numDomains, 1]); // [B, D, 1]
+    const selector = tf.reshape(oneHotFloat(domainIds, numDomains), [batch, numDomains, 1]); // [B, D, 1]
     return tf.sum(tf.mul(perDomain, selector), 1) as tf.Tensor2D; // [B, outputs]
   }
 }

@@ -15,6 +15,7 @@ import {
   validateConditioning,
 } from "./conditioning.js";
 import type { Gate } from "./gate.js";
+import { oneHotFloat } from "./one-hot.js";
 import { topKIndices } from "./top-k.js";
 
 /** Arguments of {@link TopKGate}. */
@@ -162,8 +163,7 @@ export class TopKGate extends layers.Layer implements Gate {
       const indices = topKIndices(logits, this.k); // [B, k]
       // Pick the kept entries by a one-hot product (gather with batchDims crashes on wasm, and
       // a softmax over -1e9-masked logits came out uniform there).
-      // int32 one-hot then cast: wasm's OneHot with dtype float32 writes integer bit patterns.
-      const picker = tf.cast(tf.oneHot(indices, this.numExperts), "float32"); // [B, k, N]
+      const picker = oneHotFloat(indices, this.numExperts); // [B, k, N]
       const pick = (values: tf.Tensor2D) =>
         tf.sum(tf.mul(picker, tf.reshape(values, [batch, 1, this.numExperts])), 2) as tf.Tensor2D; // [B, k]
       const weights = this.renormalize ? tf.softmax(pick(logits)) : pick(probs); // [B, k]

@@ -212,6 +212,29 @@ describe("TopKGate gradients", () => {
   });
 });
 
+describe("TopKGate with a single expert and a single domain", () => {
+  it("routes every row to expert 0 with weight 1 and keeps gradients", () => {
+    const gate = new TopKGate({
+      numExperts: 1,
+      k: 1,
+      numDomains: 1,
+      domainConditioning: "per-domain",
+      seed: 2,
+    });
+    const x = tf.randomNormal([3, 2], 0, 1, "float32", 1) as tf.Tensor2D;
+    const ids = tf.zeros([3], "int32") as tf.Tensor1D;
+    const routing = gate.route(x, ids, true);
+    expect(routing.indices.arraySync()).toEqual([[0], [0], [0]]);
+    expectClose(routing.weights, [[1], [1], [1]]);
+    expect(gate.auxiliaryLosses(routing)).toEqual({});
+    const withLoad = new TopKGate({ numExperts: 1, k: 1, numDomains: 1, loadBalance: { load: 1 }, seed: 2 });
+    expectClose(withLoad.auxiliaryLosses(withLoad.route(x, ids, true)).load!, [1]);
+    const { value, grads } = tf.variableGrads(() => tf.sum(gate.route(x, ids, true).probs) as tf.Scalar);
+    expect(Object.keys(grads).length).toBeGreaterThan(0);
+    tf.dispose([value, ...Object.values(grads)]);
+  });
+});
+
 describe("TopKGate on wasm", () => {
   it("weights are not uniform when the kept logits differ (the -1e9 mask fault is avoided)", async () => {
     await onBackend("wasm", () => {

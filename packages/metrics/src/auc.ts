@@ -89,7 +89,7 @@ export function aucWithReason(labels: NumericArray, scores: NumericArray): Metri
  * Exact ROC AUC in O(n log n):
  * `AUC = (#{(i, j): s_i > s_j} + 0.5 #{(i, j): s_i = s_j}) / (P N)` over positive rows `i` and
  * negative rows `j`, i.e. ties get their average rank. Scores may be any real numbers
- * (probabilities or logits, `+-Infinity` allowed). 10M rows take about a second.
+ * (probabilities or logits, `+-Infinity` allowed). 10M rows take about 2 s of CPU (bench suite `metrics`).
  *
  * @param labels 0/1 per row.
  * @param scores one score per row; higher means more likely positive.

@@ -109,6 +109,8 @@ interface ChildResult {
   cpuSeconds: number;
   baselineRssMiB: number;
   peakRssMiB: number;
+  /** Live heap after a full garbage collection at the end (what a leak would grow). */
+  liveHeapMiB: number;
 }
 
 /** Child process: stream one ratings file in 64k-row chunks and report peak RSS. */
@@ -135,7 +137,9 @@ async function childMain(path: string): Promise<void> {
     return { rows, positives };
   });
   const peakRssMiB = process.resourceUsage().maxRSS / 1024;
-  const report: ChildResult = { rows: result.rows, seconds, cpuSeconds, baselineRssMiB, peakRssMiB };
+  (globalThis as { gc?: () => void }).gc?.();
+  const liveHeapMiB = process.memoryUsage().heapUsed / 2 ** 20;
+  const report: ChildResult = { rows: result.rows, seconds, cpuSeconds, baselineRssMiB, peakRssMiB, liveHeapMiB };
   process.stdout.write(`${JSON.stringify(report)}\n`);
 }
 
@@ -145,7 +149,7 @@ function runChild(path: string): Promise<ChildResult> {
   // CommonJS entry) or as the ES-module entry point.
   const entry = typeof require === "function" ? ["-e", `require(${JSON.stringify(self)})`] : [self];
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...process.execArgv, ...entry], {
+    const child = spawn(process.execPath, [...process.execArgv, "--expose-gc", ...entry], {
       env: { ...process.env, [CHILD_ENV]: path },
       stdio: ["ignore", "pipe", "pipe"],
     });
@@ -250,7 +254,7 @@ export const suite: BenchSuite = {
           `peak RSS streaming ${label} rows (streamDataset, 64k-row chunks)`,
           result.peakRssMiB,
           "MiB",
-          `baseline after imports ${result.baselineRssMiB.toFixed(0)} MiB; ${Math.round(streamRows / result.seconds)} rows/s wall, cpu ${result.cpuSeconds.toFixed(2)} s; own child process`,
+          `baseline after imports ${result.baselineRssMiB.toFixed(0)} MiB, live heap after the run ${result.liveHeapMiB.toFixed(1)} MiB; ${Math.round(streamRows / result.seconds)} rows/s wall, ${Math.round(streamRows / result.cpuSeconds)} rows per cpu-s; own child process`,
         );
       }
       const [small, large] = streamed;

@@ -10,10 +10,19 @@ import { assertKnownKeys, assertOneOf } from "../validate.js";
 import { asWasmBackend, type WasmBackend } from "./wasm-heap.js";
 import { createIdentity } from "./wasm-identity.js";
 import { createBatchMatMul, createFusedMatMul } from "./wasm-matmul.js";
+import { createSlice, createSplitV, createUnpack } from "./wasm-slicing.js";
 import { createSum } from "./wasm-sum.js";
 
 /** Kernels that {@link registerFastKernels} replaces on the `wasm` backend. */
-export const FAST_WASM_KERNELS = ["BatchMatMul", "_FusedMatMul", "Identity", "Sum"] as const;
+export const FAST_WASM_KERNELS = [
+  "BatchMatMul",
+  "_FusedMatMul",
+  "Identity",
+  "Sum",
+  "Slice",
+  "SplitV",
+  "Unpack",
+] as const;
 
 /** One of {@link FAST_WASM_KERNELS}. */
 export type FastKernelName = (typeof FAST_WASM_KERNELS)[number];
@@ -31,6 +40,9 @@ const FACTORIES: Record<FastKernelName, OverrideFactory> = {
   _FusedMatMul: createFusedMatMul,
   Identity: createIdentity,
   Sum: createSum,
+  Slice: createSlice,
+  SplitV: createSplitV,
+  Unpack: createUnpack,
 };
 
 // Stock configs of the kernels we replaced, per backend, to restore them. Kept on globalThis

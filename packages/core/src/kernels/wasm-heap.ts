@@ -29,6 +29,7 @@ export interface WasmBackend {
   makeOutput(shape: number[], dtype: tf.DataType, memoryOffset?: number): tf.TensorInfo;
   disposeData(dataId: tf.DataId, force?: boolean): boolean;
   incRef(dataId: tf.DataId): void;
+  typedArrayFromHeap(info: tf.TensorInfo): Float32Array | Int32Array | Uint8Array;
 }
 
 /** Returns the backend as {@link WasmBackend}, or null when a needed internal is missing. */
@@ -39,6 +40,7 @@ export function asWasmBackend(backend: unknown): WasmBackend | null {
     typeof candidate.makeOutput === "function" &&
     typeof candidate.disposeData === "function" &&
     typeof candidate.incRef === "function" &&
+    typeof candidate.typedArrayFromHeap === "function" &&
     typeof candidate.dataIdMap?.get === "function" &&
     typeof candidate.dataIdMap?.delete === "function" &&
     candidate.wasm?.HEAPU8 instanceof Uint8Array &&

@@ -6,6 +6,7 @@ import {
   assertOneOf,
   assertTensor,
   ConfigError,
+  deriveSeed,
   FeatureEmbedding,
   nextSeed,
   ShapeError,
@@ -16,6 +17,7 @@ import { serialization } from "@tensorflow/tfjs-core";
 import { type LayerVariable, layers } from "@tensorflow/tfjs-layers";
 import type { LayerArgs } from "@tensorflow/tfjs-layers/dist/engine/topology";
 import type { Kwargs } from "@tensorflow/tfjs-layers/dist/types";
+import { assertUnits } from "../options.js";
 import { disposeLayerWeights } from "./dispose.js";
 import { rowRouting } from "./row-routing.js";
 
@@ -92,14 +94,7 @@ export class DomainTowers extends layers.Layer {
     const numTasks = args.numTasks ?? 1;
     assertInteger("DomainTowers numTasks", numTasks, 1);
     const units = args.units ?? [8];
-    if (!Array.isArray(units)) {
-      throw new ConfigError(
-        `DomainTowers units must be an array of positive integers, received ${JSON.stringify(units)}`,
-      );
-    }
-    units.forEach((width, index) => {
-      assertInteger(`DomainTowers units[${index}]`, width, 1);
-    });
+    assertUnits("DomainTowers units", units, true);
     const mode = args.mode ?? "per-domain";
     assertOneOf("DomainTowers mode", mode, ["per-domain", "shared"]);
     const activation = args.activation ?? "relu";
@@ -124,7 +119,7 @@ export class DomainTowers extends layers.Layer {
       units: [...units, 1],
       activation,
       outputActivation: "linear",
-      seed,
+      seed: deriveSeed(seed, 0),
       name: `${this.name}/towers`,
     });
     this.domainEmbedding =
@@ -132,7 +127,7 @@ export class DomainTowers extends layers.Layer {
         ? new FeatureEmbedding({
             features: [{ kind: "categorical", name: "domain", vocabularySize: this.numDomains }],
             embeddingDim: domainEmbeddingDim,
-            seed: seed + 1,
+            seed: deriveSeed(seed, 1),
             name: `${this.name}/domain_embedding`,
           })
         : null;

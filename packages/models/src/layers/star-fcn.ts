@@ -7,6 +7,7 @@ import {
   assertNumber,
   assertTensor,
   ConfigError,
+  deriveSeed,
   gatherRows,
   nextSeed,
 } from "@mdrec/core";
@@ -16,6 +17,7 @@ import { serialization } from "@tensorflow/tfjs-core";
 import { initializers, type LayerVariable, layers } from "@tensorflow/tfjs-layers";
 import type { LayerArgs } from "@tensorflow/tfjs-layers/dist/engine/topology";
 import type { Kwargs } from "@tensorflow/tfjs-layers/dist/types";
+import { assertUnits } from "../options.js";
 import { disposeLayerWeights } from "./dispose.js";
 import { rowRouting } from "./row-routing.js";
 
@@ -78,14 +80,7 @@ export class StarFcn extends layers.Layer {
     assertKnownKeys("StarFcn args", args ?? {}, STAR_FCN_KEYS);
     assertInteger("StarFcn numDomains", args?.numDomains, 1);
     const units = args.units;
-    if (!Array.isArray(units) || units.length === 0) {
-      throw new ConfigError(
-        `StarFcn units must be a non-empty array of positive integers, received ${JSON.stringify(units)}`,
-      );
-    }
-    units.forEach((width, index) => {
-      assertInteger(`StarFcn units[${index}]`, width, 1);
-    });
+    assertUnits("StarFcn units", units);
     const activation = args.activation ?? "relu";
     assertActivation("StarFcn activation", activation);
     const outputActivation = args.outputActivation ?? activation;
@@ -122,7 +117,7 @@ export class StarFcn extends layers.Layer {
           `shared_kernel_${index}`,
           [previous, width],
           "float32",
-          initializers.glorotUniform({ seed: this.seed + index }),
+          initializers.glorotUniform({ seed: deriveSeed(this.seed, index) }),
         ),
         sharedBias: this.addWeight(`shared_bias_${index}`, [width], "float32", initializers.zeros()),
         domainKernel: this.addWeight(

@@ -1,0 +1,135 @@
+import type * as tf from "@tensorflow/tfjs-core";
+import { backend_util, type KernelFunc, slice_util, util } from "@tensorflow/tfjs-core";
+import { sizeOf, type WasmBackend } from "./wasm-heap.js";
+
+type HeapArray = Float32Array | Int32Array | Uint8Array;
+
+/** A view of a tensor's data on the wasm heap (no copy). Refetch after any allocation. */
+function heapView(backend: WasmBackend, info: tf.TensorInfo): HeapArray {
+  return backend.typedArrayFromHeap(info);
+}
+
+/**
+ * Copies the box `begin .. begin + size` of `source` (shape `shape`) into `target` at
+ * `targetOffset`, one contiguous innermost run at a time.
+ */
+function copyBox(
+  source: HeapArray,
+  shape: readonly number[],
+  begin: readonly number[],
+  size: readonly number[],
+  target: HeapArray,
+  targetOffset: number,
+): void {
+  const rank = shape.length;
+  if (rank === 0) {
+    target[targetOffset] = source[0]!;
+    return;
+  }
+  const strides = util.computeStrides(shape as number[]);
+  const run = size[rank - 1]!;
+  const outer = sizeOf(size.slice(0, -1));
+  const index = new Array<number>(Math.max(rank - 1, 0)).fill(0);
+  let written = targetOffset;
+  for (let count = 0; count < outer; count++) {
+    let offset = begin[rank - 1]!;
+    for (let axis = 0; axis < rank - 1; axis++) offset += (begin[axis]! + index[axis]!) * strides[axis]!;
+    if (run >= 16) {
+      target.set(source.subarray(offset, offset + run), written);
+    } else {
+      for (let element = 0; element < run; element++) target[written + element] = source[offset + element]!;
+    }
+    written += run;
+    for (let axis = rank - 2; axis >= 0; axis--) {
+      index[axis]! += 1;
+      if (index[axis]! < size[axis]!) break;
+      index[axis] = 0;
+    }
+  }
+}
+
+/** The slice `begin .. begin + size` of `x` as a new tensor, read straight from the heap. */
+function sliceFromHeap(
+  backend: WasmBackend,
+  x: tf.TensorInfo,
+  begin: readonly number[],
+  size: readonly number[],
+): tf.TensorInfo {
+  const out = backend.makeOutput([...size], x.dtype);
+  if (sizeOf(size) === 0) return out;
+  const source = heapView(backend, x);
+  const target = heapView(backend, out);
+  if (slice_util.isSliceContinous(x.shape, begin as number[], size as number[])) {
+    const start = slice_util.computeFlatOffset(begin as number[], util.computeStrides(x.shape));
+    target.set(source.subarray(start, start + sizeOf(size)));
+  } else {
+    copyBox(source, x.shape, begin, size, target, 0);
+  }
+  return out;
+}
+
+/**
+ * Override of the wasm `Slice` kernel. The stock kernel starts with `backend.readSync(x)`,
+ * which copies the whole input out of the wasm heap on every call; slicing row blocks of a
+ * `[4096, 128]` activation cost more than the matmuls around it. Same result, read in place.
+ */
+export function createSlice(stock: KernelFunc, backendOf: (backend: unknown) => WasmBackend | null): KernelFunc {
+  return (args) => {
+    const backend = backendOf(args.backend);
+    const { x } = args.inputs as { x: tf.TensorInfo };
+    if (backend === null || x.dtype === "string") return stock(args);
+    const { begin, size } = args.attrs as { begin: number | number[]; size: number | number[] };
+    const [beginIndex, sizeOfSlice] = slice_util.parseSliceParams(x, begin, size) as [number[], number[]];
+    slice_util.assertParamsValid(x, beginIndex, sizeOfSlice);
+    return sliceFromHeap(backend, x, beginIndex, sizeOfSlice);
+  };
+}
+
+/**
+ * Override of the wasm `SplitV` kernel (the gradient of every `concat`, e.g. of the embedding
+ * fields): the stock kernel runs its copying `Slice` once per piece, copying the whole input
+ * each time.
+ */
+export function createSplitV(stock: KernelFunc, backendOf: (backend: unknown) => WasmBackend | null): KernelFunc {
+  return (args) => {
+    const backend = backendOf(args.backend);
+    const { x } = args.inputs as { x: tf.TensorInfo };
+    if (backend === null || x.dtype === "string") return stock(args);
+    const { numOrSizeSplits, axis } = args.attrs as { numOrSizeSplits: number | number[]; axis: number };
+    const splitAxis = util.parseAxisParam(axis, x.shape)[0]!;
+    const sizes = backend_util.prepareSplitSize(x as unknown as tf.Tensor, numOrSizeSplits, splitAxis);
+    const begin = new Array<number>(x.shape.length).fill(0);
+    return sizes.map((piece) => {
+      const size = [...x.shape];
+      size[splitAxis] = piece;
+      const out = sliceFromHeap(backend, x, begin, size);
+      begin[splitAxis]! += piece;
+      return out;
+    });
+  };
+}
+
+/**
+ * Override of the wasm `Unpack` kernel (`tf.unstack`, e.g. one weight matrix per expert): the
+ * stock kernel slices once per output through the copying `Slice`, so unstacking 16 expert
+ * kernels copied the whole `[16, 256, 128]` tensor 16 times.
+ */
+export function createUnpack(stock: KernelFunc, backendOf: (backend: unknown) => WasmBackend | null): KernelFunc {
+  return (args) => {
+    const backend = backendOf(args.backend);
+    const { value } = args.inputs as { value: tf.TensorInfo };
+    if (backend === null || value.dtype === "string") return stock(args);
+    let { axis } = args.attrs as { axis: number };
+    if (axis < 0) axis += value.shape.length;
+    const count = value.shape[axis]!;
+    const outShape = value.shape.filter((_, index) => index !== axis);
+    const begin = new Array<number>(value.shape.length).fill(0);
+    const size = [...value.shape];
+    size[axis] = 1;
+    return Array.from({ length: count }, (_, position) => {
+      begin[axis] = position;
+      const out = sliceFromHeap(backend, value, begin, size);
+      return { dataId: out.dataId, shape: outShape, dtype: out.dtype };
+    });
+  };
+}
