@@ -1,14 +1,10 @@
 import { assertInteger, assertKnownKeys, assertNumber, assertOneOf, ConfigError, formatValue } from "@mdrec/core";
 import { DOMAIN_CONDITIONINGS, type DomainConditioning, type LoadBalanceOptions } from "@mdrec/gating";
 import {
-  assertCommonOptions,
   assertUnits,
-  type BaseModelOptions,
-  COMMON_DEFAULTS,
-  type MlpOptions,
   type Resolved,
-  resolveOptions,
-  type TowerOptions,
+  resolveTowerModelOptions,
+  type TowerModelOptions,
 } from "@mdrec/models";
 
 /** How the S shared experts are combined. */
@@ -54,7 +50,7 @@ export interface CesaaMiOptions {
 }
 
 /** Options of {@link Cesaa}. Every model-specific option has a documented default. */
-export interface CesaaOptions extends BaseModelOptions, TowerOptions, MlpOptions {
+export interface CesaaOptions extends TowerModelOptions {
   /** S, domain-shared experts, always computed for every row (>= 0). Defaults to 2. */
   numSharedExperts?: number;
   /** N, domain-specific experts the CES gate chooses from (>= 1). Defaults to 8. */
@@ -127,7 +123,12 @@ function assertBoolean(name: string, value: unknown): void {
  * the value received (`cesaa options.k must be an integer in [1, numSpecificExperts=8], received 9`).
  */
 export function resolveCesaaOptions(options: CesaaOptions): ResolvedCesaaOptions {
-  const resolved = resolveOptions(WHERE, options, {
+  // CESAA's towers default to [32] hidden units instead of the family's [8].
+  const withTowerDefault =
+    options !== null && typeof options === "object" && options.towerUnits === undefined
+      ? { ...options, towerUnits: [32] }
+      : options;
+  const resolved = resolveTowerModelOptions(WHERE, withTowerDefault, {
     numSharedExperts: 2,
     numSpecificExperts: 8,
     k: 2,
@@ -137,8 +138,6 @@ export function resolveCesaaOptions(options: CesaaOptions): ResolvedCesaaOptions
     gate: CESAA_GATE_DEFAULTS,
     mi: CESAA_MI_DEFAULTS,
     loadBalance: {},
-    ...COMMON_DEFAULTS,
-    towerUnits: [32],
   });
   const { numSharedExperts, numSpecificExperts, k } = resolved;
   assertInteger(`${WHERE}.numSharedExperts`, numSharedExperts, 0);
@@ -147,7 +146,6 @@ export function resolveCesaaOptions(options: CesaaOptions): ResolvedCesaaOptions
   assertUnits(`${WHERE}.expertUnits`, resolved.expertUnits);
   assertOneOf(`${WHERE}.sharedMixing`, resolved.sharedMixing, ["mean", "learned"]);
   assertOneOf(`${WHERE}.dispatch`, resolved.dispatch, ["sparse", "dense"]);
-  assertCommonOptions(WHERE, resolved);
 
   const gate = nestedOptions("gate", options.gate, CESAA_GATE_DEFAULTS);
   assertBoolean(`${WHERE}.gate.noise`, gate.noise);

@@ -17,14 +17,14 @@ describe("mdrec compare", () => {
     );
     expect(run.stderr).toBe("");
     expect(run.code).toBe(0);
-    expect(run.stdout).toContain("mdrec backend: cpu (requested by option prefer)");
-    expect(run.stdout).toMatch(/│ test metric\s+│ shared-bottom │\s+star │/);
+    expect(run.stdout).toContain("mdrec backend: cpu (requested by --backend");
+    expect(run.stdout).toMatch(/│ test metric\s+│ shared-bottom │\s+mmoe │/);
     expect(run.stdout).toMatch(/│ AUC domain_3\s+│/);
     expect(run.stdout).toContain("Report: cmp/report.html (open it in a browser)");
     // Not a TTY: plain progress lines, no bar control characters (BAD_INPUTS 28).
     expect(controlCharacters(run.stdout)).toEqual([]);
-    expect(run.stdout).toContain("[star] training: 3 steps");
-    expect(run.stdout).toMatch(/\[star\] epoch 1\/1: loss \d/);
+    expect(run.stdout).toContain("[mmoe] training: 3 steps");
+    expect(run.stdout).toMatch(/\[mmoe\] epoch 1\/1: loss \d.* \| validation AUC \d\.\d+ logloss \d\.\d+ MI \d/);
     const results = parseRunResults(JSON.parse(readFileSync(join(cwd, "cmp", "results.json"), "utf8")));
     expect(results.kind).toBe("compare");
     expect(results.models.map((model) => model.name)).toEqual(TEST_MODELS);
@@ -37,6 +37,8 @@ describe("mdrec compare", () => {
     });
     expect(results.environment.backend).toBe("cpu");
     expect(results.dataset).toMatchObject({ rows: 400, train: 320, validation: 40, test: 40 });
+    expect(results.models[1]!.routing.length).toBeGreaterThan(0);
+    expect(results.models[1]!.history[0]!.domainExpertMi).not.toBeNull();
     for (const model of results.models) {
       expect(model.history).toHaveLength(1);
       expect(model.test.perDomain).toHaveLength(4);
@@ -44,9 +46,11 @@ describe("mdrec compare", () => {
       expect(model.parameters).toBeGreaterThan(0);
     }
     expect(readFileSync(join(cwd, "cmp", "results.md"), "utf8")).toContain(
-      "| test metric | shared-bottom | star |",
+      "| test metric | shared-bottom | mmoe |",
     );
-    expect(readFileSync(join(cwd, "cmp", "report.html"), "utf8")).toContain('<table id="comparison">');
+    const html = readFileSync(join(cwd, "cmp", "report.html"), "utf8");
+    expect(html).toContain('<table id="comparison">');
+    expect(html).toContain('<figure id="utilisation-mmoe-0"');
     expect(existsSync(join(cwd, "cmp", "mdrec.lock"))).toBe(false);
 
     // The same directory again: refused, naming the earlier run (BAD_INPUTS 27).
@@ -63,7 +67,7 @@ describe("mdrec compare", () => {
     const report = await runMdrec(["report", "cmp/results.json", "--out", "again.html"], { cwd });
     expect(report.code).toBe(0);
     expect(report.stdout).toContain(`Report: again.html (2 models, run ${results.runId})`);
-    expect(readFileSync(join(cwd, "again.html"), "utf8")).toContain('<tr data-model="star">');
+    expect(readFileSync(join(cwd, "again.html"), "utf8")).toContain('<tr data-model="mmoe">');
   });
 
   it("--overwrite replaces the results; --json prints one JSON document on stdout", async () => {

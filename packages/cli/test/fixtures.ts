@@ -132,7 +132,7 @@ export function controlCharacters(text: string): string[] {
 }
 
 /** The two models every command test trains: one with gates (routing in the results) and one without. */
-export const TEST_MODELS = ["shared-bottom", "star"];
+export const TEST_MODELS = ["shared-bottom", "mmoe"];
 
 /** Flags of a small, fast run: tiny synthetic data, one epoch, cpu. */
 export const FAST_FLAGS = [

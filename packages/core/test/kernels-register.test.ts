@@ -12,6 +12,8 @@ import {
 import * as tf from "@tensorflow/tfjs-core";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 
+const ALL = ["BatchMatMul", "_FusedMatMul", "Identity", "Sum", "Slice", "SplitV", "Unpack", "GatherV2"];
+
 afterEach(() => {
   unregisterFastKernels("wasm");
 });
@@ -22,11 +24,12 @@ afterAll(async () => {
 
 describe("registerFastKernels", () => {
   it("installs every wasm override, is idempotent, and unregister restores the stock kernels", () => {
+    expect([...FAST_WASM_KERNELS]).toEqual(ALL);
     const stockConfigs = FAST_WASM_KERNELS.map((name) => tf.getKernel(name, "wasm")!);
     const stock = stockConfigs.map((config) => config.kernelFunc);
     expect(fastKernelsEnabled("wasm")).toBe(false);
-    expect(registerFastKernels("wasm")).toEqual(["BatchMatMul", "_FusedMatMul", "Identity", "Sum"]);
-    expect(registerFastKernels()).toEqual(["BatchMatMul", "_FusedMatMul", "Identity", "Sum"]);
+    expect(registerFastKernels("wasm")).toEqual([...ALL]);
+    expect(registerFastKernels()).toEqual([...ALL]);
     expect(fastKernelsEnabled()).toBe(true);
     FAST_WASM_KERNELS.forEach((name, index) => {
       const installed = tf.getKernel(name, "wasm")!;
@@ -34,7 +37,7 @@ describe("registerFastKernels", () => {
       // The wasm kernels bind their C++ entry points in setupFunc: it must survive.
       expect(installed.setupFunc).toBe(stockConfigs[index]!.setupFunc);
     });
-    expect(unregisterFastKernels("wasm")).toEqual(["BatchMatMul", "_FusedMatMul", "Identity", "Sum"]);
+    expect(unregisterFastKernels("wasm")).toEqual([...ALL]);
     expect(fastKernelsEnabled("wasm")).toBe(false);
     FAST_WASM_KERNELS.forEach((name, index) => {
       expect(tf.getKernel(name, "wasm")!.kernelFunc).toBe(stock[index]);
@@ -63,7 +66,7 @@ describe("registerFastKernels", () => {
       "registerFastKernels backendName must be a non-empty string, received 42",
     );
     expect(() => registerFastKernels("wasm", { kernels: ["MatMul" as "BatchMatMul"] })).toThrow(
-      'registerFastKernels options.kernels[0] must be one of "BatchMatMul", "_FusedMatMul", "Identity", "Sum", received "MatMul"',
+      'registerFastKernels options.kernels[0] must be one of "BatchMatMul", "_FusedMatMul", "Identity", "Sum", "Slice", "SplitV", "Unpack", "GatherV2", received "MatMul"',
     );
     expect(() => registerFastKernels("wasm", { kernels: "Sum" as unknown as ["Sum"] })).toThrow(
       'registerFastKernels options.kernels must be an array, received "Sum"',

@@ -345,3 +345,84 @@ describe("wasm Identity override", () => {
     expect(relativeError(results.fast[0]!.values, results.cpu[0]!.values)).toBeLessThan(1e-6);
   });
 });
+
+describe("wasm Slice, SplitV, Unpack and GatherV2 overrides", () => {
+  it("slice, split and unstack match the stock kernels and cpu on every axis", async () => {
+    const random = new SeededRandom(31);
+    const input = randomInput(random, [5, 70, 9]);
+    const results = await across(["stock", "fast", "cpu"], [input], (x) => [
+      tf.slice(x!, [1, 0, 0], [3, 70, 9]), // contiguous
+      tf.slice(x!, [0, 5, 2], [5, 64, 6]), // strided, long runs
+      tf.slice(x!, [2, 3, 1], [2, 4, 3]), // strided, short runs
+      ...tf.split(x!, [20, 50], 1),
+      ...tf.split(x!, 3, 2),
+      ...tf.unstack(x!, 0),
+      ...tf.unstack(x!, 2),
+    ]);
+    expect(results.fast).toHaveLength(3 + 2 + 3 + 5 + 9);
+    results.fast.forEach((fast, index) => {
+      expect(fast.shape, `output ${index}`).toEqual(results.cpu[index]!.shape);
+      expect(Array.from(fast.values), `output ${index}`).toEqual(Array.from(results.stock[index]!.values));
+      expect(Array.from(fast.values), `output ${index}`).toEqual(Array.from(results.cpu[index]!.values));
+    });
+  });
+
+  it("slices a hand-computable tensor", async () => {
+    await use("fast");
+    const pieces = tf.tidy(() => {
+      const x = tf.tensor2d([
+        [1, 2, 3],
+        [4, 5, 6],
+      ]);
+      return [tf.slice(x, [0, 1], [2, 2]).arraySync(), tf.unstack(x, 1).map((column) => column.arraySync())];
+    });
+    expect(pieces).toEqual([
+      [
+        [2, 3],
+        [5, 6],
+      ],
+      [
+        [1, 4],
+        [2, 5],
+        [3, 6],
+      ],
+    ]);
+  });
+
+  it("gathers rows and inner axes like the stock kernel and cpu, duplicates included", async () => {
+    const random = new SeededRandom(41);
+    const table = randomInput(random, [40, 70]);
+    const narrow = randomInput(random, [40, 3]);
+    const ids = Int32Array.from([0, 39, 5, 5, 17, 0]);
+    const results = await across(["stock", "fast", "cpu"], [table, narrow], (wide, small) => {
+      const indices = tf.tensor1d(ids, "int32");
+      const matrix = tf.tensor2d(ids, [2, 3], "int32");
+      return [
+        tf.gather(wide!, indices), // rows of 70: memcpy path
+        tf.gather(small!, indices), // rows of 3: loop path
+        tf.gather(small!, matrix), // 2-D indices
+        tf.gather(wide!, tf.tensor1d([69, 1, 1], "int32"), 1), // inner axis
+      ];
+    });
+    results.fast.forEach((fast, index) => {
+      expect(fast.shape, `output ${index}`).toEqual(results.cpu[index]!.shape);
+      expect(Array.from(fast.values), `output ${index}`).toEqual(Array.from(results.stock[index]!.values));
+      expect(Array.from(fast.values), `output ${index}`).toEqual(Array.from(results.cpu[index]!.values));
+    });
+  });
+
+  it("rejects an out-of-range index with the stock message and leaks nothing", async () => {
+    await use("fast");
+    const table = tf.tensor2d([
+      [1, 2],
+      [3, 4],
+    ]);
+    const bad = tf.tensor1d([1, 2], "int32");
+    const buffers = wasmDataIds();
+    const tensors = tf.memory().numTensors;
+    expect(() => tf.gather(table, bad)).toThrow("GatherV2: the index value 2 is not in [0, 1]");
+    expect(wasmDataIds()).toBe(buffers);
+    expect(tf.memory().numTensors).toBe(tensors);
+    tf.dispose([table, bad]);
+  });
+});

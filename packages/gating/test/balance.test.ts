@@ -2,7 +2,7 @@ import { ConfigError, ShapeError } from "@mdrec/core";
 import { importanceLoss, switchLoadLoss } from "@mdrec/gating";
 import * as tf from "@tensorflow/tfjs-core";
 import { describe, expect, it } from "vitest";
-import { checkInputGradients, expectClose, expectNoLeak, onBackend } from "./helpers.js";
+import { checkInputGradients, expectClose, expectNoLeak, onBackend } from "@mdrec/test-utils";
 
 describe("importanceLoss", () => {
   it("golden value: squared coefficient of variation of the summed probs", () => {

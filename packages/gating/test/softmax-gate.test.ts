@@ -9,7 +9,7 @@ import {
   expectNoLeak,
   onBackend,
   temporaryDirectory,
-} from "./helpers.js";
+} from "@mdrec/test-utils";
 
 afterAll(async () => {
   await tf.setBackend("cpu");

@@ -2,7 +2,7 @@ import { ConfigError, DataError, loadLayer, ShapeError, saveLayer } from "@mdrec
 import { domainExpertEntropies, domainExpertMutualInformation, MutualInformationLoss } from "@mdrec/mi-loss";
 import * as tf from "@tensorflow/tfjs-core";
 import { afterAll, describe, expect, it } from "vitest";
-import { checkInputGradients, expectClose, expectNoLeak, onBackend, temporaryDirectory } from "./helpers.js";
+import { checkInputGradients, expectClose, expectNoLeak, onBackend, temporaryDirectory } from "@mdrec/test-utils";
 
 afterAll(async () => {
   await tf.setBackend("cpu");

@@ -17,14 +17,17 @@ export { StarFcn, type StarFcnArgs } from "./layers/star-fcn.js";
 export { Mmoe, type MmoeOptions } from "./mmoe.js";
 export type { BaseModelOptions, ModelConfig, ModelOutput, ModelSummary, MultiDomainModel } from "./model.js";
 export {
-  assertCommonOptions,
+  assertMlpOptions,
   assertUnits,
-  COMMON_DEFAULTS,
+  MLP_DEFAULTS,
   type MlpOptions,
   type OptionDefaults,
   type Resolved,
   type ResolvedBaseOptions,
   resolveOptions,
+  resolveTowerModelOptions,
+  TOWER_DEFAULTS,
+  type TowerModelOptions,
   type TowerOptions,
 } from "./options.js";
 export { Ple, type PleOptions } from "./ple.js";

@@ -4,18 +4,11 @@ import { SoftmaxGate } from "@mdrec/gating";
 import type * as tf from "@tensorflow/tfjs-core";
 import { type ExpertCounts, MultiDomainModelBase } from "./base.js";
 import type { DomainTowers } from "./layers/domain-towers.js";
-import type { BaseModelOptions, ModelOutput } from "./model.js";
-import {
-  assertCommonOptions,
-  assertUnits,
-  COMMON_DEFAULTS,
-  type MlpOptions,
-  resolveOptions,
-  type TowerOptions,
-} from "./options.js";
+import type { ModelOutput } from "./model.js";
+import { assertUnits, resolveTowerModelOptions, type TowerModelOptions } from "./options.js";
 
 /** Options of {@link Mmoe}. */
-export interface MmoeOptions extends BaseModelOptions, TowerOptions, MlpOptions {
+export interface MmoeOptions extends TowerModelOptions {
   /** Number of experts N. Defaults to `numDomains` (one expert per domain, the Scenario-Wise-Rec setting). */
   numExperts?: number;
   /** Widths of each expert MLP. Defaults to `[16]` (Scenario-Wise-Rec). */
@@ -40,16 +33,14 @@ export class Mmoe extends MultiDomainModelBase<MmoeOptions> {
     const where = "mmoe options";
     super(
       "mmoe",
-      resolveOptions(where, options, {
+      resolveTowerModelOptions(where, options, {
         numExperts: (base) => base.numDomains,
         expertUnits: [16],
-        ...COMMON_DEFAULTS,
       }),
     );
     const { numExperts, expertUnits, activation, dropout, numDomains } = this.options;
     assertInteger(`${where}.numExperts`, numExperts, 1);
     assertUnits(`${where}.expertUnits`, expertUnits);
-    assertCommonOptions(where, this.options);
     this.experts = this.track(
       new ExpertPool({
         numExperts,

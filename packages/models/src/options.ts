@@ -9,7 +9,7 @@ import {
   nextSeed,
   validateFeatureSpecs,
 } from "@mdrec/core";
-import type { TowerMode } from "./layers/domain-towers.js";
+import type { DomainTowers, TowerMode } from "./layers/domain-towers.js";
 import type { BaseModelOptions } from "./model.js";
 
 /** `O` with every option present (defaults filled in). */
@@ -96,18 +96,37 @@ export interface MlpOptions {
   dropout?: number;
 }
 
-/** Defaults of {@link TowerOptions} and {@link MlpOptions}. */
-export const COMMON_DEFAULTS: Resolved<TowerOptions & MlpOptions> = {
-  towerUnits: [8],
-  towerMode: "per-domain",
-  activation: "relu",
-  dropout: 0,
-};
+/** Defaults of {@link MlpOptions}. */
+export const MLP_DEFAULTS: Resolved<MlpOptions> = { activation: "relu", dropout: 0 };
 
-/** Validates resolved {@link TowerOptions} and {@link MlpOptions}. */
-export function assertCommonOptions(where: string, options: Resolved<TowerOptions & MlpOptions>): void {
-  assertUnits(`${where}.towerUnits`, options.towerUnits, true);
-  assertOneOf(`${where}.towerMode`, options.towerMode, ["per-domain", "shared"]);
+/** Defaults of {@link TowerOptions}. */
+export const TOWER_DEFAULTS: Resolved<TowerOptions> = { towerUnits: [8], towerMode: "per-domain" };
+
+/** Validates resolved {@link MlpOptions}. */
+export function assertMlpOptions(where: string, options: Resolved<MlpOptions>): void {
   assertActivation(`${where}.activation`, options.activation);
   assertNumber(`${where}.dropout`, options.dropout, { min: 0, max: 0.999 });
+}
+
+/** Options of models that end in {@link DomainTowers}: base, tower and MLP options. */
+export interface TowerModelOptions extends BaseModelOptions, TowerOptions, MlpOptions {}
+
+/**
+ * {@link resolveOptions} for models with towers: also fills in and validates the
+ * {@link TowerOptions} and {@link MlpOptions}, so `defaults` holds only the model's own options.
+ */
+export function resolveTowerModelOptions<O extends TowerModelOptions>(
+  where: string,
+  options: O,
+  defaults: Omit<OptionDefaults<O>, keyof TowerOptions | keyof MlpOptions>,
+): Resolved<O> {
+  const resolved = resolveOptions(where, options, {
+    ...TOWER_DEFAULTS,
+    ...MLP_DEFAULTS,
+    ...defaults,
+  } as OptionDefaults<O>);
+  assertUnits(`${where}.towerUnits`, resolved.towerUnits, true);
+  assertOneOf(`${where}.towerMode`, resolved.towerMode, ["per-domain", "shared"]);
+  assertMlpOptions(where, resolved);
+  return resolved;
 }

@@ -4,18 +4,11 @@ import { CgcGate, SoftmaxGate } from "@mdrec/gating";
 import * as tf from "@tensorflow/tfjs-core";
 import { type ExpertCounts, MultiDomainModelBase } from "./base.js";
 import type { DomainTowers } from "./layers/domain-towers.js";
-import type { BaseModelOptions, ModelOutput } from "./model.js";
-import {
-  assertCommonOptions,
-  assertUnits,
-  COMMON_DEFAULTS,
-  type MlpOptions,
-  resolveOptions,
-  type TowerOptions,
-} from "./options.js";
+import type { ModelOutput } from "./model.js";
+import { assertUnits, resolveTowerModelOptions, type TowerModelOptions } from "./options.js";
 
 /** Options of {@link Ple}. */
-export interface PleOptions extends BaseModelOptions, TowerOptions, MlpOptions {
+export interface PleOptions extends TowerModelOptions {
   /** Stacked CGC levels. Defaults to 1 (the Scenario-Wise-Rec setting). */
   numLevels?: number;
   /** Shared experts per level (>= 0). Defaults to 1. */
@@ -57,12 +50,11 @@ export class Ple extends MultiDomainModelBase<PleOptions> {
     const where = "ple options";
     super(
       "ple",
-      resolveOptions(where, options, {
+      resolveTowerModelOptions(where, options, {
         numLevels: 1,
         numSharedExperts: 1,
         numSpecificExperts: 2,
         expertUnits: [16],
-        ...COMMON_DEFAULTS,
       }),
     );
     const { numLevels, numSharedExperts, numSpecificExperts, expertUnits, activation, dropout, numDomains } =
@@ -71,7 +63,6 @@ export class Ple extends MultiDomainModelBase<PleOptions> {
     assertInteger(`${where}.numSharedExperts`, numSharedExperts, 0);
     assertInteger(`${where}.numSpecificExperts`, numSpecificExperts, 1);
     assertUnits(`${where}.expertUnits`, expertUnits);
-    assertCommonOptions(where, this.options);
     const tasks = Array.from({ length: this.numTasks }, (_, task) => task);
     const pool = (numExperts: number, name: string) =>
       this.track(

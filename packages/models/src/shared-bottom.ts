@@ -2,18 +2,11 @@ import { Mlp } from "@mdrec/core";
 import type * as tf from "@tensorflow/tfjs-core";
 import { MultiDomainModelBase } from "./base.js";
 import type { DomainTowers } from "./layers/domain-towers.js";
-import type { BaseModelOptions, ModelOutput } from "./model.js";
-import {
-  assertCommonOptions,
-  assertUnits,
-  COMMON_DEFAULTS,
-  type MlpOptions,
-  resolveOptions,
-  type TowerOptions,
-} from "./options.js";
+import type { ModelOutput } from "./model.js";
+import { assertUnits, resolveTowerModelOptions, type TowerModelOptions } from "./options.js";
 
 /** Options of {@link SharedBottom}. */
-export interface SharedBottomOptions extends BaseModelOptions, TowerOptions, MlpOptions {
+export interface SharedBottomOptions extends TowerModelOptions {
   /** Widths of the shared bottom MLP. Defaults to `[64, 32]`. */
   bottomUnits?: number[];
 }
@@ -31,9 +24,8 @@ export class SharedBottom extends MultiDomainModelBase<SharedBottomOptions> {
 
   constructor(options: SharedBottomOptions) {
     const where = "shared-bottom options";
-    super("shared-bottom", resolveOptions(where, options, { bottomUnits: [64, 32], ...COMMON_DEFAULTS }));
+    super("shared-bottom", resolveTowerModelOptions(where, options, { bottomUnits: [64, 32] }));
     assertUnits(`${where}.bottomUnits`, this.options.bottomUnits);
-    assertCommonOptions(where, this.options);
     const { bottomUnits, activation, dropout } = this.options;
     this.bottom = this.track(new Mlp({ units: bottomUnits, activation, dropout, seed: this.childSeed() }));
     this.towers = this.createTowers(this.options);

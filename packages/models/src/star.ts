@@ -4,7 +4,7 @@ import { MultiDomainModelBase } from "./base.js";
 import { PartitionedNorm } from "./layers/partitioned-norm.js";
 import { StarFcn } from "./layers/star-fcn.js";
 import type { BaseModelOptions, ModelOutput } from "./model.js";
-import { assertUnits, type MlpOptions, resolveOptions } from "./options.js";
+import { assertMlpOptions, assertUnits, MLP_DEFAULTS, type MlpOptions, resolveOptions } from "./options.js";
 
 /** Options of {@link Star}. */
 export interface StarOptions extends BaseModelOptions, MlpOptions {
@@ -48,8 +48,7 @@ export class Star extends MultiDomainModelBase<StarOptions> {
         normMomentum: 0.99,
         auxiliaryUnits: [32],
         auxiliaryUsesFeatures: false,
-        activation: "relu",
-        dropout: 0,
+        ...MLP_DEFAULTS,
       }),
     );
     const { fcnUnits, normMomentum, auxiliaryUnits, activation, dropout, numDomains, numTasks } =
@@ -57,6 +56,7 @@ export class Star extends MultiDomainModelBase<StarOptions> {
     assertUnits(`${where}.fcnUnits`, fcnUnits, true);
     assertUnits(`${where}.auxiliaryUnits`, auxiliaryUnits, true);
     assertNumber(`${where}.normMomentum`, normMomentum, { min: 0, max: 1 });
+    assertMlpOptions(where, this.options);
     this.norm = this.track(new PartitionedNorm({ numDomains, momentum: normMomentum, name: "star/norm" }));
     this.fcn = this.track(
       new StarFcn({

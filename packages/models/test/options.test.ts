@@ -96,6 +96,9 @@ describe("model options", () => {
     expect(() => new Mmoe({ ...base, activation: "softplus" as never })).toThrow(
       /mmoe options.activation must be one of/,
     );
+    expect(() => new Star({ ...base, dropout: 1 })).toThrow(
+      "star options.dropout must be a finite number >= 0 and <= 0.999, received 1",
+    );
     expect(() => new Star({ ...base, normMomentum: 2 })).toThrow(
       "star options.normMomentum must be a finite number >= 0 and <= 1, received 2",
     );

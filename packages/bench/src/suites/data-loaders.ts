@@ -139,7 +139,14 @@ async function childMain(path: string): Promise<void> {
   const peakRssMiB = process.resourceUsage().maxRSS / 1024;
   (globalThis as { gc?: () => void }).gc?.();
   const liveHeapMiB = process.memoryUsage().heapUsed / 2 ** 20;
-  const report: ChildResult = { rows: result.rows, seconds, cpuSeconds, baselineRssMiB, peakRssMiB, liveHeapMiB };
+  const report: ChildResult = {
+    rows: result.rows,
+    seconds,
+    cpuSeconds,
+    baselineRssMiB,
+    peakRssMiB,
+    liveHeapMiB,
+  };
   process.stdout.write(`${JSON.stringify(report)}\n`);
 }
 

@@ -10,7 +10,7 @@ import { assertKnownKeys, assertOneOf } from "../validate.js";
 import { asWasmBackend, type WasmBackend } from "./wasm-heap.js";
 import { createIdentity } from "./wasm-identity.js";
 import { createBatchMatMul, createFusedMatMul } from "./wasm-matmul.js";
-import { createSlice, createSplitV, createUnpack } from "./wasm-slicing.js";
+import { createGatherV2, createSlice, createSplitV, createUnpack } from "./wasm-slicing.js";
 import { createSum } from "./wasm-sum.js";
 
 /** Kernels that {@link registerFastKernels} replaces on the `wasm` backend. */
@@ -22,6 +22,7 @@ export const FAST_WASM_KERNELS = [
   "Slice",
   "SplitV",
   "Unpack",
+  "GatherV2",
 ] as const;
 
 /** One of {@link FAST_WASM_KERNELS}. */
@@ -43,6 +44,7 @@ const FACTORIES: Record<FastKernelName, OverrideFactory> = {
   Slice: createSlice,
   SplitV: createSplitV,
   Unpack: createUnpack,
+  GatherV2: createGatherV2,
 };
 
 // Stock configs of the kernels we replaced, per backend, to restore them. Kept on globalThis
@@ -83,8 +85,13 @@ function assertBackendName(where: string, backendName: unknown): asserts backend
  *   batch > 1); those cases become matmul + `Add` + activation.
  * - `Identity`: shares the buffer instead of copying it (tfjs clones every tensor it keeps for
  *   the backward pass, embedding tables included).
- * - `Sum` over leading axes (bias gradients): one GEMM with a ones vector instead of a
- *   transpose followed by a reduction.
+ * - `Sum` over leading or middle axes (bias gradients): one pass over the data in place
+ *   instead of a transpose followed by a reduction.
+ * - `Slice`, `SplitV`, `Unpack`: read the input in place; the stock kernels copy the whole
+ *   input out of the wasm heap for every slice (a `concat` gradient or `unstack` of N expert
+ *   kernels copied it N times).
+ * - `GatherV2` (`batchDims` 0): whole-row copies instead of a generic strided loop (~40x on
+ *   routed rows).
  *
  * Other backends have no overrides (on `cpu` every kernel is JavaScript and the measured
  * candidates gave no gain) and register nothing. Idempotent; undo with
@@ -94,7 +101,7 @@ function assertBackendName(where: string, backendName: unknown): asserts backend
  * @returns the kernel names now overridden on that backend.
  * @example
  * import "@tensorflow/tfjs-backend-wasm";
- * registerFastKernels("wasm"); // ["BatchMatMul", "_FusedMatMul", "Identity", "Sum"]
+ * registerFastKernels("wasm"); // ["BatchMatMul", "_FusedMatMul", "Identity", "Sum", ...]
  */
 export function registerFastKernels(
   backendName = "wasm",

@@ -34,7 +34,8 @@ function copyBox(
   for (let count = 0; count < outer; count++) {
     let offset = begin[rank - 1]!;
     for (let axis = 0; axis < rank - 1; axis++) offset += (begin[axis]! + index[axis]!) * strides[axis]!;
-    if (run >= 16) {
+    // A subarray per run costs more than a short loop; long runs go through memcpy.
+    if (run >= 64) {
       target.set(source.subarray(offset, offset + run), written);
     } else {
       for (let element = 0; element < run; element++) target[written + element] = source[offset + element]!;
@@ -73,7 +74,10 @@ function sliceFromHeap(
  * which copies the whole input out of the wasm heap on every call; slicing row blocks of a
  * `[4096, 128]` activation cost more than the matmuls around it. Same result, read in place.
  */
-export function createSlice(stock: KernelFunc, backendOf: (backend: unknown) => WasmBackend | null): KernelFunc {
+export function createSlice(
+  stock: KernelFunc,
+  backendOf: (backend: unknown) => WasmBackend | null,
+): KernelFunc {
   return (args) => {
     const backend = backendOf(args.backend);
     const { x } = args.inputs as { x: tf.TensorInfo };
@@ -90,7 +94,10 @@ export function createSlice(stock: KernelFunc, backendOf: (backend: unknown) => 
  * fields): the stock kernel runs its copying `Slice` once per piece, copying the whole input
  * each time.
  */
-export function createSplitV(stock: KernelFunc, backendOf: (backend: unknown) => WasmBackend | null): KernelFunc {
+export function createSplitV(
+  stock: KernelFunc,
+  backendOf: (backend: unknown) => WasmBackend | null,
+): KernelFunc {
   return (args) => {
     const backend = backendOf(args.backend);
     const { x } = args.inputs as { x: tf.TensorInfo };
@@ -114,7 +121,10 @@ export function createSplitV(stock: KernelFunc, backendOf: (backend: unknown) =>
  * stock kernel slices once per output through the copying `Slice`, so unstacking 16 expert
  * kernels copied the whole `[16, 256, 128]` tensor 16 times.
  */
-export function createUnpack(stock: KernelFunc, backendOf: (backend: unknown) => WasmBackend | null): KernelFunc {
+export function createUnpack(
+  stock: KernelFunc,
+  backendOf: (backend: unknown) => WasmBackend | null,
+): KernelFunc {
   return (args) => {
     const backend = backendOf(args.backend);
     const { value } = args.inputs as { value: tf.TensorInfo };
@@ -131,5 +141,57 @@ export function createUnpack(stock: KernelFunc, backendOf: (backend: unknown) =>
       const out = sliceFromHeap(backend, value, begin, size);
       return { dataId: out.dataId, shape: outShape, dtype: out.dtype };
     });
+  };
+}
+
+/**
+ * Override of the wasm `GatherV2` kernel for `batchDims = 0` (embedding lookups, routed rows):
+ * the stock kernel's generic strided C++ loop took ~100 ms to gather 8192 rows of 128 floats;
+ * copying whole rows from the heap takes ~3 ms. Out-of-range indices throw the stock message.
+ */
+export function createGatherV2(
+  stock: KernelFunc,
+  backendOf: (backend: unknown) => WasmBackend | null,
+): KernelFunc {
+  return (args) => {
+    const backend = backendOf(args.backend);
+    const { x, indices } = args.inputs as { x: tf.TensorInfo; indices: tf.TensorInfo };
+    const { axis, batchDims } = args.attrs as { axis: number; batchDims: number };
+    if (backend === null || x.dtype === "string" || indices.dtype !== "int32" || (batchDims ?? 0) !== 0) {
+      return stock(args);
+    }
+    const gatherAxis = util.parseAxisParam(axis, x.shape)[0]!;
+    const outer = sizeOf(x.shape.slice(0, gatherAxis));
+    const axisSize = x.shape[gatherAxis]!;
+    const inner = sizeOf(x.shape.slice(gatherAxis + 1));
+    const count = sizeOf(indices.shape);
+    const outShape = [...x.shape.slice(0, gatherAxis), ...indices.shape, ...x.shape.slice(gatherAxis + 1)];
+    const out = backend.makeOutput(outShape, x.dtype);
+    const ids = backend.typedArrayFromHeap(indices) as Int32Array;
+    for (let position = 0; position < count; position++) {
+      const id = ids[position]!;
+      if (!(id >= 0 && id < axisSize)) {
+        backend.disposeData(out.dataId);
+        throw new Error(`GatherV2: the index value ${id} is not in [0, ${axisSize - 1}]`);
+      }
+    }
+    if (sizeOf(outShape) === 0) return out;
+    const source = heapView(backend, x);
+    const target = heapView(backend, out);
+    let written = 0;
+    for (let block = 0; block < outer; block++) {
+      const base = block * axisSize * inner;
+      for (let position = 0; position < count; position++) {
+        const from = base + ids[position]! * inner;
+        if (inner >= 64) {
+          target.set(source.subarray(from, from + inner), written);
+        } else {
+          for (let element = 0; element < inner; element++)
+            target[written + element] = source[from + element]!;
+        }
+        written += inner;
+      }
+    }
+    return out;
   };
 }

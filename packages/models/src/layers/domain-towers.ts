@@ -5,7 +5,6 @@ import {
   assertKnownKeys,
   assertOneOf,
   assertTensor,
-  ConfigError,
   deriveSeed,
   FeatureEmbedding,
   nextSeed,

@@ -1,3 +1,7 @@
+/**
+ * Test helpers shared by the mdrec packages: run on a backend, compare tensors, check gradients
+ * against finite differences, check for tensor leaks, make temp directories.
+ */
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
