@@ -72,6 +72,9 @@ export function analyzeRouting(
     try {
       chosen = tf.tidy(() => {
         const { routing } = model.call(batch, { training: false });
+        if (routing.length === 0) {
+          throw new ConfigError(`analyzeRouting: model "${model.name}" reports no routing (it has no gates)`);
+        }
         const selected = routing[gate];
         if (selected === undefined) {
           throw new ConfigError(

@@ -51,6 +51,8 @@ export interface CesaaMiOptions {
 
 /** Options of {@link Cesaa}. Every model-specific option has a documented default. */
 export interface CesaaOptions extends TowerModelOptions {
+  /** Hidden widths of each tower; a 1-unit linear output layer is appended. Defaults to `[32]`. */
+  towerUnits?: number[];
   /** S, domain-shared experts, always computed for every row (>= 0). Defaults to 2. */
   numSharedExperts?: number;
   /** N, domain-specific experts the CES gate chooses from (>= 1). Defaults to 8. */

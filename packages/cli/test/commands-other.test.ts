@@ -1,4 +1,4 @@
-import { writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { runMdrec, tempDirectory } from "./fixtures.js";
@@ -30,6 +30,23 @@ function writeCsvFixture(): void {
   );
 }
 writeCsvFixture();
+
+// MovieLens-1M's three `::`-separated files, 12 users x 10 movies.
+function writeMovieLensFixture(): void {
+  const folder = join(cwd, "ml-1m");
+  mkdirSync(folder);
+  const ages = [1, 18, 25, 35, 45, 50, 56];
+  const users = Array.from({ length: 12 }, (_, user) => `${user + 1}::${user % 2 ? "F" : "M"}::${ages[user % ages.length]}::${user % 5}::0000${user}`);
+  const movies = Array.from({ length: 10 }, (_, movie) => `${movie + 1}::Movie ${movie + 1} (1999)::${movie % 2 ? "Comedy|Drama" : "Action"}`);
+  const ratings: string[] = [];
+  for (let user = 1; user <= 12; user++) {
+    for (let movie = 1; movie <= 10; movie++) ratings.push(`${user}::${movie}::${1 + ((user * movie) % 5)}::${978300000 + user * 100 + movie}`);
+  }
+  writeFileSync(join(folder, "users.dat"), `${users.join("\n")}\n`);
+  writeFileSync(join(folder, "movies.dat"), `${movies.join("\n")}\n`);
+  writeFileSync(join(folder, "ratings.dat"), `${ratings.join("\n")}\n`);
+}
+writeMovieLensFixture();
 
 describe("mdrec bench", () => {
   it("prints train and inference examples/s per model", async () => {
@@ -100,6 +117,16 @@ describe("mdrec data inspect", () => {
       { name: "user", kind: "categorical", values: 17 },
       { name: "item", kind: "categorical", values: 23 },
     ]);
+  });
+
+  it("reads a MovieLens-1M directory", async () => {
+    const run = await runMdrec(["data", "inspect", "--data", "movielens-1m:ml-1m", "--json"], { cwd });
+    expect(run.stderr).toBe("");
+    expect(run.code).toBe(0);
+    const summary = JSON.parse(run.stdout) as { rows: number; users: number; domains: { rows: number }[] };
+    expect(summary.rows).toBe(120);
+    expect(summary.users).toBe(12);
+    expect(summary.domains.reduce((total, domain) => total + domain.rows, 0)).toBe(120);
   });
 
   it("names a missing data file and a missing schema file", async () => {

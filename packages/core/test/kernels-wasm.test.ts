@@ -426,3 +426,31 @@ describe("wasm Slice, SplitV, Unpack and GatherV2 overrides", () => {
     tf.dispose([table, bad]);
   });
 });
+
+describe("XNNPACK operator cache", () => {
+  it("regression: one buffer used as the weights of two matmuls under different shapes gives the cpu results", async () => {
+    // tfjs-backend-wasm caches a packed-weights operator per weights tensor id; Reshape (and our
+    // Identity) give one id to several shapes. Stock wasm reuses the stale operator here.
+    const random = new SeededRandom(51);
+    const inputs = [randomInput(random, [3, 4]), randomInput(random, [4, 64]), randomInput(random, [5, 16])];
+    const compute = (a?: tf.Tensor, weights?: tf.Tensor, c?: tf.Tensor) => {
+      const first = tf.matMul(a as tf.Tensor2D, weights as tf.Tensor2D); // [3, 64], caches by weights' id
+      const reshaped = tf.reshape(weights!, [16, 16]) as tf.Tensor2D; // same buffer, same id
+      const second = tf.matMul(c as tf.Tensor2D, reshaped); // [5, 16]
+      const fused = tf.fused.matMul({
+        a: c as tf.Tensor2D,
+        b: reshaped,
+        bias: tf.ones([16]),
+        activation: "relu",
+      });
+      return [first, second, fused];
+    };
+    const results = await across(["fast", "cpu", "stock"], inputs, compute);
+    console.log("STOCKERR", results.stock.map((r, i) => relativeError(r.values, results.cpu[i]!.values)));
+    results.cpu.forEach((expected, index) => {
+      expect(relativeError(results.fast[index]!.values, expected.values), `output ${index}`).toBeLessThan(
+        1e-5,
+      );
+    });
+  });
+});

@@ -9,9 +9,9 @@ import {
   type MultiDomainModel,
   PartitionedNorm,
 } from "@mdrec/models";
+import { temporaryDirectory } from "@mdrec/test-utils";
 import * as tf from "@tensorflow/tfjs-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { temporaryDirectory } from "./support.js";
 import { predictDataset, syntheticSplits, trainModel } from "./training.js";
 
 const { data, train, test } = syntheticSplits(5, 1200);
@@ -83,7 +83,7 @@ describe("model checkpoints", () => {
     const other = createModel("shared-bottom", { ...options, bottomUnits: [16, 4], towerMode: "shared" });
     await expect(loadWeights(other, saved.path)).rejects.toThrow(
       new CheckpointError(
-        `${saved.path} was saved from a different model configuration: options.bottomUnits[1]: checkpoint 8, model 4; options.towerMode: checkpoint "per-domain", model "shared"`,
+        `${saved.path} was saved from a different model configuration: options.towerMode: checkpoint "per-domain", model "shared"; options.bottomUnits[1]: checkpoint 8, model 4`,
       ),
     );
     other.dispose();

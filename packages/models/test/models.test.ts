@@ -3,9 +3,9 @@
 import { DataError, disposeBatch, setGlobalSeed } from "@mdrec/core";
 import { takeRows } from "@mdrec/data-loaders";
 import { createModel, listModels, loadModel, type MultiDomainModel, modelPreset } from "@mdrec/models";
+import { expectClose, onBackend, temporaryDirectory } from "@mdrec/test-utils";
 import * as tf from "@tensorflow/tfjs-core";
 import { afterAll, describe, expect, it } from "vitest";
-import { expectAllClose, onBackend, temporaryDirectory } from "./support.js";
 import {
   datasetAuc,
   firstBatch,
@@ -144,7 +144,7 @@ describe.each(names)("model %s", (name) => {
     };
     const cpu = predict();
     const wasm = await onBackend("wasm", predict);
-    expectAllClose(wasm, cpu, 1e-5);
+    expectClose(wasm, cpu, 1e-5);
     disposeBatch(batch);
     model.dispose();
   });

@@ -1,4 +1,4 @@
-import { ConfigError, disposeBatch, ShapeError, setGlobalSeed } from "@mdrec/core";
+import { ConfigError, DataError, disposeBatch, ShapeError, setGlobalSeed } from "@mdrec/core";
 import {
   type BaseModelOptions,
   createModel,
@@ -162,6 +162,16 @@ describe("MultiDomainModelBase", () => {
     const { user_id: _dropped, ...rest } = batch.features;
     expect(() => model.call({ ...batch, features: rest }, { training: false })).toThrow(
       'batch.features is missing field "user_id" declared by the model',
+    );
+    const extra = { ...batch.features, clicks: tf.zeros([4]) as tf.Tensor1D };
+    expect(() => model.call({ ...batch, features: extra }, { training: false })).toThrow(
+      new DataError(
+        `batch.features has field "clicks" that the model does not declare (declared: ${data.features.map((f) => f.name).join(", ")})`,
+      ),
+    );
+    const wrongDtype = { ...batch.features, user_id: tf.zeros([4]) as tf.Tensor1D };
+    expect(() => model.call({ ...batch, features: wrongDtype }, { training: false })).toThrow(
+      "batch.features.user_id must have dtype int32, received float32",
     );
     const twoTasks = tf.zeros([4, 2]) as tf.Tensor2D;
     expect(() => model.call({ ...batch, labels: twoTasks }, { training: false })).toThrow(

@@ -1,9 +1,10 @@
 import { disposeBatch, setGlobalSeed } from "@mdrec/core";
 import { modelPreset, Star } from "@mdrec/models";
+import { expectClose } from "@mdrec/test-utils";
 import * as tf from "@tensorflow/tfjs-core";
 import type { LayerVariable } from "@tensorflow/tfjs-layers";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { expectAllClose, run, values } from "./support.js";
+import { run, values } from "./support.js";
 import { firstBatch, syntheticSplits, trainModel } from "./training.js";
 
 const { data, train } = syntheticSplits(11, 2000);
@@ -85,7 +86,7 @@ describe("STAR", () => {
     const original = tf.clone(auxiliaryBias.read());
     auxiliaryBias.write(tf.add(original, 1.5));
     const after = run(() => model.call(batch, { training: false }).logits);
-    expectAllClose(
+    expectClose(
       after.map((value, index) => value - before[index]!),
       before.map(() => 1.5),
       1e-5,

@@ -51,6 +51,11 @@ function shapeBytes(shape: readonly number[]): Uint8Array {
  * `out = a @ b` for `a` `[batchA, m, k]` and `b` `[batchB, k, n]` (batch 1 broadcasts), no
  * transposes, always through XNNPACK's GEMM except for tiny per-entry products: the stock
  * kernel uses XNNPACK only when both batches are 1 and falls back to a scalar loop otherwise.
+ *
+ * `b` always reaches XNNPACK as a view with a fresh tensor id, released right after. The C++
+ * side caches one packed-weights operator per `b` id and never checks the shape again, but
+ * tfjs gives one id to many tensors (`Reshape` shares the buffer, and so does our `Identity`):
+ * a cached operator of another shape was reused and produced garbage (NaN in CESAA training).
  */
 function plainMatMul(backend: WasmBackend, a: tf.TensorInfo, b: tf.TensorInfo): tf.TensorInfo {
   const [batchA, m, k] = a.shape as [number, number, number];
@@ -63,7 +68,19 @@ function plainMatMul(backend: WasmBackend, a: tf.TensorInfo, b: tf.TensorInfo): 
   const outId = wasmTensorId(backend, out);
   if (batchB === 1) {
     // Rows of every batch entry of `a` stack into one `[batch * m, k]` matrix.
-    matMul(aId, shapeBytes([1, batchA * m, k]), 3, bId, shapeBytes(b.shape), 3, 0, 0, outId);
+    const weights = makeView(backend, b, 0, [1, k, n]);
+    matMul(
+      aId,
+      shapeBytes([1, batchA * m, k]),
+      3,
+      wasmTensorId(backend, weights),
+      shapeBytes([1, k, n]),
+      3,
+      0,
+      0,
+      outId,
+    );
+    disposeView(backend, weights);
     return out;
   }
   if (m * k * n < MIN_MULTIPLY_ADDS_PER_CALL) {
@@ -272,8 +289,21 @@ export function createFusedMatMul(
       shapes.a[0] === 1 &&
       shapes.b[0] === 1 &&
       (bias?.shape.length ?? 1) === 1;
-    if (backend === null || shapes === null || activationKernel === undefined || stockIsCorrect)
-      return stock(args);
+    if (backend === null || shapes === null || activationKernel === undefined) return stock(args);
+    if (stockIsCorrect) {
+      // Fresh ids for the operands XNNPACK caches operators by (see plainMatMul).
+      const weights = makeView(backend, b, 0, [...b.shape]);
+      const biasView = bias == null ? undefined : makeView(backend, bias, 0, [...bias.shape]);
+      try {
+        return stock({
+          ...args,
+          inputs: { ...args.inputs, b: weights, ...(biasView ? { bias: biasView } : {}) },
+        });
+      } finally {
+        disposeView(backend, weights);
+        if (biasView) disposeView(backend, biasView);
+      }
+    }
     const product = matMulWithoutTransposes(
       backend,
       { dataId: a.dataId, shape: shapes.a, dtype: a.dtype },

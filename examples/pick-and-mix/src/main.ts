@@ -1,0 +1,3 @@
+import { pickAndMix } from "./pick-and-mix.js";
+
+await pickAndMix();
