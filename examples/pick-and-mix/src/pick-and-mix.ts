@@ -1,8 +1,9 @@
 // Your own TensorFlow.js model, with three mdrec blocks picked from npm: a noisy top-k gate,
 // a pool of experts with sparse dispatch, and the domain-expert mutual-information loss.
-// Everything else (data, embeddings, head, training loop, evaluation) is plain tfjs.
+// Everything else (data, embeddings, head, training loop) is plain tfjs; @mdrec/metrics scores it.
 import "@tensorflow/tfjs-backend-cpu";
 import "@tensorflow/tfjs-backend-wasm";
+import { setGlobalSeed } from "@mdrec/core";
 import { ExpertPool, type Routing } from "@mdrec/experts"; // importing mdrec also registers tfjs's gradients
 import { TopKGate } from "@mdrec/gating";
 import { evaluateByDomain, expertUsageCounts, expertUtilization, routingMutualInformation } from "@mdrec/metrics";
@@ -22,7 +23,7 @@ export interface PickAndMixOptions {
   epochs?: number;
   /** Defaults to 256. */
   batchSize?: number;
-  /** Weight of the AEA term -I(D;E) in the loss; 0 turns it off. Defaults to 0.05. */
+  /** Weight of the AEA term -I(D;E) in the loss; 0 turns it off. Defaults to 1. */
   miWeight?: number;
   /** A tfjs backend name. Defaults to `"wasm"`. */
   backend?: "wasm" | "cpu";
@@ -189,12 +190,13 @@ function shuffled(count: number, next: () => number): Int32Array {
  * measures test AUC with `@mdrec/metrics` and how the gate routes each domain.
  */
 export async function pickAndMix(options: PickAndMixOptions = {}): Promise<PickAndMixResult> {
-  const { numRows = 20_000, epochs = 4, batchSize = 256, miWeight = 0.05, seed = 7 } = options;
+  const { numRows = 20_000, epochs = 4, batchSize = 256, miWeight = 1, seed = 7 } = options;
   const log = options.log ?? console.log;
   await tf.setBackend(options.backend ?? "wasm");
   await tf.ready();
   log(`backend ${tf.getBackend()}; AEA weight ${miWeight}`);
 
+  setGlobalSeed(seed); // the gate's training noise is drawn from mdrec's global generator
   const data = generateClicks(numRows, seed);
   const numTrain = Math.floor(numRows * 0.8);
   const testRows = Int32Array.from({ length: numRows - numTrain }, (_, index) => numTrain + index);
@@ -209,29 +211,30 @@ export async function pickAndMix(options: PickAndMixOptions = {}): Promise<PickA
 
     for (let epoch = 0; epoch < epochs; epoch++) {
       const order = shuffled(numTrain, nextRandom);
-      let lossSum = 0;
+      let bceSum = 0;
       let miSum = 0;
       let steps = 0;
       for (let start = 0; start < numTrain; start += batchSize) {
         const batch = batchOf(data, order.subarray(start, start + batchSize));
-        let batchMi: tf.Scalar | undefined;
-        const loss = optimizer.minimize(
+        const parts: tf.Scalar[] = []; // kept for the log line; minimize disposes everything else
+        optimizer.minimize(
           () => {
             const { logits, routing } = model.forward(batch, true);
-            const bce = tf.losses.sigmoidCrossEntropy(batch.click, logits);
-            const { loss: aea, mutualInformation } = model.aea.compute(routing.probs, batch.domain, true);
-            batchMi = tf.keep(mutualInformation); // for the log line; minimize disposes the rest
-            return tf.add(bce, aea) as tf.Scalar;
+            const bce = tf.losses.sigmoidCrossEntropy(batch.click, logits) as tf.Scalar;
+            const aea = model.aea.compute(routing.probs, batch.domain, true); // aea.loss = -miWeight * I(D;E)
+            parts.push(tf.keep(bce), tf.keep(aea.mutualInformation));
+            return tf.add(bce, aea.loss) as tf.Scalar;
           },
-          true,
+          false,
           variables,
         );
-        lossSum += (await loss!.data())[0]!;
-        miSum += (await batchMi!.data())[0]!;
+        const [bce, mutualInformation] = await Promise.all(parts.map((part) => part.data()));
+        bceSum += bce![0]!;
+        miSum += mutualInformation![0]!;
         steps += 1;
-        tf.dispose([loss!, batchMi!, ...Object.values(batch)]);
+        tf.dispose([...parts, ...Object.values(batch)]);
       }
-      log(`epoch ${epoch + 1}: loss ${(lossSum / steps).toFixed(4)}, batch I(D;E) ${(miSum / steps).toFixed(3)} nats`);
+      log(`epoch ${epoch + 1}: bce ${(bceSum / steps).toFixed(4)}, I(D;E) of the gate probabilities ${(miSum / steps).toFixed(3)} nats`);
     }
 
     // Evaluation: probabilities and routing of every test row, in inference mode (no gate noise).

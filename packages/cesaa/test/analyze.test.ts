@@ -4,7 +4,7 @@ import { iterateBatches } from "@mdrec/data-loaders";
 import { createModel } from "@mdrec/models";
 import * as tf from "@tensorflow/tfjs-core";
 import { describe, expect, it } from "vitest";
-import { expectAllClose } from "../../models/test/support.js";
+import { expectClose } from "@mdrec/test-utils";
 import { numericBatch, numericFeature, setWeight, smallCesaa, splits, weightNamed } from "./helpers.js";
 
 /**
@@ -37,9 +37,9 @@ describe("analyzeRouting", () => {
     const batches = [numericBatch([0.5, -1], [0, 0]), numericBatch([2, 3], [0, 1])];
     const result = analyzeRouting(model, batches);
     expect(result.rows).toBe(4);
-    expectAllClose(result.utilization.flat(), [0.5, 0.5, 0, 0, 0.5, 0.5], 1e-12);
+    expectClose(result.utilization.flat(), [0.5, 0.5, 0, 0, 0.5, 0.5], 1e-12);
     // 8 slots: expert 0 -> 3, expert 1 -> 4, expert 2 -> 1.
-    expectAllClose(result.rowsPerExpert, [3 / 8, 4 / 8, 1 / 8], 1e-12);
+    expectClose(result.rowsPerExpert, [3 / 8, 4 / 8, 1 / 8], 1e-12);
     // p(d, e) = counts / 8, p(d) = [6/8, 2/8], p(e) = [3/8, 4/8, 1/8]:
     // I = 3/8 log((3/8) / (6/8 * 3/8)) + 3/8 log(1) + 1/8 log(1) + 1/8 log((1/8) / (2/8 * 1/8))
     const mutualInformation = (3 / 8) * Math.log(4 / 3) + (1 / 8) * Math.log(4);

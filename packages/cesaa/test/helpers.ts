@@ -42,6 +42,23 @@ export function sampleBatch(rows = 32): Batch {
   return firstBatch(splits.train, rows);
 }
 
+/** Values of a tensor as a plain array (the tensor is not disposed). */
+export function values(tensor: tf.Tensor): number[] {
+  return Array.from(tensor.dataSync());
+}
+
+/** Autodiff gradients of `loss` with respect to `weights`, as arrays (missing gradients are zeros). */
+export function gradientValues(loss: () => tf.Scalar, weights: LayerVariable[]): number[][] {
+  const variables = weights.map((weight) => weight.read() as tf.Variable);
+  const { value, grads } = tf.variableGrads(loss, variables);
+  value.dispose();
+  const result = variables.map((variable) =>
+    grads[variable.name] ? values(grads[variable.name]!) : new Array<number>(variable.size).fill(0),
+  );
+  tf.dispose(grads);
+  return result;
+}
+
 /** Overwrites a weight with `values` (row-major, the weight's shape). */
 export function setWeight(variable: LayerVariable, values: number[]): void {
   const value = tf.tensor(values, variable.shape as number[]);

@@ -24,7 +24,9 @@ describe("mdrec compare", () => {
     // Not a TTY: plain progress lines, no bar control characters (BAD_INPUTS 28).
     expect(controlCharacters(run.stdout)).toEqual([]);
     expect(run.stdout).toContain("[mmoe] training: 3 steps");
-    expect(run.stdout).toMatch(/\[mmoe\] epoch 1\/1: loss \d.* \| validation AUC \d\.\d+ logloss \d\.\d+ MI \d/);
+    expect(run.stdout).toMatch(
+      /\[mmoe\] epoch 1\/1: loss \d.* \| validation AUC \d\.\d+ logloss \d\.\d+ MI \d/,
+    );
     const results = parseRunResults(JSON.parse(readFileSync(join(cwd, "cmp", "results.json"), "utf8")));
     expect(results.kind).toBe("compare");
     expect(results.models.map((model) => model.name)).toEqual(TEST_MODELS);

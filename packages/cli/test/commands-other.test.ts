@@ -36,11 +36,19 @@ function writeMovieLensFixture(): void {
   const folder = join(cwd, "ml-1m");
   mkdirSync(folder);
   const ages = [1, 18, 25, 35, 45, 50, 56];
-  const users = Array.from({ length: 12 }, (_, user) => `${user + 1}::${user % 2 ? "F" : "M"}::${ages[user % ages.length]}::${user % 5}::0000${user}`);
-  const movies = Array.from({ length: 10 }, (_, movie) => `${movie + 1}::Movie ${movie + 1} (1999)::${movie % 2 ? "Comedy|Drama" : "Action"}`);
+  const users = Array.from(
+    { length: 12 },
+    (_, user) =>
+      `${user + 1}::${user % 2 ? "F" : "M"}::${ages[user % ages.length]}::${user % 5}::0000${user}`,
+  );
+  const movies = Array.from(
+    { length: 10 },
+    (_, movie) => `${movie + 1}::Movie ${movie + 1} (1999)::${movie % 2 ? "Comedy|Drama" : "Action"}`,
+  );
   const ratings: string[] = [];
   for (let user = 1; user <= 12; user++) {
-    for (let movie = 1; movie <= 10; movie++) ratings.push(`${user}::${movie}::${1 + ((user * movie) % 5)}::${978300000 + user * 100 + movie}`);
+    for (let movie = 1; movie <= 10; movie++)
+      ratings.push(`${user}::${movie}::${1 + ((user * movie) % 5)}::${978300000 + user * 100 + movie}`);
   }
   writeFileSync(join(folder, "users.dat"), `${users.join("\n")}\n`);
   writeFileSync(join(folder, "movies.dat"), `${movies.join("\n")}\n`);

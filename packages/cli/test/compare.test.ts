@@ -3,8 +3,8 @@ import { ConfigError } from "@mdrec/core";
 import * as tf from "@tensorflow/tfjs-core";
 import { afterAll, describe, expect, it } from "vitest";
 import { compareModels } from "../src/compare.js";
-import { parseDataArgument } from "../src/data-argument.js";
 import { loadData } from "../src/data.js";
+import { parseDataArgument } from "../src/data-argument.js";
 import type { ModelResult } from "../src/results.js";
 
 const budget = { epochs: 1, batchSize: 128 };
@@ -31,7 +31,12 @@ describe("compareModels", () => {
     expect(measured(second[0]!)).toEqual(measured(first[0]!));
     const other = await compareModels({ ...budget, data, models: ["shared-bottom"], seed: 10 });
     expect(other[0]!.test.overall.logloss).not.toBe(first[0]!.test.overall.logloss);
-    expect(first[0]!.test.perDomain.map((entry) => entry.name)).toEqual(["domain_0", "domain_1", "domain_2", "domain_3"]);
+    expect(first[0]!.test.perDomain.map((entry) => entry.name)).toEqual([
+      "domain_0",
+      "domain_1",
+      "domain_2",
+      "domain_3",
+    ]);
     expect(first[0]!.routing).toEqual([]);
   });
 
@@ -56,7 +61,11 @@ describe("compareModels", () => {
 
   it("refuses an unknown model before training any", async () => {
     const data = await tinyData();
-    await expect(compareModels({ ...budget, data, models: ["shared-bottom", "nope"] })).rejects.toThrow(ConfigError);
-    await expect(compareModels({ ...budget, data, models: ["nope"] })).rejects.toThrow(/Unknown model "nope"\..*Known models: /);
+    await expect(compareModels({ ...budget, data, models: ["shared-bottom", "nope"] })).rejects.toThrow(
+      ConfigError,
+    );
+    await expect(compareModels({ ...budget, data, models: ["nope"] })).rejects.toThrow(
+      /Unknown model "nope"\..*Known models: /,
+    );
   });
 });

@@ -34,6 +34,7 @@ export {
   registerFastKernels,
   unregisterFastKernels,
 } from "./kernels/register.js";
+export { disposeLayerWeights } from "./layers/dispose.js";
 export { FeatureEmbedding, type FeatureEmbeddingArgs } from "./layers/feature-embedding.js";
 export { Mlp, type MlpArgs } from "./layers/mlp.js";
 export { ACTIVATIONS, type Activation, applyActivation, assertActivation } from "./ops/activations.js";

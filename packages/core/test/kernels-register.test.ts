@@ -12,7 +12,17 @@ import {
 import * as tf from "@tensorflow/tfjs-core";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 
-const ALL = ["BatchMatMul", "_FusedMatMul", "Identity", "Sum", "Slice", "SplitV", "Unpack", "GatherV2"];
+const ALL = [
+  "BatchMatMul",
+  "_FusedMatMul",
+  "Identity",
+  "Sum",
+  "Slice",
+  "SplitV",
+  "Unpack",
+  "GatherV2",
+  "Transpose",
+];
 
 afterEach(() => {
   unregisterFastKernels("wasm");
@@ -66,7 +76,7 @@ describe("registerFastKernels", () => {
       "registerFastKernels backendName must be a non-empty string, received 42",
     );
     expect(() => registerFastKernels("wasm", { kernels: ["MatMul" as "BatchMatMul"] })).toThrow(
-      'registerFastKernels options.kernels[0] must be one of "BatchMatMul", "_FusedMatMul", "Identity", "Sum", "Slice", "SplitV", "Unpack", "GatherV2", received "MatMul"',
+      'registerFastKernels options.kernels[0] must be one of "BatchMatMul", "_FusedMatMul", "Identity", "Sum", "Slice", "SplitV", "Unpack", "GatherV2", "Transpose", received "MatMul"',
     );
     expect(() => registerFastKernels("wasm", { kernels: "Sum" as unknown as ["Sum"] })).toThrow(
       'registerFastKernels options.kernels must be an array, received "Sum"',

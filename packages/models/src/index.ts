@@ -9,7 +9,6 @@ export {
   type SavedModelTopology,
   saveModel,
 } from "./checkpoint.js";
-export { disposeLayerWeights } from "./layers/dispose.js";
 export { DomainTowers, type DomainTowersArgs, type TowerMode } from "./layers/domain-towers.js";
 export { PartitionedNorm, type PartitionedNormArgs } from "./layers/partitioned-norm.js";
 export { rowRouting } from "./layers/row-routing.js";

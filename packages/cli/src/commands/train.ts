@@ -10,13 +10,13 @@ import { openOutputDirectory } from "../output-dir.js";
 import { RESULTS_FORMAT_VERSION, type RunResults } from "../results.js";
 import { renderComparisonTable } from "../table.js";
 import { DEFAULT_DATA, RECORDED_KEYS, trainingBudget } from "./compare.js";
-import { writeRunOutputs } from "./outputs.js";
+import { recordedConfig, writeRunOutputs } from "./outputs.js";
 
 /** Defaults of `mdrec train`. */
 export const TRAIN_DEFAULTS = {
   epochs: 3,
   batchSize: 512,
-  learningRate: 1e-3,
+  learningRate: 3e-3,
   out: "mdrec-out/train",
 } as const;
 
@@ -86,7 +86,18 @@ export async function runTrain(context: CommandContext): Promise<void> {
       runId: newRunId(createdAt),
       createdAt: createdAt.toISOString(),
       totalSeconds: (performance.now() - started) / 1000,
-      config: recordedConfig({ ...config, data: dataArgument }, budget),
+      config: recordedConfig(
+        {
+          ...config,
+          ...budget,
+          data: dataArgument,
+          // Only the trained model's options matter to this run.
+          modelOptions: config.modelOptions[config.model]
+            ? { [config.model]: config.modelOptions[config.model] }
+            : undefined,
+        },
+        RECORDED_KEYS.filter((key) => key !== "models"),
+      ),
       environment: environmentSummary(backend, config.threads),
       dataset: data.summary,
       models: [result],
@@ -104,19 +115,4 @@ export async function runTrain(context: CommandContext): Promise<void> {
   } finally {
     await directory.release();
   }
-}
-
-function recordedConfig(config: CommandContext["config"], budget: ReturnType<typeof trainingBudget>) {
-  const merged: Record<string, unknown> = { ...config, ...budget };
-  const recorded: Record<string, unknown> = {};
-  for (const key of RECORDED_KEYS) {
-    if (key === "models") continue;
-    if (key === "modelOptions") {
-      const options = config.modelOptions[config.model];
-      if (options !== undefined) recorded.modelOptions = { [config.model]: options };
-      continue;
-    }
-    if (merged[key] !== undefined) recorded[key] = merged[key];
-  }
-  return recorded;
 }

@@ -6,6 +6,7 @@ import {
   assertOneOf,
   assertTensor,
   deriveSeed,
+  disposeLayerWeights,
   FeatureEmbedding,
   nextSeed,
   ShapeError,
@@ -17,7 +18,6 @@ import { type LayerVariable, layers } from "@tensorflow/tfjs-layers";
 import type { LayerArgs } from "@tensorflow/tfjs-layers/dist/engine/topology";
 import type { Kwargs } from "@tensorflow/tfjs-layers/dist/types";
 import { assertUnits } from "../options.js";
-import { disposeLayerWeights } from "./dispose.js";
 import { rowRouting } from "./row-routing.js";
 
 /** How {@link DomainTowers} assigns towers to rows. */

@@ -1,10 +1,16 @@
-import { assertInteger, assertKnownKeys, assertNumber, assertTensor, gatherRows } from "@mdrec/core";
+import {
+  assertInteger,
+  assertKnownKeys,
+  assertNumber,
+  assertTensor,
+  disposeLayerWeights,
+  gatherRows,
+} from "@mdrec/core";
 import * as tf from "@tensorflow/tfjs-core";
 import { serialization } from "@tensorflow/tfjs-core";
 import { initializers, type LayerVariable, layers } from "@tensorflow/tfjs-layers";
 import type { LayerArgs } from "@tensorflow/tfjs-layers/dist/engine/topology";
 import type { Kwargs } from "@tensorflow/tfjs-layers/dist/types";
-import { disposeLayerWeights } from "./dispose.js";
 
 /** Arguments of {@link PartitionedNorm}. */
 export interface PartitionedNormArgs {

@@ -8,6 +8,7 @@ import {
   assertTensor,
   ConfigError,
   deriveSeed,
+  disposeLayerWeights,
   gatherRows,
   nextSeed,
 } from "@mdrec/core";
@@ -18,7 +19,6 @@ import { initializers, type LayerVariable, layers } from "@tensorflow/tfjs-layer
 import type { LayerArgs } from "@tensorflow/tfjs-layers/dist/engine/topology";
 import type { Kwargs } from "@tensorflow/tfjs-layers/dist/types";
 import { assertUnits } from "../options.js";
-import { disposeLayerWeights } from "./dispose.js";
 import { rowRouting } from "./row-routing.js";
 
 /** Arguments of {@link StarFcn}. */
