@@ -48,7 +48,9 @@ export async function compareOnMovieLens(
   }
   const absolute = resolve(io.cwd, directory);
   if (!existsSync(absolute) || !statSync(absolute).isDirectory()) {
-    io.stderr.write(`MovieLens-1M directory "${directory}" does not exist or is not a directory.\n${HOW_TO_GET}\n`);
+    io.stderr.write(
+      `MovieLens-1M directory "${directory}" does not exist or is not a directory.\n${HOW_TO_GET}\n`,
+    );
     return EXIT_USAGE;
   }
   const missing = MOVIELENS_FILES.filter((file) => !existsSync(join(absolute, file)));
@@ -58,7 +60,16 @@ export async function compareOnMovieLens(
   }
   // Flags after the defaults win: commander keeps the last value of a repeated option.
   return runCli(
-    ["compare", "--config", CONFIG_FILE, "--data", `movielens-1m:${directory}`, "--out", "mdrec-out/movielens", ...rest],
+    [
+      "compare",
+      "--config",
+      CONFIG_FILE,
+      "--data",
+      `movielens-1m:${directory}`,
+      "--out",
+      "mdrec-out/movielens",
+      ...rest,
+    ],
     io,
   );
 }

@@ -25,7 +25,8 @@ function writeMovieLens(directory: string, options: { badRating?: boolean } = {}
   });
   const movies = Array.from({ length: 30 }, (_, index) => {
     // Latin-1 titles (é = 0xE9, ü = 0xFC) must survive decoding.
-    const title = index === 0 ? "Amélie (2001)" : index === 1 ? "Das Boot (1981) Über" : `Movie ${index + 1} (1999)`;
+    const title =
+      index === 0 ? "Amélie (2001)" : index === 1 ? "Das Boot (1981) Über" : `Movie ${index + 1} (1999)`;
     return `${index + 1}::${title}::${GENRES[index % GENRES.length]}|${GENRES[(index + 2) % GENRES.length]}`;
   });
   const ratings: string[] = [];
@@ -61,13 +62,20 @@ describe("examples/movielens", () => {
     );
     expect(results.dataset).toMatchObject({ rows: 672, domainNames: ["under-25", "25-34", "35+"] });
     // The config file's settings reach the run; the flags win over it.
-    expect(results.config).toMatchObject({ epochs: 1, batchSize: 128, learningRate: 0.001, weightDecay: 0.00001 });
+    expect(results.config).toMatchObject({
+      epochs: 1,
+      batchSize: 128,
+      learningRate: 0.001,
+      weightDecay: 0.00001,
+    });
     for (const model of results.models) {
       expect(model.test.perDomain.map((domain) => domain.name)).toEqual(["under-25", "25-34", "35+"]);
       expect(model.test.overall.auc).toEqual(expect.any(Number));
     }
     expect(results.models.find((model) => model.name === "ple")!.totalExperts).toBe(7); // 1 shared + 2 x 3 domains
-    expect(io.stdout.text).toContain("mdrec compare: shared-bottom, mmoe, ple, star, cesaa on movielens-1m:ml-1m");
+    expect(io.stdout.text).toContain(
+      "mdrec compare: shared-bottom, mmoe, ple, star, cesaa on movielens-1m:ml-1m",
+    );
     expect(io.stdout.text).toContain("Report: out/report.html");
     expect(readFileSync(join(root, "out", "report.html"), "utf8")).toContain('<table id="comparison">');
   });
@@ -89,7 +97,9 @@ describe("examples/movielens", () => {
 
     const missing = bufferIo({ cwd: root, env: { MOVIELENS_DIR: "nowhere" } });
     expect(await compareOnMovieLens([], { io: missing })).toBe(2);
-    expect(missing.stderr.text).toContain('MovieLens-1M directory "nowhere" does not exist or is not a directory.');
+    expect(missing.stderr.text).toContain(
+      'MovieLens-1M directory "nowhere" does not exist or is not a directory.',
+    );
   });
 
   it("passes bad data through as the CLI's one-line error (file, line, column, value) with exit 2", async () => {

@@ -6,7 +6,12 @@ import "@tensorflow/tfjs-backend-wasm";
 import { setGlobalSeed } from "@mdrec/core";
 import { ExpertPool, type Routing } from "@mdrec/experts"; // importing mdrec also registers tfjs's gradients
 import { TopKGate } from "@mdrec/gating";
-import { evaluateByDomain, expertUsageCounts, expertUtilization, routingMutualInformation } from "@mdrec/metrics";
+import {
+  evaluateByDomain,
+  expertUsageCounts,
+  expertUtilization,
+  routingMutualInformation,
+} from "@mdrec/metrics";
 import { MutualInformationLoss } from "@mdrec/mi-loss";
 import * as tf from "@tensorflow/tfjs-core";
 
@@ -107,8 +112,16 @@ interface BatchTensors {
 }
 
 function batchOf(log: ClickLog, rows: Int32Array): BatchTensors {
-  const ints = (column: Int32Array) => tf.tensor1d(Int32Array.from(rows, (row) => column[row]!), "int32");
-  const floats = (column: Float32Array) => tf.tensor2d(Float32Array.from(rows, (row) => column[row]!), [rows.length, 1]);
+  const ints = (column: Int32Array) =>
+    tf.tensor1d(
+      Int32Array.from(rows, (row) => column[row]!),
+      "int32",
+    );
+  const floats = (column: Float32Array) =>
+    tf.tensor2d(
+      Float32Array.from(rows, (row) => column[row]!),
+      [rows.length, 1],
+    );
   return {
     segment: ints(log.segment),
     category: ints(log.category),
@@ -234,7 +247,9 @@ export async function pickAndMix(options: PickAndMixOptions = {}): Promise<PickA
         steps += 1;
         tf.dispose([...parts, ...Object.values(batch)]);
       }
-      log(`epoch ${epoch + 1}: bce ${(bceSum / steps).toFixed(4)}, I(D;E) of the gate probabilities ${(miSum / steps).toFixed(3)} nats`);
+      log(
+        `epoch ${epoch + 1}: bce ${(bceSum / steps).toFixed(4)}, I(D;E) of the gate probabilities ${(miSum / steps).toFixed(3)} nats`,
+      );
     }
 
     // Evaluation: probabilities and routing of every test row, in inference mode (no gate noise).
@@ -263,7 +278,9 @@ export async function pickAndMix(options: PickAndMixOptions = {}): Promise<PickA
       const shares = utilization[id]!.map((share) => share.toFixed(2)).join(" ");
       log(`surface ${id}: AUC ${domain.auc.toFixed(4)}, routing weight per expert ${shares}`);
     });
-    log(`measured domain-expert MI ${mutualInformation.toFixed(3)} nats (max log ${NUM_EXPERTS} = ${Math.log(NUM_EXPERTS).toFixed(3)})`);
+    log(
+      `measured domain-expert MI ${mutualInformation.toFixed(3)} nats (max log ${NUM_EXPERTS} = ${Math.log(NUM_EXPERTS).toFixed(3)})`,
+    );
     return {
       auc: metrics.overall.auc,
       perDomainAuc: metrics.perDomain.map((domain) => domain.auc),

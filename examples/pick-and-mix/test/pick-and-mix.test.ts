@@ -27,7 +27,9 @@ describe("examples/pick-and-mix", () => {
     }
 
     expect(lines[0]).toBe("backend cpu; AEA weight 1");
-    expect(lines.filter((line) => /^epoch \d: bce \d\.\d{4}, I\(D;E\) of the gate probabilities/.test(line))).toHaveLength(4);
+    expect(
+      lines.filter((line) => /^epoch \d: bce \d\.\d{4}, I\(D;E\) of the gate probabilities/.test(line)),
+    ).toHaveLength(4);
     expect(lines).toContain(`test AUC ${withAea.auc.toFixed(4)}`);
     expect(lines.at(-1)).toBe(
       `measured domain-expert MI ${withAea.mutualInformation.toFixed(3)} nats (max log 4 = 1.386)`,
@@ -36,7 +38,13 @@ describe("examples/pick-and-mix", () => {
 
   it("runs on the wasm backend too", async () => {
     try {
-      const result = await pickAndMix({ numRows: 600, epochs: 1, batchSize: 100, backend: "wasm", log: () => {} });
+      const result = await pickAndMix({
+        numRows: 600,
+        epochs: 1,
+        batchSize: 100,
+        backend: "wasm",
+        log: () => {},
+      });
       expect(tf.getBackend()).toBe("wasm");
       expect(result.perDomainAuc).toHaveLength(4);
       expect(Number.isFinite(result.auc)).toBe(true);

@@ -41,14 +41,23 @@ export async function quickstart(options: QuickstartOptions = {}): Promise<Quick
     seed: 42,
     callbacks: {
       onEpochEnd: ({ epoch, summary, validation: metrics }) =>
-        log(`epoch ${epoch + 1}: loss ${summary.losses.bce?.toFixed(4)}, validation AUC ${metrics?.overall.auc.toFixed(4)}`),
+        log(
+          `epoch ${epoch + 1}: loss ${summary.losses.bce?.toFixed(4)}, validation AUC ${metrics?.overall.auc.toFixed(4)}`,
+        ),
     },
   });
   const result = await evaluate(model, test);
   model.dispose();
-  const domains = result.perDomain.map((domain) => ({ name: domain.name ?? "", rows: domain.count, auc: domain.auc }));
-  for (const domain of domains) log(`${domain.name.padEnd(10)} ${String(domain.rows).padStart(6)} rows  AUC ${domain.auc.toFixed(4)}`);
+  const domains = result.perDomain.map((domain) => ({
+    name: domain.name ?? "",
+    rows: domain.count,
+    auc: domain.auc,
+  }));
+  for (const domain of domains)
+    log(`${domain.name.padEnd(10)} ${String(domain.rows).padStart(6)} rows  AUC ${domain.auc.toFixed(4)}`);
   const mutualInformation = result.routing[0]?.mutualInformation ?? Number.NaN;
-  log(`overall AUC ${result.overall.auc.toFixed(4)}; domain-expert MI of the CES gate ${mutualInformation.toFixed(3)} nats`);
+  log(
+    `overall AUC ${result.overall.auc.toFixed(4)}; domain-expert MI of the CES gate ${mutualInformation.toFixed(3)} nats`,
+  );
   return { overallAuc: result.overall.auc, domains, mutualInformation };
 }

@@ -34,8 +34,9 @@ export interface CesaaGateOptions {
 /** Options of the AEA term (a `MutualInformationLoss` from `@mdrec/mi-loss`). */
 export interface CesaaMiOptions {
   /**
-   * lambda, the weight of `-I(D;E)` in the training loss; 0 turns AEA off. Defaults to 0.01
-   * (inside the Mod-Squad range 5e-4 .. 3e-2; chosen on the synthetic data, see the README).
+   * lambda, the weight of `-I(D;E)` in the training loss; 0 turns AEA off. Defaults to 0.03, the
+   * top of the Mod-Squad range 5e-4 .. 3e-2 and the smallest value that changed the routing on
+   * the synthetic data (see the README).
    */
   weight?: number;
   /** Weight on H(E) (expert balance). Defaults to 1. */
@@ -43,8 +44,9 @@ export interface CesaaMiOptions {
   /** Weight on H(E|D) (per-domain sharpness). Defaults to 1. */
   conditionalEntropyWeight?: number;
   /**
-   * Momentum in [0, 1) of the moving average of P(e|d) and P(d) across batches; 0 = batch
-   * estimates only. Defaults to 0.9 (see the README).
+   * Momentum m in [0, 1) of the moving average of P(e|d) and P(d) across batches; 0 = batch
+   * estimates only. The gradient flows through the batch part only, so m scales the AEA gradient
+   * by (1 - m). Defaults to 0 (see the README).
    */
   movingAverage?: number;
 }
@@ -87,10 +89,10 @@ export const CESAA_GATE_DEFAULTS: Resolved<CesaaGateOptions> = {
 
 /** Defaults of {@link CesaaMiOptions}. */
 export const CESAA_MI_DEFAULTS: Resolved<CesaaMiOptions> = {
-  weight: 0.01,
+  weight: 0.03,
   expertEntropyWeight: 1,
   conditionalEntropyWeight: 1,
-  movingAverage: 0.9,
+  movingAverage: 0,
 };
 
 /** {@link CesaaOptions} with every default filled in, nested ones included. */

@@ -373,7 +373,7 @@ describe("Cesaa options", () => {
       activation: "relu",
       dropout: 0,
       gate: { noise: true, renormalize: true, domainConditioning: "embedding", domainEmbeddingDim: 8 },
-      mi: { weight: 0.01, expertEntropyWeight: 1, conditionalEntropyWeight: 1, movingAverage: 0.9 },
+      mi: { weight: 0.03, expertEntropyWeight: 1, conditionalEntropyWeight: 1, movingAverage: 0 },
       loadBalance: { importance: 0, load: 0 },
     });
     const summary = model.summary();

@@ -1,6 +1,7 @@
 export { runCli } from "./cli.js";
 export { type BenchResult, benchModel } from "./commands/bench.js";
-export { COMPARE_DEFAULTS } from "./commands/compare.js";
+export { COMPARE_DEFAULTS, DEFAULT_DATA } from "./commands/compare.js";
+export { TRAIN_DEFAULTS, TRAINING_DATA_FILE, type TrainingDataRecord } from "./commands/train.js";
 export {
   type CompareOptions,
   compareModels,

@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { BackendError, ConfigError } from "./errors.js";
-import { registerFastKernels, unregisterFastKernels } from "./kernels/register.js";
+import { describeFastKernels, registerFastKernels, unregisterFastKernels } from "./kernels/register.js";
 import { assertInteger, assertKnownKeys, formatValue, nearestKey } from "./validate.js";
 
 /** Backends mdrec knows, best first. `node-gpu` and `node` are tfjs-node(-gpu)'s `tensorflow`. */
@@ -199,7 +199,7 @@ export async function initBackend(options: InitBackendOptions = {}): Promise<Bac
     let overridden: string[] = [];
     if (fastKernels) overridden = registerFastKernels(tfjsName);
     else unregisterFastKernels(tfjsName);
-    if (name === "wasm") features.push(overridden.length > 0 ? "mdrec fast kernels" : "stock kernels");
+    if (name === "wasm") features.push(describeFastKernels(tfjsName));
     const details = [reason, ...features].join("; ");
     const skippedText = skipped.length
       ? `; skipped ${skipped.map((s) => `${s.name} (${s.reason})`).join(", ")}`

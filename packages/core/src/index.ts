@@ -26,10 +26,13 @@ export {
 } from "./io/layer-io.js";
 export { hasSavedModel, nodeFileSystem } from "./io/node-file-io.js";
 export {
+  describeFastKernels,
   FAST_WASM_KERNELS,
   type FastKernelName,
   fastKernelNames,
   fastKernelsEnabled,
+  type NativeGemmInfo,
+  nativeGemmStatus,
   type RegisterFastKernelsOptions,
   registerFastKernels,
   unregisterFastKernels,

@@ -2,29 +2,40 @@ import "@tensorflow/tfjs-backend-wasm";
 import { gatherRows, registerFastKernels, SeededRandom, unregisterFastKernels } from "@mdrec/core";
 import * as tf from "@tensorflow/tfjs-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadNativeGemm } from "../src/kernels/native-gemm.js";
 
 // Every case runs the same inputs through the stock wasm kernels, mdrec's overrides and `cpu`.
 
-type Mode = "stock" | "fast" | "cpu";
+// `fast`: the TypeScript overrides (XNNPACK matmuls); `native`: the same with the BLAS add-on.
+type Mode = "stock" | "fast" | "native" | "cpu";
 
 async function use(mode: Mode): Promise<void> {
   if (mode === "cpu") {
     await tf.setBackend("cpu");
   } else {
     await tf.setBackend("wasm");
-    if (mode === "fast") registerFastKernels("wasm");
-    else unregisterFastKernels("wasm");
+    if (mode === "stock") unregisterFastKernels("wasm");
+    else registerFastKernels("wasm", { nativeGemm: mode === "native" });
   }
   await tf.ready();
 }
+
+// The add-on needs a C compiler and a BLAS library; where they are missing only `fast` runs.
+const native = loadNativeGemm();
+const MATMUL_MODES: Mode[] = native.available ? ["stock", "fast", "native", "cpu"] : ["stock", "fast", "cpu"];
+const MODES_WITHOUT_STOCK = MATMUL_MODES.filter((mode) => mode !== "stock");
+
+type Output = { values: Float32Array; shape: number[] };
+/** Every mode asked for is present; `native` only where the add-on loads. */
+type Results = Record<"stock" | "fast" | "cpu", Output[]> & { native?: Output[] };
 
 /** Runs `compute` in each mode on fresh copies of `inputs`, returning plain values. */
 async function across(
   modes: Mode[],
   inputs: { values: Float32Array; shape: number[] }[],
   compute: (...tensors: tf.Tensor[]) => tf.Tensor | tf.Tensor[],
-): Promise<Record<Mode, { values: Float32Array; shape: number[] }[]>> {
-  const results = {} as Record<Mode, { values: Float32Array; shape: number[] }[]>;
+): Promise<Results> {
+  const results = {} as Results;
   for (const mode of modes) {
     await use(mode);
     results[mode] = tf.tidy(() => {
@@ -91,13 +102,18 @@ describe("wasm BatchMatMul override", () => {
           const n = [1, 7, 33][random.nextInt(3)]!;
           const a = randomInput(random, [...outerA, ...(transposeA ? [k, m] : [m, k])]);
           const b = randomInput(random, [...outerB, ...(transposeB ? [n, k] : [k, n])]);
-          const results = await across(["stock", "fast", "cpu"], [a, b], (x, y) =>
+          const results = await across(MATMUL_MODES, [a, b], (x, y) =>
             tf.matMul(x!, y!, transposeA, transposeB),
           );
-          const where = `a ${a.shape} b ${b.shape} transposeA=${transposeA} transposeB=${transposeB}`;
-          expect(results.fast[0]!.shape, where).toEqual(results.stock[0]!.shape);
-          expect(relativeError(results.fast[0]!.values, results.stock[0]!.values), where).toBeLessThan(1e-5);
-          expect(relativeError(results.fast[0]!.values, results.cpu[0]!.values), where).toBeLessThan(1e-5);
+          for (const mode of ["fast", "native"] as const) {
+            if (results[mode] === undefined) continue;
+            const where = `${mode}: a ${a.shape} b ${b.shape} transposeA=${transposeA} transposeB=${transposeB}`;
+            expect(results[mode][0]!.shape, where).toEqual(results.stock[0]!.shape);
+            expect(relativeError(results[mode][0]!.values, results.stock[0]!.values), where).toBeLessThan(
+              1e-5,
+            );
+            expect(relativeError(results[mode][0]!.values, results.cpu[0]!.values), where).toBeLessThan(1e-5);
+          }
           cases++;
         }
       }
@@ -138,61 +154,58 @@ describe("wasm BatchMatMul override", () => {
     const kernel2 = randomInput(random, [3, 40, 9]);
     const target = randomInput(random, [3, 16, 9]);
     const ids = Int32Array.from({ length: 32 }, () => random.nextInt(50));
-    const results = await across(
-      ["stock", "fast", "cpu"],
-      [table, kernel1, bias1, kernel2, target],
-      (...tensors) => {
-        const [embeddings, w1, b1, w2, y] = tensors as [
+    const results = await across(MATMUL_MODES, [table, kernel1, bias1, kernel2, target], (...tensors) => {
+      const [embeddings, w1, b1, w2, y] = tensors as [
+        tf.Tensor2D,
+        tf.Tensor2D,
+        tf.Tensor1D,
+        tf.Tensor3D,
+        tf.Tensor3D,
+      ];
+      const loss = (...variables: tf.Tensor[]) => {
+        const [e, first, firstBias, second] = variables as [
           tf.Tensor2D,
           tf.Tensor2D,
           tf.Tensor1D,
           tf.Tensor3D,
-          tf.Tensor3D,
         ];
-        const loss = (...variables: tf.Tensor[]) => {
-          const [e, first, firstBias, second] = variables as [
-            tf.Tensor2D,
-            tf.Tensor2D,
-            tf.Tensor1D,
-            tf.Tensor3D,
-          ];
-          const x = tf.reshape(gatherRows(e, tf.tensor1d(ids, "int32")), [16, 12]) as tf.Tensor2D; // [16, 12]
-          const hidden = tf.relu(tf.add(tf.matMul(x, first), firstBias)); // [16, 40]
-          const perHead = tf.matMul(tf.broadcastTo(hidden, [3, 16, 40]) as tf.Tensor3D, second); // [3, 16, 9]
-          return tf.mean(tf.square(tf.sub(perHead, y))) as tf.Scalar;
-        };
-        const { value, grads } = tf.valueAndGrads(loss)([embeddings, w1, b1, w2]);
-        return [value, ...grads];
-      },
-    );
-    results.stock.forEach((stockResult, index) => {
-      expect(relativeError(results.fast[index]!.values, stockResult.values), `output ${index}`).toBeLessThan(
-        1e-5,
-      );
-      expect(
-        relativeError(results.fast[index]!.values, results.cpu[index]!.values),
-        `output ${index}`,
-      ).toBeLessThan(1e-5);
+        const x = tf.reshape(gatherRows(e, tf.tensor1d(ids, "int32")), [16, 12]) as tf.Tensor2D; // [16, 12]
+        const hidden = tf.relu(tf.add(tf.matMul(x, first), firstBias)); // [16, 40]
+        const perHead = tf.matMul(tf.broadcastTo(hidden, [3, 16, 40]) as tf.Tensor3D, second); // [3, 16, 9]
+        return tf.mean(tf.square(tf.sub(perHead, y))) as tf.Scalar;
+      };
+      const { value, grads } = tf.valueAndGrads(loss)([embeddings, w1, b1, w2]);
+      return [value, ...grads];
     });
+    for (const mode of ["fast", "native"] as const) {
+      results[mode]?.forEach((result, index) => {
+        const where = `${mode} output ${index}`;
+        expect(relativeError(result.values, results.stock[index]!.values), where).toBeLessThan(1e-5);
+        expect(relativeError(result.values, results.cpu[index]!.values), where).toBeLessThan(1e-5);
+      });
+    }
   });
 
-  it("leaves no tensors and no wasm buffers behind (views and transposes are released)", async () => {
-    await use("fast");
-    const a = tf.randomUniform([4, 30, 20], -1, 1, "float32", 1);
-    const b = tf.randomUniform([4, 30, 50], -1, 1, "float32", 2);
-    tf.tidy(() => tf.matMul(a, b, true, false)); // warm-up
-    const tensors = tf.memory().numTensors;
-    const buffers = wasmDataIds();
-    tf.tidy(() => {
-      tf.matMul(a, b, true, false);
-      tf.matMul(b, a, true, false);
-      tf.matMul(a, tf.randomUniform([4, 50, 20], -1, 1, "float32", 3), false, true);
-      tf.sum(b, 1);
-    });
-    expect(tf.memory().numTensors).toBe(tensors);
-    expect(wasmDataIds()).toBe(buffers);
-    tf.dispose([a, b]);
-  });
+  it.each(MATMUL_MODES.filter((mode) => mode === "fast" || mode === "native"))(
+    "leaves no tensors and no wasm buffers behind (%s)",
+    async (mode) => {
+      await use(mode);
+      const a = tf.randomUniform([4, 30, 20], -1, 1, "float32", 1);
+      const b = tf.randomUniform([4, 30, 50], -1, 1, "float32", 2);
+      tf.tidy(() => tf.matMul(a, b, true, false)); // warm-up
+      const tensors = tf.memory().numTensors;
+      const buffers = wasmDataIds();
+      tf.tidy(() => {
+        tf.matMul(a, b, true, false);
+        tf.matMul(b, a, true, false);
+        tf.matMul(a, tf.randomUniform([4, 50, 20], -1, 1, "float32", 3), false, true);
+        tf.sum(b, 1);
+      });
+      expect(tf.memory().numTensors).toBe(tensors);
+      expect(wasmDataIds()).toBe(buffers);
+      tf.dispose([a, b]);
+    },
+  );
 });
 
 describe("wasm _FusedMatMul override", () => {
@@ -201,12 +214,14 @@ describe("wasm _FusedMatMul override", () => {
     const a = randomInput(random, [2, 3]);
     const b = randomInput(random, [4, 3]);
     const bias = randomInput(random, [4]);
-    const results = await across(["stock", "fast", "cpu"], [a, b, bias], (x, y, z) =>
+    const results = await across(MATMUL_MODES, [a, b, bias], (x, y, z) =>
       tf.fused.matMul({ a: x as tf.Tensor2D, b: y as tf.Tensor2D, transposeB: true, bias: z }),
     );
     // The fault this override exists for: if tfjs ever fixes it, this line says so.
     expect(relativeError(results.stock[0]!.values, results.cpu[0]!.values)).toBeGreaterThan(0.1);
     expect(relativeError(results.fast[0]!.values, results.cpu[0]!.values)).toBeLessThan(1e-6);
+    if (results.native)
+      expect(relativeError(results.native[0]!.values, results.cpu[0]!.values)).toBeLessThan(1e-6);
   });
 
   it("matches cpu for every transpose combination, batch layout and activation, with and without bias", async () => {
@@ -223,7 +238,7 @@ describe("wasm _FusedMatMul override", () => {
             const b = randomInput(random, [...outer, ...(transposeB ? [n, k] : [k, n])]);
             const bias = randomInput(random, [n]);
             const alpha = randomInput(random, [n]);
-            const results = await across(["fast", "cpu"], [a, b, bias, alpha], (x, y, z, w) =>
+            const results = await across(MODES_WITHOUT_STOCK, [a, b, bias, alpha], (x, y, z, w) =>
               tf.fused.matMul({
                 a: x as tf.Tensor2D,
                 b: y as tf.Tensor2D,
@@ -235,8 +250,13 @@ describe("wasm _FusedMatMul override", () => {
                 leakyreluAlpha: 0.3,
               }),
             );
-            const where = `outer [${outer}] transposeA=${transposeA} transposeB=${transposeB} bias=${withBias} ${activation}`;
-            expect(relativeError(results.fast[0]!.values, results.cpu[0]!.values), where).toBeLessThan(1e-5);
+            for (const mode of ["fast", "native"] as const) {
+              if (results[mode] === undefined) continue;
+              const where = `${mode}: outer [${outer}] transposeA=${transposeA} transposeB=${transposeB} bias=${withBias} ${activation}`;
+              expect(relativeError(results[mode][0]!.values, results.cpu[0]!.values), where).toBeLessThan(
+                1e-5,
+              );
+            }
             cases++;
           }
         }
@@ -248,7 +268,7 @@ describe("wasm _FusedMatMul override", () => {
   it("backpropagates like cpu through a fused layer with transposed weights", async () => {
     const random = new SeededRandom(4);
     const inputs = [randomInput(random, [8, 5]), randomInput(random, [6, 5]), randomInput(random, [6])];
-    const results = await across(["fast", "cpu"], inputs, (x, w, b) => {
+    const results = await across(MODES_WITHOUT_STOCK, inputs, (x, w, b) => {
       const loss = (weights: tf.Tensor, bias: tf.Tensor) =>
         tf.sum(
           tf.square(
@@ -265,6 +285,8 @@ describe("wasm _FusedMatMul override", () => {
     });
     results.cpu.forEach((expected, index) => {
       expect(relativeError(results.fast[index]!.values, expected.values)).toBeLessThan(1e-5);
+      if (results.native)
+        expect(relativeError(results.native[index]!.values, expected.values)).toBeLessThan(1e-5);
     });
   });
 });

@@ -16,7 +16,7 @@ import { recordedConfig, writeRunOutputs } from "./outputs.js";
 export const TRAIN_DEFAULTS = {
   epochs: 3,
   batchSize: 512,
-  learningRate: 3e-3,
+  learningRate: 1e-3,
   out: "mdrec-out/train",
 } as const;
 

@@ -6,10 +6,11 @@ import {
   unregisterKernel,
 } from "@tensorflow/tfjs-core";
 import { BackendError, ConfigError } from "../errors.js";
-import { assertKnownKeys, assertOneOf } from "../validate.js";
+import { assertInteger, assertKnownKeys, assertOneOf, formatValue } from "../validate.js";
+import { loadNativeGemm } from "./native-gemm.js";
 import { asWasmBackend, type WasmBackend } from "./wasm-heap.js";
 import { createIdentity } from "./wasm-identity.js";
-import { createBatchMatMul, createFusedMatMul } from "./wasm-matmul.js";
+import { createBatchMatMul, createFusedMatMul, setNativeGemm } from "./wasm-matmul.js";
 import { createGatherV2, createSlice, createSplitV, createTranspose, createUnpack } from "./wasm-slicing.js";
 import { createSum } from "./wasm-sum.js";
 
@@ -33,6 +34,24 @@ export type FastKernelName = (typeof FAST_WASM_KERNELS)[number];
 export interface RegisterFastKernelsOptions {
   /** Which overrides to install (the others keep, or go back to, the stock kernel). Defaults to all. */
   kernels?: readonly FastKernelName[];
+  /**
+   * Run the matmuls through the system BLAS (`sgemm`, e.g. OpenBLAS) with mdrec's optional
+   * native add-on, compiled once on first use when a C compiler and the Node headers exist (see
+   * {@link nativeGemmStatus}); without them the TypeScript kernels run. Defaults to the
+   * `MDREC_NATIVE_GEMM` environment variable (`0` disables), else true.
+   */
+  nativeGemm?: boolean;
+  /** BLAS threads for the native GEMM. Defaults to `MDREC_BLAS_THREADS`, else 1 (fastest on small machines). */
+  blasThreads?: number;
+}
+
+/** Whether the native GEMM add-on runs the matmuls, and why not when it does not. */
+export interface NativeGemmInfo {
+  enabled: boolean;
+  /** The BLAS library in use, e.g. `libopenblas.so.0`. */
+  library?: string;
+  /** Why the add-on is not in use (disabled, no compiler, no BLAS, ...). */
+  reason?: string;
 }
 
 type OverrideFactory = (stock: KernelFunc, backendOf: (backend: unknown) => WasmBackend | null) => KernelFunc;
@@ -55,6 +74,30 @@ const STATE_KEY = Symbol.for("@mdrec/core/fast-kernels");
 const globalState = globalThis as { [STATE_KEY]?: Map<string, Map<string, KernelConfig>> };
 globalState[STATE_KEY] ??= new Map();
 const replaced = globalState[STATE_KEY];
+let nativeInfo: NativeGemmInfo = { enabled: false, reason: "fast kernels not registered" };
+
+function configureNativeGemm(wanted: boolean | undefined, threads: number | undefined): void {
+  const env = typeof process === "undefined" ? {} : process.env;
+  const fromEnv = env.MDREC_NATIVE_GEMM?.trim().toLowerCase();
+  const enabled = wanted ?? !(fromEnv === "0" || fromEnv === "false");
+  if (!enabled) {
+    setNativeGemm(null);
+    nativeInfo = {
+      enabled: false,
+      reason: wanted === false ? "disabled by option nativeGemm" : "disabled by MDREC_NATIVE_GEMM",
+    };
+    return;
+  }
+  const status = loadNativeGemm(env);
+  if (!status.available) {
+    setNativeGemm(null);
+    nativeInfo = { enabled: false, reason: status.reason };
+    return;
+  }
+  status.gemm.setThreads(threads ?? Number(env.MDREC_BLAS_THREADS ?? 1));
+  setNativeGemm(status.gemm);
+  nativeInfo = { enabled: true, library: status.library };
+}
 
 // The internals check runs once per backend instance, not on every kernel call.
 const checkedBackends = new WeakMap<object, WasmBackend | null>();
@@ -96,6 +139,10 @@ function assertBackendName(where: string, backendName: unknown): asserts backend
  *   routed rows).
  * - `Transpose` of the last two axes: a cache-blocked copy (~4x the stock kernel).
  *
+ * With `nativeGemm` (the default where a C compiler exists) every matmul instead goes to the
+ * system BLAS through a small Node-API add-on working on the wasm heap; see
+ * {@link nativeGemmStatus}.
+ *
  * Other backends have no overrides (on `cpu` every kernel is JavaScript and the measured
  * candidates gave no gain) and register nothing. Idempotent; undo with
  * {@link unregisterFastKernels}. `initBackend` calls it for `wasm` unless told not to.
@@ -111,7 +158,14 @@ export function registerFastKernels(
   options: RegisterFastKernelsOptions = {},
 ): string[] {
   assertBackendName("registerFastKernels", backendName);
-  assertKnownKeys("registerFastKernels options", options ?? {}, ["kernels"]);
+  assertKnownKeys("registerFastKernels options", options ?? {}, ["kernels", "nativeGemm", "blasThreads"]);
+  if (options.nativeGemm !== undefined && typeof options.nativeGemm !== "boolean") {
+    throw new ConfigError(
+      `registerFastKernels options.nativeGemm must be a boolean, received ${formatValue(options.nativeGemm)}`,
+    );
+  }
+  if (options.blasThreads !== undefined)
+    assertInteger("registerFastKernels options.blasThreads", options.blasThreads, 1, 256);
   const wanted = options.kernels ?? FAST_WASM_KERNELS;
   if (!Array.isArray(wanted)) {
     throw new ConfigError(
@@ -148,7 +202,29 @@ export function registerFastKernels(
       stockConfigs.delete(kernelName);
     }
   }
+  const matmuls = wanted.includes("BatchMatMul") || wanted.includes("_FusedMatMul");
+  if (matmuls) configureNativeGemm(options.nativeGemm, options.blasThreads);
+  else {
+    setNativeGemm(null);
+    nativeInfo = { enabled: false, reason: "matmul overrides not installed" };
+  }
   return [...stockConfigs.keys()];
+}
+
+/**
+ * Whether mdrec's native GEMM add-on runs the matmuls of the `wasm` overrides, the BLAS library
+ * it opened, or why it is not in use.
+ */
+export function nativeGemmStatus(): NativeGemmInfo {
+  return { ...nativeInfo };
+}
+
+/** One phrase for the backend log line, e.g. `mdrec fast kernels, native GEMM libopenblas.so.0`. */
+export function describeFastKernels(backendName = "wasm"): string {
+  if (!fastKernelsEnabled(backendName)) return "stock kernels";
+  return nativeInfo.enabled
+    ? `mdrec fast kernels, native GEMM ${nativeInfo.library}`
+    : `mdrec fast kernels (no native GEMM: ${nativeInfo.reason})`;
 }
 
 /**
@@ -161,6 +237,8 @@ export function unregisterFastKernels(backendName = "wasm"): string[] {
   const stockConfigs = replaced.get(backendName);
   if (stockConfigs === undefined) return [];
   const restored = [...stockConfigs.keys()];
+  setNativeGemm(null);
+  nativeInfo = { enabled: false, reason: "fast kernels not registered" };
   for (const [kernelName, stock] of stockConfigs) {
     unregisterKernel(kernelName, backendName);
     registerKernel(stock);

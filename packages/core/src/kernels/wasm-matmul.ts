@@ -1,7 +1,58 @@
 import type * as tf from "@tensorflow/tfjs-core";
 import { getKernel, type KernelFunc, type NamedAttrMap } from "@tensorflow/tfjs-core";
+import type { NativeGemm } from "./native-gemm.js";
 import { transposeLastTwo } from "./transpose.js";
-import { disposeView, makeView, sizeOf, type WasmBackend, wasmTensorId } from "./wasm-heap.js";
+import { disposeView, makeView, memoryOffset, sizeOf, type WasmBackend, wasmTensorId } from "./wasm-heap.js";
+
+let nativeGemm: NativeGemm | null = null;
+
+/** Routes every matmul of the overrides through BLAS (`null`: XNNPACK and JavaScript only). */
+export function setNativeGemm(gemm: NativeGemm | null): void {
+  nativeGemm = gemm;
+}
+
+/**
+ * `op(a) @ op(b)` by the native BLAS add-on straight on the wasm heap: BLAS takes transposed
+ * layouts natively, so nothing is copied or packed on the JavaScript side.
+ */
+function nativeMatMul(
+  backend: WasmBackend,
+  gemm: NativeGemm,
+  a: tf.TensorInfo,
+  b: tf.TensorInfo,
+  transposeA: boolean,
+  transposeB: boolean,
+): tf.TensorInfo {
+  const [batchA, aRows, aCols] = a.shape as [number, number, number];
+  const [batchB, bRows, bCols] = b.shape as [number, number, number];
+  const batch = Math.max(batchA, batchB);
+  const m = transposeA ? aCols : aRows;
+  const k = transposeA ? aRows : aCols;
+  const n = transposeB ? bRows : bCols;
+  const out = backend.makeOutput([batch, m, n], "float32");
+  // One tall product when every entry shares the weights; fetched after makeOutput may grow memory.
+  const fold = batchB === 1 && !transposeA;
+  const buffer = backend.wasm.HEAPU8.buffer;
+  gemm.sgemmBatched(
+    buffer,
+    transposeA,
+    transposeB,
+    fold ? batch * m : m,
+    n,
+    k,
+    fold ? 1 : batch,
+    memoryOffset(backend, a),
+    aCols,
+    batchA === 1 ? 0 : aRows * aCols,
+    memoryOffset(backend, b),
+    bCols,
+    batchB === 1 ? 0 : bRows * bCols,
+    memoryOffset(backend, out),
+    n,
+    m * n,
+  );
+  return out;
+}
 
 /**
  * Below this many multiply-adds per batch entry, one call of the stock loop over the whole
@@ -133,6 +184,7 @@ export function matMulWithoutTransposes(
   transposeA: boolean,
   transposeB: boolean,
 ): tf.TensorInfo {
+  if (nativeGemm !== null) return nativeMatMul(backend, nativeGemm, a, b, transposeA, transposeB);
   if (!transposeA && !transposeB) return plainMatMul(backend, a, b);
   const [batchA, aRows, aCols] = a.shape as [number, number, number];
   const [batchB, bRows, bCols] = b.shape as [number, number, number];
@@ -283,6 +335,7 @@ export function createFusedMatMul(
     const shapes = backend === null ? null : batchedShapes(a, b);
     const activationKernel = activation === "linear" ? null : ACTIVATION_KERNELS[activation];
     const stockIsCorrect =
+      nativeGemm === null &&
       !transposeA &&
       !transposeB &&
       shapes !== null &&

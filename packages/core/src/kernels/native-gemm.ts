@@ -1,0 +1,161 @@
+import { spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { homedir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+/** The add-on's functions (see `native/sgemm.c`). */
+export interface NativeGemm {
+  /**
+   * For each batch entry i, `C_i = op(A_i) @ op(B_i)` (row-major) on `buffer`. Offsets in bytes,
+   * strides in floats (0 broadcasts one matrix over the batch).
+   */
+  sgemmBatched(
+    buffer: ArrayBufferLike,
+    transposeA: boolean,
+    transposeB: boolean,
+    m: number,
+    n: number,
+    k: number,
+    batch: number,
+    aOffset: number,
+    lda: number,
+    strideA: number,
+    bOffset: number,
+    ldb: number,
+    strideB: number,
+    cOffset: number,
+    ldc: number,
+    strideC: number,
+  ): void;
+  setThreads(threads: number): void;
+  info(): { library: string; threads: number };
+}
+
+/** What {@link loadNativeGemm} found: the add-on, or why there is none. */
+export type NativeGemmStatus =
+  | { available: true; gemm: NativeGemm; library: string; path: string; built: boolean }
+  | { available: false; reason: string };
+
+// Where this module sits: src/kernels (tests, tsx) or dist (the published bundle).
+function moduleDirectory(): string | null {
+  try {
+    return dirname(fileURLToPath(import.meta.url));
+  } catch {
+    return typeof __dirname === "string" ? __dirname : null;
+  }
+}
+
+function sourcePath(): string | null {
+  const here = moduleDirectory();
+  if (here === null) return null;
+  const candidates = [
+    join(here, "native", "sgemm.c"),
+    join(here, "..", "src", "kernels", "native", "sgemm.c"),
+  ];
+  return candidates.find((candidate) => existsSync(candidate)) ?? null;
+}
+
+function nodeIncludeDirectory(env: Record<string, string | undefined>): string | null {
+  const candidates = [
+    env.MDREC_NODE_INCLUDE,
+    env.npm_config_nodedir ? join(env.npm_config_nodedir, "include", "node") : undefined,
+    join(dirname(dirname(process.execPath)), "include", "node"),
+    "/usr/include/node",
+    "/usr/local/include/node",
+  ];
+  return (
+    candidates.find((candidate) => candidate !== undefined && existsSync(join(candidate, "node_api.h"))) ??
+    null
+  );
+}
+
+function cacheDirectory(env: Record<string, string | undefined>): string {
+  if (env.MDREC_CACHE_DIR) return env.MDREC_CACHE_DIR;
+  const base = env.XDG_CACHE_HOME || join(homedir(), ".cache");
+  return join(base, "mdrec");
+}
+
+function loadAddon(path: string): NativeGemm {
+  const module = { exports: {} as NativeGemm };
+  process.dlopen(module, path);
+  return module.exports;
+}
+
+let cached: NativeGemmStatus | undefined;
+
+/**
+ * Loads mdrec's optional native GEMM add-on (BLAS `sgemm` on the wasm heap), compiling it once
+ * into a cache directory (`$MDREC_CACHE_DIR`, else `~/.cache/mdrec`) when a C compiler and the
+ * Node headers are present. Never throws: when anything is missing it returns the reason, and
+ * the pure TypeScript kernels stay in use. The result is memoised for the process.
+ *
+ * Environment: `CC` (compiler, default `cc`), `MDREC_NODE_INCLUDE` (directory of
+ * `node_api.h`), `MDREC_BLAS_LIBRARY` (BLAS shared library to open first).
+ */
+export function loadNativeGemm(env: Record<string, string | undefined> = process.env): NativeGemmStatus {
+  if (cached !== undefined) return cached;
+  cached = findOrBuildNativeGemm(env);
+  return cached;
+}
+
+/** {@link loadNativeGemm} without the memo (each call looks at the cache and may compile). */
+export function findOrBuildNativeGemm(env: Record<string, string | undefined>): NativeGemmStatus {
+  if (process.platform === "win32") return { available: false, reason: "not supported on Windows" };
+  const source = sourcePath();
+  if (source === null)
+    return { available: false, reason: "native/sgemm.c is not shipped next to this build" };
+  const text = readFileSync(source);
+  const key = createHash("sha256")
+    .update(text)
+    .update(`${process.platform}-${process.arch}`)
+    .digest("hex")
+    .slice(0, 16);
+  const directory = cacheDirectory(env);
+  const target = join(directory, `sgemm-${key}.node`);
+  let built = false;
+  if (!existsSync(target)) {
+    const include = nodeIncludeDirectory(env);
+    if (include === null) return { available: false, reason: "Node headers (node_api.h) not found" };
+    const compiler = env.CC || "cc";
+    try {
+      mkdirSync(directory, { recursive: true });
+    } catch (error) {
+      return { available: false, reason: `cannot create ${directory}: ${(error as Error).message}` };
+    }
+    // Built under a unique name and renamed, so concurrent processes never load half a file.
+    const partial = `${target}.${process.pid}.partial`;
+    const flags = process.platform === "darwin" ? ["-undefined", "dynamic_lookup"] : [];
+    const result = spawnSync(
+      compiler,
+      [
+        "-O2",
+        "-std=gnu99",
+        "-shared",
+        "-fPIC",
+        "-DNODE_GYP_MODULE_NAME=mdrec_sgemm",
+        `-I${include}`,
+        source,
+        "-o",
+        partial,
+        ...flags,
+        "-ldl",
+      ],
+      { encoding: "utf8", timeout: 120_000 },
+    );
+    if (result.status !== 0) {
+      rmSync(partial, { force: true });
+      const why = result.error?.message ?? (result.stderr || "").trim().split("\n").slice(-2).join(" ");
+      return { available: false, reason: `${compiler} could not build the add-on (${why})` };
+    }
+    renameSync(partial, target);
+    built = true;
+  }
+  try {
+    const gemm = loadAddon(target);
+    return { available: true, gemm, library: gemm.info().library, path: target, built };
+  } catch (error) {
+    return { available: false, reason: (error as Error).message.split("\n")[0]! };
+  }
+}

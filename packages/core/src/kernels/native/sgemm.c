@@ -1,0 +1,173 @@
+/*
+ * mdrec native GEMM: a Node-API add-on that runs single-precision matrix products with the
+ * system BLAS (`cblas_sgemm`, OpenBLAS on Debian) directly on the tfjs wasm backend's heap, so
+ * tensors never leave wasm memory. Optional: @mdrec/core compiles it on first use when a C
+ * compiler is present and falls back to its pure TypeScript kernels otherwise.
+ *
+ * The BLAS library is opened with dlopen at load time (no link-time dependency, no -dev
+ * package needed): $MDREC_BLAS_LIBRARY, else the usual OpenBLAS / reference CBLAS names.
+ */
+#include <dlfcn.h>
+#include <node_api.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { ROW_MAJOR = 101, NO_TRANS = 111, TRANS = 112 };
+
+typedef void (*sgemm_fn)(int order, int trans_a, int trans_b, int m, int n, int k, float alpha,
+                         const float *a, int lda, const float *b, int ldb, float beta, float *c,
+                         int ldc);
+typedef void (*set_threads_fn)(int threads);
+typedef int (*get_threads_fn)(void);
+
+static sgemm_fn blas_sgemm = NULL;
+static set_threads_fn blas_set_threads = NULL;
+static get_threads_fn blas_get_threads = NULL;
+static char blas_name[512] = "";
+static char load_error[1024] = "";
+
+static int open_blas(void) {
+  const char *candidates[] = {getenv("MDREC_BLAS_LIBRARY"), "libopenblas.so.0", "libopenblas.so",
+                              "libcblas.so.3", "libblas.so.3", "libopenblas.dylib",
+                              "/System/Library/Frameworks/Accelerate.framework/Accelerate"};
+  size_t count = sizeof(candidates) / sizeof(candidates[0]);
+  /* OpenBLAS starts one thread per core when it loads unless told otherwise; on small shared
+   * machines one thread is fastest, and callers can raise it through setThreads. */
+  setenv("OPENBLAS_NUM_THREADS", "1", 0);
+  for (size_t i = 0; i < count; i++) {
+    if (candidates[i] == NULL || candidates[i][0] == '\0') continue;
+    void *handle = dlopen(candidates[i], RTLD_NOW | RTLD_LOCAL);
+    if (handle == NULL) {
+      snprintf(load_error, sizeof(load_error), "%s", dlerror());
+      continue;
+    }
+    sgemm_fn found = (sgemm_fn)dlsym(handle, "cblas_sgemm");
+    if (found == NULL) {
+      snprintf(load_error, sizeof(load_error), "%s has no cblas_sgemm", candidates[i]);
+      dlclose(handle);
+      continue;
+    }
+    blas_sgemm = found;
+    blas_set_threads = (set_threads_fn)dlsym(handle, "openblas_set_num_threads");
+    blas_get_threads = (get_threads_fn)dlsym(handle, "openblas_get_num_threads");
+    snprintf(blas_name, sizeof(blas_name), "%s", candidates[i]);
+    return 1;
+  }
+  return 0;
+}
+
+static napi_value throw_error(napi_env env, const char *message) {
+  napi_throw_error(env, "MDREC_NATIVE_GEMM", message);
+  return NULL;
+}
+
+/* Largest byte offset touched by a row-major matrix of `rows` x `cols` with leading dimension ld. */
+static int64_t extent(int64_t offset, int64_t rows, int64_t cols, int64_t ld, int64_t batch,
+                      int64_t stride) {
+  if (rows == 0 || cols == 0 || batch == 0) return offset;
+  return offset + 4 * ((batch - 1) * stride + (rows - 1) * ld + cols);
+}
+
+/*
+ * sgemmBatched(buffer, transposeA, transposeB, m, n, k, batch,
+ *              aOffset, lda, strideA, bOffset, ldb, strideB, cOffset, ldc, strideC)
+ * For each batch entry i: C_i = op(A_i) @ op(B_i), row-major. Offsets in bytes into `buffer`
+ * (an ArrayBuffer), strides in floats (0 broadcasts one matrix over the batch). Every access is
+ * bounds-checked against the buffer before BLAS runs.
+ */
+static napi_value sgemm_batched(napi_env env, napi_callback_info info) {
+  size_t argc = 16;
+  napi_value argv[16];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 16) {
+    return throw_error(env, "sgemmBatched expects 16 arguments");
+  }
+  void *data = NULL;
+  size_t length = 0;
+  bool is_buffer = false;
+  napi_is_arraybuffer(env, argv[0], &is_buffer);
+  if (!is_buffer || napi_get_arraybuffer_info(env, argv[0], &data, &length) != napi_ok) {
+    return throw_error(env, "sgemmBatched: argument 0 must be an ArrayBuffer");
+  }
+  bool transpose_a = false, transpose_b = false;
+  napi_get_value_bool(env, argv[1], &transpose_a);
+  napi_get_value_bool(env, argv[2], &transpose_b);
+  int64_t v[13];
+  for (int i = 0; i < 13; i++) {
+    if (napi_get_value_int64(env, argv[3 + i], &v[i]) != napi_ok || v[i] < 0 || v[i] > INT32_MAX) {
+      return throw_error(env, "sgemmBatched: sizes, offsets and strides must be integers in [0, 2^31)");
+    }
+  }
+  int64_t m = v[0], n = v[1], k = v[2], batch = v[3];
+  int64_t a_offset = v[4], lda = v[5], stride_a = v[6];
+  int64_t b_offset = v[7], ldb = v[8], stride_b = v[9];
+  int64_t c_offset = v[10], ldc = v[11], stride_c = v[12];
+  int64_t a_rows = transpose_a ? k : m, a_cols = transpose_a ? m : k;
+  int64_t b_rows = transpose_b ? n : k, b_cols = transpose_b ? k : n;
+  if (lda < a_cols || ldb < b_cols || ldc < n || (a_offset | b_offset | c_offset) % 4 != 0) {
+    return throw_error(env, "sgemmBatched: leading dimensions or alignment out of range");
+  }
+  if (extent(a_offset, a_rows, a_cols, lda, batch, stride_a) > (int64_t)length ||
+      extent(b_offset, b_rows, b_cols, ldb, batch, stride_b) > (int64_t)length ||
+      extent(c_offset, m, n, ldc, batch, stride_c) > (int64_t)length) {
+    return throw_error(env, "sgemmBatched: a matrix lies outside the buffer");
+  }
+  uint8_t *base = (uint8_t *)data;
+  const float *a = (const float *)(base + a_offset);
+  const float *b = (const float *)(base + b_offset);
+  float *c = (float *)(base + c_offset);
+  for (int64_t i = 0; i < batch; i++) {
+    if (k == 0) {
+      for (int64_t row = 0; row < m; row++) memset(c + i * stride_c + row * ldc, 0, 4 * n);
+      continue;
+    }
+    blas_sgemm(ROW_MAJOR, transpose_a ? TRANS : NO_TRANS, transpose_b ? TRANS : NO_TRANS, (int)m,
+               (int)n, (int)k, 1.0f, a + i * stride_a, (int)lda, b + i * stride_b, (int)ldb, 0.0f,
+               c + i * stride_c, (int)ldc);
+  }
+  return NULL;
+}
+
+/* setThreads(count): OpenBLAS thread count (ignored by other BLAS libraries). */
+static napi_value set_threads(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  int32_t threads = 1;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc != 1 || napi_get_value_int32(env, argv[0], &threads) != napi_ok || threads < 1) {
+    return throw_error(env, "setThreads expects a positive integer");
+  }
+  if (blas_set_threads != NULL) blas_set_threads(threads);
+  return NULL;
+}
+
+/* info(): { library, threads } (threads is -1 when the library cannot tell). */
+static napi_value describe(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value result, library, threads;
+  napi_create_object(env, &result);
+  napi_create_string_utf8(env, blas_name, NAPI_AUTO_LENGTH, &library);
+  napi_create_int32(env, blas_get_threads != NULL ? blas_get_threads() : -1, &threads);
+  napi_set_named_property(env, result, "library", library);
+  napi_set_named_property(env, result, "threads", threads);
+  return result;
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  if (!open_blas()) {
+    char message[1200];
+    snprintf(message, sizeof(message), "no BLAS library with cblas_sgemm could be opened (%s)",
+             load_error);
+    return throw_error(env, message);
+  }
+  napi_property_descriptor properties[] = {
+      {"sgemmBatched", NULL, sgemm_batched, NULL, NULL, NULL, napi_default, NULL},
+      {"setThreads", NULL, set_threads, NULL, NULL, NULL, napi_default, NULL},
+      {"info", NULL, describe, NULL, NULL, NULL, napi_default, NULL},
+  };
+  napi_define_properties(env, exports, 3, properties);
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

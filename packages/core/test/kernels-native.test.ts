@@ -1,0 +1,155 @@
+import "@tensorflow/tfjs-backend-wasm";
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+  ConfigError,
+  describeFastKernels,
+  nativeGemmStatus,
+  registerFastKernels,
+  unregisterFastKernels,
+} from "@mdrec/core";
+import * as tf from "@tensorflow/tfjs-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { findOrBuildNativeGemm, loadNativeGemm } from "../src/kernels/native-gemm.js";
+
+// The add-on needs a C compiler, the Node headers and a BLAS library: where one is missing the
+// tests below check the fallback instead of the add-on.
+const status = loadNativeGemm();
+const scratch = mkdtempSync(join(tmpdir(), "mdrec-native-"));
+
+beforeAll(async () => {
+  await tf.setBackend("wasm");
+  await tf.ready();
+});
+
+afterAll(async () => {
+  unregisterFastKernels("wasm");
+  rmSync(scratch, { recursive: true, force: true });
+  await tf.setBackend("cpu");
+});
+
+describe("native GEMM add-on", () => {
+  it("falls back with a reason, never an exception, when the compiler is missing", () => {
+    const result = findOrBuildNativeGemm({
+      ...process.env,
+      CC: join(scratch, "no-such-cc"),
+      MDREC_CACHE_DIR: scratch,
+    });
+    expect(result.available).toBe(false);
+    if (!result.available)
+      expect(result.reason).toMatch(/no-such-cc could not build the add-on|Node headers/);
+    expect(readdirSync(scratch).filter((file) => file.endsWith(".partial"))).toEqual([]);
+  });
+
+  it.runIf(status.available)("builds once into the cache directory, then loads the cached build", () => {
+    const directory = join(scratch, "cache");
+    const first = findOrBuildNativeGemm({ ...process.env, MDREC_CACHE_DIR: directory });
+    const second = findOrBuildNativeGemm({ ...process.env, MDREC_CACHE_DIR: directory });
+    expect(first).toMatchObject({ available: true, built: true });
+    expect(second).toMatchObject({ available: true, built: false });
+    expect(readdirSync(directory)).toHaveLength(1);
+  });
+
+  it.runIf(status.available)("computes a hand-checkable product and bounds-checks every matrix", () => {
+    if (!status.available) return;
+    const buffer = new ArrayBuffer(4 * 32);
+    const floats = new Float32Array(buffer);
+    floats.set([1, 2, 3, 4, 5, 6], 0); // A [2, 3]
+    floats.set([7, 8, 9, 10, 11, 12], 6); // B [3, 2]
+    status.gemm.sgemmBatched(buffer, false, false, 2, 2, 3, 1, 0, 3, 0, 24, 2, 0, 48, 2, 0);
+    expect(Array.from(floats.subarray(12, 16))).toEqual([58, 64, 139, 154]);
+    // A^T with A stored [3, 2]: the same product through BLAS's own transpose.
+    floats.set([1, 4, 2, 5, 3, 6], 16);
+    status.gemm.sgemmBatched(buffer, true, false, 2, 2, 3, 1, 64, 2, 0, 24, 2, 0, 48, 2, 0);
+    expect(Array.from(floats.subarray(12, 16))).toEqual([58, 64, 139, 154]);
+    expect(() =>
+      status.gemm.sgemmBatched(buffer, false, false, 2, 2, 3, 2, 0, 3, 6, 24, 2, 6, 100, 2, 4),
+    ).toThrow("sgemmBatched: a matrix lies outside the buffer");
+    expect(() =>
+      status.gemm.sgemmBatched(buffer, false, false, 2, 2, 3, 1, 0, 2, 0, 24, 2, 0, 48, 2, 0),
+    ).toThrow("sgemmBatched: leading dimensions or alignment out of range");
+    expect(() =>
+      status.gemm.sgemmBatched(
+        new Float32Array(4) as unknown as ArrayBuffer,
+        false,
+        false,
+        1,
+        1,
+        1,
+        1,
+        0,
+        1,
+        0,
+        0,
+        1,
+        0,
+        0,
+        1,
+        0,
+      ),
+    ).toThrow("sgemmBatched: argument 0 must be an ArrayBuffer");
+  });
+
+  it("is reported by nativeGemmStatus and the backend phrase, and can be switched off", () => {
+    registerFastKernels("wasm", { nativeGemm: false });
+    expect(nativeGemmStatus()).toEqual({ enabled: false, reason: "disabled by option nativeGemm" });
+    expect(describeFastKernels("wasm")).toBe(
+      "mdrec fast kernels (no native GEMM: disabled by option nativeGemm)",
+    );
+    registerFastKernels("wasm", { nativeGemm: true });
+    if (status.available) {
+      expect(nativeGemmStatus()).toEqual({ enabled: true, library: status.library });
+      expect(describeFastKernels("wasm")).toBe(`mdrec fast kernels, native GEMM ${status.library}`);
+    } else {
+      expect(nativeGemmStatus()).toEqual({ enabled: false, reason: status.reason });
+    }
+    const previous = process.env.MDREC_NATIVE_GEMM;
+    process.env.MDREC_NATIVE_GEMM = "0";
+    try {
+      registerFastKernels("wasm");
+      expect(nativeGemmStatus()).toEqual({ enabled: false, reason: "disabled by MDREC_NATIVE_GEMM" });
+    } finally {
+      if (previous === undefined) delete process.env.MDREC_NATIVE_GEMM;
+      else process.env.MDREC_NATIVE_GEMM = previous;
+    }
+    unregisterFastKernels("wasm");
+    expect(nativeGemmStatus()).toEqual({ enabled: false, reason: "fast kernels not registered" });
+    expect(describeFastKernels("wasm")).toBe("stock kernels");
+  });
+
+  it("rejects bad options, naming the option and the value received", () => {
+    expect(() => registerFastKernels("wasm", { nativeGemm: "yes" as unknown as boolean })).toThrow(
+      ConfigError,
+    );
+    expect(() => registerFastKernels("wasm", { nativeGemm: "yes" as unknown as boolean })).toThrow(
+      'registerFastKernels options.nativeGemm must be a boolean, received "yes"',
+    );
+    expect(() => registerFastKernels("wasm", { blasThreads: 0 })).toThrow(
+      "registerFastKernels options.blasThreads must be an integer in [1, 256], received 0",
+    );
+  });
+
+  it.runIf(status.available)("trains a small network to the same weights as the TypeScript kernels", () => {
+    const train = (nativeGemm: boolean) => {
+      registerFastKernels("wasm", { nativeGemm });
+      return tf.tidy(() => {
+        const weights = tf.variable(tf.randomUniform([16, 8], -0.5, 0.5, "float32", 3));
+        const x = tf.randomUniform([64, 16], -1, 1, "float32", 4);
+        const y = tf.randomUniform([64, 8], -1, 1, "float32", 5);
+        const optimizer = tf.train.adam(0.05);
+        for (let step = 0; step < 5; step++) {
+          optimizer.minimize(() => tf.mean(tf.square(tf.sub(tf.matMul(x, weights), y))) as tf.Scalar);
+        }
+        optimizer.dispose();
+        const values = weights.dataSync().slice();
+        weights.dispose();
+        return values;
+      });
+    };
+    const typescript = train(false);
+    const native = train(true);
+    const worst = Math.max(...typescript.map((value, index) => Math.abs(value - native[index]!)));
+    expect(worst).toBeLessThan(1e-5);
+  });
+});
