@@ -8,7 +8,7 @@ import { evaluate, fit } from "@mdrec/trainer";
 export interface QuickstartOptions {
   /** Synthetic data size: tiny 2k rows, small 20k, default 60k. Defaults to `"small"`. */
   preset?: keyof typeof syntheticPresets;
-  /** Defaults to 3. */
+  /** Defaults to 2. */
   epochs?: number;
   /** Defaults to 512. */
   batchSize?: number;
@@ -35,7 +35,7 @@ export async function quickstart(options: QuickstartOptions = {}): Promise<Quick
   const model = createModel("cesaa", { features: data.features, numDomains: data.numDomains, seed: 42 });
   await fit(model, train, {
     validation,
-    epochs: options.epochs ?? 3,
+    epochs: options.epochs ?? 2,
     batchSize: options.batchSize ?? 512,
     learningRate: 2e-3,
     seed: 42,

@@ -1,4 +1,10 @@
-import { disposeBatch, registerFastKernels, setGlobalSeed, FAST_WASM_KERNELS, unregisterFastKernels } from "@mdrec/core";
+import {
+  disposeBatch,
+  FAST_WASM_KERNELS,
+  registerFastKernels,
+  setGlobalSeed,
+  unregisterFastKernels,
+} from "@mdrec/core";
 import "@mdrec/cesaa";
 import "@tensorflow/tfjs-backend-wasm";
 import { generateSyntheticDataset, iterateBatches, syntheticPresets } from "@mdrec/data-loaders";
@@ -8,7 +14,8 @@ import { it } from "vitest";
 import { ModelTrainer } from "../../bench/src/lib/workload.js";
 
 it("fast kernels", async () => {
-  await tf.setBackend("wasm"); await tf.ready();
+  await tf.setBackend("wasm");
+  await tf.ready();
   const data = generateSyntheticDataset({ seed: 42, ...syntheticPresets.tiny });
   const batches = [...iterateBatches(data, { batchSize: 256 })].slice(0, 2);
   const tryWith = (kernels: readonly string[]) => {
@@ -17,7 +24,16 @@ it("fast kernels", async () => {
     setGlobalSeed(1);
     const model = createModel("cesaa", { features: data.features, numDomains: data.numDomains, seed: 1 });
     const trainer = new ModelTrainer(model, 1e-3);
-    try { for (const b of batches) trainer.step(b); trainer.lastLoss(); return "ok"; } catch (e) { return String(e).slice(0, 100); } finally { trainer.dispose(); model.dispose(); }
+    try {
+      for (const b of batches) trainer.step(b);
+      trainer.lastLoss();
+      return "ok";
+    } catch (e) {
+      return String(e).slice(0, 100);
+    } finally {
+      trainer.dispose();
+      model.dispose();
+    }
   };
   console.log("none", tryWith([]));
   console.log("all", tryWith(FAST_WASM_KERNELS));

@@ -6,9 +6,18 @@ import { suite } from "../../bench/src/suites/model-quality.js";
 
 it("model-quality suite", async () => {
   const quick = process.env.QUICK === "1";
-  await initBackend({ prefer: "wasm", log: (line) => writeFileSync("/tmp/model-quality.log", `${line}\n`, { flag: "a" }) });
+  await initBackend({
+    prefer: "wasm",
+    log: (line) => writeFileSync("/tmp/model-quality.log", `${line}\n`, { flag: "a" }),
+  });
   const started = performance.now();
-  const records = await suite.run({ quick, log: (line) => writeFileSync("/tmp/model-quality.log", `${line}\n`, { flag: "a" }) });
+  const records = await suite.run({
+    quick,
+    log: (line) => writeFileSync("/tmp/model-quality.log", `${line}\n`, { flag: "a" }),
+  });
   writeFileSync(process.env.OUT ?? "/tmp/model-quality.json", JSON.stringify(records, null, 2));
-  writeFileSync(`${process.env.OUT ?? "/tmp/model-quality.json"}.txt`, `${textTable(records)}\ndone in ${((performance.now() - started) / 1000).toFixed(0)} s\n`);
+  writeFileSync(
+    `${process.env.OUT ?? "/tmp/model-quality.json"}.txt`,
+    `${textTable(records)}\ndone in ${((performance.now() - started) / 1000).toFixed(0)} s\n`,
+  );
 });

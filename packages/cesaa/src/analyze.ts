@@ -1,4 +1,11 @@
-import { assertInteger, assertKnownKeys, type Batch, ConfigError, disposeBatch, formatValue } from "@mdrec/core";
+import {
+  assertInteger,
+  assertKnownKeys,
+  type Batch,
+  ConfigError,
+  disposeBatch,
+  formatValue,
+} from "@mdrec/core";
 import { expertShare, expertUsageCounts, expertUtilization, routingMutualInformation } from "@mdrec/metrics";
 import { entropy } from "@mdrec/mi-loss";
 import type { MultiDomainModel } from "@mdrec/models";
@@ -105,9 +112,14 @@ export function analyzeRouting(
     rows: domainIds.length,
   };
   const domainEntropy = entropy(counts.map((line) => line.reduce((sum, value) => sum + value, 0)));
-  const expertEntropy = entropy(counts[0]!.map((_, expert) => counts.reduce((sum, line) => sum + line[expert]!, 0)));
+  const expertEntropy = entropy(
+    counts[0]!.map((_, expert) => counts.reduce((sum, line) => sum + line[expert]!, 0)),
+  );
   if (domainEntropy > 0 && expertEntropy > 0) {
-    result.normalizedMutualInformation = Math.min(1, mutualInformation / Math.sqrt(domainEntropy * expertEntropy));
+    result.normalizedMutualInformation = Math.min(
+      1,
+      mutualInformation / Math.sqrt(domainEntropy * expertEntropy),
+    );
   }
   return result;
 }

@@ -45,12 +45,18 @@ export class Cesaa extends MultiDomainModelBase<CesaaOptions> {
       this.options;
     const { gate, mi, sharedMixing, loadBalance } = this.options;
     const pool = (numExperts: number, name: string) =>
-      this.track(new ExpertPool({ numExperts, units: expertUnits, activation, dropout, seed: this.childSeed(), name }));
+      this.track(
+        new ExpertPool({ numExperts, units: expertUnits, activation, dropout, seed: this.childSeed(), name }),
+      );
     this.sharedExperts = numSharedExperts > 0 ? pool(numSharedExperts, "cesaa/shared_experts") : null;
     this.sharedGate =
       numSharedExperts > 0 && sharedMixing === "learned"
         ? this.track(
-            new SoftmaxGate({ numExperts: numSharedExperts, seed: this.childSeed(), name: "cesaa/shared_gate" }),
+            new SoftmaxGate({
+              numExperts: numSharedExperts,
+              seed: this.childSeed(),
+              name: "cesaa/shared_gate",
+            }),
           )
         : null;
     this.specificExperts = pool(numSpecificExperts, "cesaa/specific_experts");

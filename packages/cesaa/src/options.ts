@@ -1,11 +1,13 @@
-import { assertInteger, assertKnownKeys, assertNumber, assertOneOf, ConfigError, formatValue } from "@mdrec/core";
-import { DOMAIN_CONDITIONINGS, type DomainConditioning, type LoadBalanceOptions } from "@mdrec/gating";
 import {
-  assertUnits,
-  type Resolved,
-  resolveTowerModelOptions,
-  type TowerModelOptions,
-} from "@mdrec/models";
+  assertInteger,
+  assertKnownKeys,
+  assertNumber,
+  assertOneOf,
+  ConfigError,
+  formatValue,
+} from "@mdrec/core";
+import { DOMAIN_CONDITIONINGS, type DomainConditioning, type LoadBalanceOptions } from "@mdrec/gating";
+import { assertUnits, type Resolved, resolveTowerModelOptions, type TowerModelOptions } from "@mdrec/models";
 
 /** How the S shared experts are combined. */
 export type SharedMixing = "mean" | "learned";

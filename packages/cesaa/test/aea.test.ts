@@ -1,7 +1,8 @@
 // AEA does what the paper says: on data with a planted domain -> pattern structure, training with
 // the mutual-information term makes the measured domain-expert MI higher than training without it.
-import { setGlobalSeed } from "@mdrec/core";
+
 import { analyzeRouting, CESAA_MI_DEFAULTS, Cesaa, type CesaaMiOptions } from "@mdrec/cesaa";
+import { setGlobalSeed } from "@mdrec/core";
 import { iterateBatches } from "@mdrec/data-loaders";
 import { describe, expect, it } from "vitest";
 import { trainModel } from "../../models/test/training.js";

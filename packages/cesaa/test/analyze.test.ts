@@ -1,10 +1,10 @@
-import { ConfigError, disposeBatch } from "@mdrec/core";
 import { analyzeRouting, Cesaa } from "@mdrec/cesaa";
+import { ConfigError, disposeBatch } from "@mdrec/core";
 import { iterateBatches } from "@mdrec/data-loaders";
 import { createModel } from "@mdrec/models";
+import { expectClose } from "@mdrec/test-utils";
 import * as tf from "@tensorflow/tfjs-core";
 import { describe, expect, it } from "vitest";
-import { expectClose } from "@mdrec/test-utils";
 import { numericBatch, numericFeature, setWeight, smallCesaa, splits, weightNamed } from "./helpers.js";
 
 /**
@@ -45,7 +45,8 @@ describe("analyzeRouting", () => {
     const mutualInformation = (3 / 8) * Math.log(4 / 3) + (1 / 8) * Math.log(4);
     expect(result.mutualInformation).toBeCloseTo(mutualInformation, 12);
     const entropyOf = (p: number[]) => -p.reduce((sum, value) => sum + value * Math.log(value), 0);
-    const normalized = mutualInformation / Math.sqrt(entropyOf([6 / 8, 2 / 8]) * entropyOf([3 / 8, 4 / 8, 1 / 8]));
+    const normalized =
+      mutualInformation / Math.sqrt(entropyOf([6 / 8, 2 / 8]) * entropyOf([3 / 8, 4 / 8, 1 / 8]));
     expect(result.normalizedMutualInformation).toBeCloseTo(normalized, 12);
     // The batches were disposed (the default).
     expect(batches[0]!.domainIds.isDisposed).toBe(true);
@@ -84,7 +85,9 @@ describe("analyzeRouting", () => {
   it("refuses a gate the model does not report, bad options and no rows", () => {
     const model = smallCesaa();
     expect(() => analyzeRouting(model, iterateBatches(splits.test, { batchSize: 512 }), { gate: 1 })).toThrow(
-      new ConfigError('analyzeRouting options.gate must be in [0, 1) (the gates model "cesaa" reports), received 1'),
+      new ConfigError(
+        'analyzeRouting options.gate must be in [0, 1) (the gates model "cesaa" reports), received 1',
+      ),
     );
     expect(() => analyzeRouting(model, [], { gate: -1 })).toThrow(
       new ConfigError("analyzeRouting options.gate must be an integer >= 0, received -1"),

@@ -1,9 +1,15 @@
+import { CESAA_GATE_DEFAULTS, CESAA_MI_DEFAULTS, Cesaa, type CesaaOptions } from "@mdrec/cesaa";
 import { ConfigError, DataError, disposeBatch, setGlobalSeed } from "@mdrec/core";
-import { Cesaa, CESAA_GATE_DEFAULTS, CESAA_MI_DEFAULTS, type CesaaOptions } from "@mdrec/cesaa";
 import { createModel, listModels, loadModel, type MultiDomainModel } from "@mdrec/models";
+import {
+  checkVariableGradients,
+  expectClose,
+  expectNoLeak,
+  onBackend,
+  temporaryDirectory,
+} from "@mdrec/test-utils";
 import * as tf from "@tensorflow/tfjs-core";
 import { afterAll, describe, expect, it } from "vitest";
-import { checkVariableGradients, expectClose, expectNoLeak, onBackend, temporaryDirectory } from "@mdrec/test-utils";
 import { predictDataset, totalLoss, trainModel, trainStep } from "../../models/test/training.js";
 import {
   baseOptions,
@@ -276,10 +282,7 @@ describe("Cesaa gradients, leaks, round trips, determinism", () => {
     const model = smallCesaa({ mi: { weight: 0.01, movingAverage: 0.9 } });
     trainModel(model, smallTrain, { epochs: 1, seed: 1 });
     const state = model.nonTrainableWeights();
-    expect(state.map((weight) => weight.shape)).toEqual([
-      [4, 4],
-      [4],
-    ]);
+    expect(state.map((weight) => weight.shape)).toEqual([[4, 4], [4]]);
     // The moving P(e|d) moved away from its uniform start.
     expect(values(state[0]!.read()).some((value) => Math.abs(value - 0.25) > 1e-3)).toBe(true);
     const directory = await temporaryDirectory();
@@ -315,7 +318,10 @@ describe("Cesaa gradients, leaks, round trips, determinism", () => {
     const model = smallCesaa({ gate: { noise: false }, mi: { weight: 0.05, movingAverage: 0 } });
     const batch = sampleBatch(32);
     const weights = model.trainableWeights();
-    const onCpu = { logits: values(model.predict(batch)), gradients: gradientValues(() => totalLoss(model, batch), weights) };
+    const onCpu = {
+      logits: values(model.predict(batch)),
+      gradients: gradientValues(() => totalLoss(model, batch), weights),
+    };
     const data = {
       features: Object.fromEntries(
         Object.entries(batch.features).map(([name, column]) => [name, Array.from(column.dataSync())]),
@@ -411,31 +417,123 @@ describe("Cesaa options", () => {
     }
   });
 
+  it("returns logits [B, numTasks] and trains with two tasks (a tower per domain and task)", () => {
+    const model = smallCesaa({ numTasks: 2 });
+    const batch = sampleBatch(32);
+    const twoTasks = { ...batch, labels: tf.concat([batch.labels, tf.sub(1, batch.labels)], 1) as tf.Tensor2D };
+    const output = model.call(twoTasks, { training: false });
+    expect(output.logits.shape).toEqual([32, 2]);
+    tf.dispose(output as unknown as tf.TensorContainer);
+    const optimizer = tf.train.adam(1e-2);
+    const losses = Array.from({ length: 5 }, () => trainStep(model, optimizer, twoTasks));
+    expect(losses[4]).toBeLessThan(losses[0]!);
+    optimizer.dispose();
+    twoTasks.labels.dispose();
+    disposeBatch(batch);
+    model.dispose();
+  });
+
+  it("trains with one shared and one specific expert (pools of size 1)", () => {
+    const model = smallCesaa({ numSharedExperts: 1, numSpecificExperts: 1, k: 1, sharedMixing: "learned" });
+    const optimizer = tf.train.adam(1e-2);
+    const batch = sampleBatch(32);
+    const losses = Array.from({ length: 4 }, () => trainStep(model, optimizer, batch));
+    expect(losses[3]).toBeLessThan(losses[0]!);
+    expect(model.summary()).toMatchObject({ expertsPerRow: 2, totalExperts: 2 });
+    optimizer.dispose();
+    disposeBatch(batch);
+    model.dispose();
+  });
+
   const invalid: [string, Partial<CesaaOptions> | Record<string, unknown>, string][] = [
-    ["k > N", { numSpecificExperts: 8, k: 9 }, "cesaa options.k must be an integer in [1, numSpecificExperts=8], received 9"],
+    [
+      "k > N",
+      { numSpecificExperts: 8, k: 9 },
+      "cesaa options.k must be an integer in [1, numSpecificExperts=8], received 9",
+    ],
     ["k = 0", { k: 0 }, "cesaa options.k must be an integer in [1, numSpecificExperts=8], received 0"],
-    ["S < 0", { numSharedExperts: -1 }, "cesaa options.numSharedExperts must be an integer >= 0, received -1"],
-    ["N = 0", { numSpecificExperts: 0 }, "cesaa options.numSpecificExperts must be an integer >= 1, received 0"],
-    ["unknown key", { numSharedExpert: 2 }, 'Unknown key "numSharedExpert" in cesaa options. Did you mean "numSharedExperts"?'],
-    ["unknown gate key", { gate: { nois: false } }, 'Unknown key "nois" in cesaa options.gate. Did you mean "noise"?'],
-    ["unknown mi key", { mi: { lambda: 0.1 } }, 'Unknown key "lambda" in cesaa options.mi. Known keys: weight, expertEntropyWeight, conditionalEntropyWeight, movingAverage.'],
-    ["NaN lambda", { mi: { weight: Number.NaN } }, "cesaa options.mi.weight must be a finite number >= 0, received NaN"],
-    ["moving average 1", { mi: { movingAverage: 1 } }, "cesaa options.mi.movingAverage must be a finite number >= 0 and < 1, received 1"],
+    [
+      "S < 0",
+      { numSharedExperts: -1 },
+      "cesaa options.numSharedExperts must be an integer >= 0, received -1",
+    ],
+    [
+      "N = 0",
+      { numSpecificExperts: 0 },
+      "cesaa options.numSpecificExperts must be an integer >= 1, received 0",
+    ],
+    [
+      "unknown key",
+      { numSharedExpert: 2 },
+      'Unknown key "numSharedExpert" in cesaa options. Did you mean "numSharedExperts"?',
+    ],
+    [
+      "unknown gate key",
+      { gate: { nois: false } },
+      'Unknown key "nois" in cesaa options.gate. Did you mean "noise"?',
+    ],
+    [
+      "unknown mi key",
+      { mi: { lambda: 0.1 } },
+      'Unknown key "lambda" in cesaa options.mi. Known keys: weight, expertEntropyWeight, conditionalEntropyWeight, movingAverage.',
+    ],
+    [
+      "NaN lambda",
+      { mi: { weight: Number.NaN } },
+      "cesaa options.mi.weight must be a finite number >= 0, received NaN",
+    ],
+    [
+      "moving average 1",
+      { mi: { movingAverage: 1 } },
+      "cesaa options.mi.movingAverage must be a finite number >= 0 and < 1, received 1",
+    ],
     ["gate not an object", { gate: "noisy" }, 'cesaa options.gate must be an object, received "noisy"'],
-    ["noise not boolean", { gate: { noise: "yes" } }, 'cesaa options.gate.noise must be a boolean, received "yes"'],
-    ["bad conditioning", { gate: { domainConditioning: "onehot" } }, 'cesaa options.gate.domainConditioning must be one of "none", "embedding", "per-domain", received "onehot"'],
-    ["bad mixing", { sharedMixing: "sum" }, 'cesaa options.sharedMixing must be one of "mean", "learned", received "sum"'],
-    ["bad dispatch", { dispatch: "all" }, 'cesaa options.dispatch must be one of "sparse", "dense", received "all"'],
-    ["empty expert units", { expertUnits: [] }, "cesaa options.expertUnits must be a non-empty array of positive integers, received []"],
-    ["bad tower mode", { towerMode: "global" }, 'cesaa options.towerMode must be one of "per-domain", "shared", received "global"'],
-    ["negative load balance", { loadBalance: { load: -1 } }, "cesaa options.loadBalance.load must be a finite number >= 0, received -1"],
+    [
+      "noise not boolean",
+      { gate: { noise: "yes" } },
+      'cesaa options.gate.noise must be a boolean, received "yes"',
+    ],
+    [
+      "bad conditioning",
+      { gate: { domainConditioning: "onehot" } },
+      'cesaa options.gate.domainConditioning must be one of "none", "embedding", "per-domain", received "onehot"',
+    ],
+    [
+      "bad mixing",
+      { sharedMixing: "sum" },
+      'cesaa options.sharedMixing must be one of "mean", "learned", received "sum"',
+    ],
+    [
+      "bad dispatch",
+      { dispatch: "all" },
+      'cesaa options.dispatch must be one of "sparse", "dense", received "all"',
+    ],
+    [
+      "empty expert units",
+      { expertUnits: [] },
+      "cesaa options.expertUnits must be a non-empty array of positive integers, received []",
+    ],
+    [
+      "bad tower mode",
+      { towerMode: "global" },
+      'cesaa options.towerMode must be one of "per-domain", "shared", received "global"',
+    ],
+    [
+      "negative load balance",
+      { loadBalance: { load: -1 } },
+      "cesaa options.loadBalance.load must be a finite number >= 0, received -1",
+    ],
   ];
   it.each(invalid)("refuses %s with a ConfigError naming the value", (_, extra, message) => {
-    expect(() => new Cesaa({ ...baseOptions, ...(extra as Partial<CesaaOptions>) })).toThrow(new ConfigError(message));
+    expect(() => new Cesaa({ ...baseOptions, ...(extra as Partial<CesaaOptions>) })).toThrow(
+      new ConfigError(message),
+    );
   });
 
   it("refuses an unknown model name and a batch with a domain id out of range", () => {
-    expect(() => createModel("cesa", { ...baseOptions })).toThrow(/Unknown model "cesa"\. Did you mean "cesaa"\?/);
+    expect(() => createModel("cesa", { ...baseOptions })).toThrow(
+      /Unknown model "cesa"\. Did you mean "cesaa"\?/,
+    );
     const model = smallCesaa();
     const batch = sampleBatch(4);
     const badDomains = tf.tensor1d([0, 1, 7, 0], "int32");

@@ -1,6 +1,7 @@
 // Shared by the CESAA tests: small synthetic data, model factories, weight setters.
-import { type Batch, type FeatureSpec, setGlobalSeed } from "@mdrec/core";
+
 import { Cesaa, type CesaaOptions } from "@mdrec/cesaa";
+import { type Batch, type FeatureSpec, setGlobalSeed } from "@mdrec/core";
 import { takeRows } from "@mdrec/data-loaders";
 import * as tf from "@tensorflow/tfjs-core";
 import type { LayerVariable } from "@tensorflow/tfjs-layers";
@@ -70,7 +71,9 @@ export function setWeight(variable: LayerVariable, values: number[]): void {
 export function weightNamed(weights: LayerVariable[], part: string): LayerVariable {
   const found = weights.filter((weight) => weight.name.includes(part));
   if (found.length !== 1) {
-    throw new Error(`expected one weight named *${part}*, found ${found.map((w) => w.name).join(", ") || "none"}`);
+    throw new Error(
+      `expected one weight named *${part}*, found ${found.map((w) => w.name).join(", ") || "none"}`,
+    );
   }
   return found[0]!;
 }

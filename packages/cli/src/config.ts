@@ -55,8 +55,11 @@ export interface CliConfig {
   weightDecay?: number;
   /** Global gradient-norm clip. Defaults to none. */
   gradientClip?: number;
-  /** Early stopping; defaults to none (train every epoch). */
-  earlyStopping?: EarlyStoppingConfig;
+  /**
+   * Early stopping on the validation split, keeping the best epoch's weights; `false` trains every
+   * epoch. Defaults per command (`compare` and `train`: AUC, patience 1).
+   */
+  earlyStopping?: EarlyStoppingConfig | false;
   /** Train, validation and test fractions. Defaults to `[0.8, 0.1, 0.1]`. */
   split: [number, number, number];
   /** Rows of synthetic data to generate (overrides the preset). */
@@ -111,12 +114,15 @@ export const cliConfigSchema = z.strictObject({
     .optional(),
   gradientClip: positiveNumber("a finite number > 0").optional(),
   earlyStopping: z
-    .strictObject(
-      {
-        metric: z.enum(["auc", "logloss"], { error: 'one of "auc", "logloss"' }).default("auc"),
-        patience: integer(1, "a positive integer").default(2),
-      },
-      { error: "an object { metric, patience }" },
+    .union(
+      [
+        z.literal(false),
+        z.strictObject({
+          metric: z.enum(["auc", "logloss"], { error: 'one of "auc", "logloss"' }).default("auc"),
+          patience: integer(1, "a positive integer").default(1),
+        }),
+      ],
+      { error: "false or an object { metric, patience }" },
     )
     .optional(),
   split: z
@@ -225,7 +231,7 @@ function describeLocation(path: readonly PropertyKey[], sources: Record<string, 
 export function validateConfig(layers: ConfigLayers): CliConfig {
   const result = cliConfigSchema.safeParse(layers.values, { reportInput: true });
   if (result.success) return result.data as CliConfig;
-  const problems = result.error.issues.map((issue) => {
+  const problems = expandUnionIssues(result.error.issues).map((issue) => {
     if (issue.code === "unrecognized_keys") {
       const parent = issue.path.map(String).join(".");
       const known = parent === "" ? CONFIG_KEYS : (NESTED_KEYS[parent] ?? []);
@@ -242,6 +248,28 @@ export function validateConfig(layers: ConfigLayers): CliConfig {
     return `${location} must be ${issue.message}, received ${formatValue(issue.input)}`;
   });
   throw new ConfigError(problems.join("\n"));
+}
+
+/**
+ * For a union that received an object (`earlyStopping: { patiense: 1 }`), the problems of the
+ * object branch, with full paths, say more than "false or an object".
+ */
+function expandUnionIssues(issues: readonly z.core.$ZodIssue[]): z.core.$ZodIssue[] {
+  return issues.flatMap((issue) => {
+    const input = (issue as { input?: unknown }).input;
+    if (
+      issue.code !== "invalid_union" ||
+      input === null ||
+      typeof input !== "object" ||
+      Array.isArray(input)
+    ) {
+      return [issue];
+    }
+    const objectBranch = issue.errors.at(-1) ?? [];
+    return expandUnionIssues(
+      objectBranch.map((inner) => ({ ...inner, path: [...issue.path, ...inner.path] }) as z.core.$ZodIssue),
+    );
+  });
 }
 
 /**

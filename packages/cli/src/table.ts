@@ -21,6 +21,13 @@ export function formatSeconds(seconds: number | null | undefined): string {
   return `${minutes} min ${String(Math.round(seconds - minutes * 60)).padStart(2, "0")} s`;
 }
 
+/** `"3 (2)"`: epochs trained and, when early stopping kept an earlier one, the epoch evaluated. */
+export function formatEpochs(model: Pick<ModelResult, "epochs" | "bestEpoch">): string {
+  return model.bestEpoch !== null && model.bestEpoch !== model.epochs
+    ? `${model.epochs} (${model.bestEpoch})`
+    : String(model.epochs);
+}
+
 /** One row of the comparison: a metric across models, and which model is best on it. */
 export interface ComparisonRow {
   /** Row label, e.g. `"AUC overall"`, `"AUC domain_3"`. */
@@ -90,7 +97,7 @@ export function comparisonRows(results: RunResults): ComparisonRow[] {
       ),
     },
     { label: "train examples/s", cells: models.map((model) => formatInteger(model.trainExamplesPerSecond)) },
-    { label: "epochs", cells: models.map((model) => String(model.epochs)) },
+    { label: "epochs (best)", cells: models.map(formatEpochs) },
     { label: "wall time", cells: models.map((model) => formatSeconds(model.wallSeconds)) },
   );
   return rows;

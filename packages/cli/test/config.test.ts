@@ -72,6 +72,8 @@ describe("config schema", () => {
     expect(yaml.backend).toBe("wasm");
     expect(yaml.models).toEqual(["mmoe", "cesaa"]);
     expect(yaml.earlyStopping).toEqual({ metric: "auc", patience: 2 });
+    const off = await fromFile("off.yaml", "earlyStopping: false\n");
+    expect(off.earlyStopping).toBe(false);
     expect(yaml.modelOptions).toEqual({ cesaa: { k: 2 } });
     const json = await fromFile(
       "run.json",
@@ -90,6 +92,12 @@ describe("config schema", () => {
       'Unknown config key "earlyStopping.patiense" in nested.yaml. Did you mean "patience"?',
     );
     await expect(fromFile("far.yaml", "zzzzzzzzzz: 1\n")).rejects.toThrow(/Valid keys: data, schema, model/);
+    await expect(fromFile("stop.yaml", "earlyStopping:\n  patience: 0\n")).rejects.toThrow(
+      'config key "earlyStopping.patience" in stop.yaml must be a positive integer, received 0',
+    );
+    await expect(fromFile("stop.yaml", "earlyStopping: yes\n")).rejects.toThrow(
+      'config key "earlyStopping" in stop.yaml must be false or an object { metric, patience }, received "yes"',
+    );
   });
 
   it("names the key, the file and the value for wrong types and ranges", async () => {

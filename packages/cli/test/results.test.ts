@@ -1,7 +1,13 @@
 import { DataError } from "@mdrec/core";
 import { describe, expect, it } from "vitest";
 import { parseRunResults, stringifyRunResults } from "../src/results.js";
-import { comparisonRows, formatSeconds, renderComparisonTable, renderResultsMarkdown } from "../src/table.js";
+import {
+  comparisonRows,
+  formatEpochs,
+  formatSeconds,
+  renderComparisonTable,
+  renderResultsMarkdown,
+} from "../src/table.js";
 import { controlCharacters, sampleResults } from "./fixtures.js";
 
 describe("results file", () => {
@@ -48,7 +54,7 @@ describe("comparison table", () => {
       "parameters",
       "experts per row",
       "train examples/s",
-      "epochs",
+      "epochs (best)",
       "wall time",
     ]);
     expect(rows[0]).toEqual({ label: "AUC overall", cells: ["0.7400", "0.7000"], best: 0 });
@@ -65,6 +71,12 @@ describe("comparison table", () => {
     expect(markdown).toContain("| test metric | cesaa | shared-bottom |");
     expect(markdown).toContain("| AUC overall | **0.7400** | 0.7000 |");
     expect(markdown).toContain("| seed | `7` |");
+  });
+
+  it("shows the evaluated epoch when early stopping kept an earlier one", () => {
+    expect(formatEpochs({ epochs: 3, bestEpoch: 2 })).toBe("3 (2)");
+    expect(formatEpochs({ epochs: 2, bestEpoch: 2 })).toBe("2");
+    expect(formatEpochs({ epochs: 2, bestEpoch: null })).toBe("2");
   });
 
   it("formats durations", () => {

@@ -142,6 +142,31 @@ function targetRows(results: BenchResults): string[] {
   return rows;
 }
 
+/** What the backend labels in the tables mean, and how to switch each speed-up off. */
+const SPEED_NOTES = [
+  "## What the backends in these tables are",
+  "",
+  "- **wasm**: the default backend where `@tensorflow/tfjs-node` is not installed, with `@mdrec/core`'s",
+  "  kernel overrides (`registerFastKernels`, installed by `initBackend`): `BatchMatMul` and",
+  "  `_FusedMatMul` never take the stock scalar loop that transposed and batched products fall into",
+  "  (every backward matmul is transposed), `Identity` shares buffers instead of copying every tensor",
+  "  tfjs saves for the backward pass, `Sum`, `Slice`, `SplitV`, `Unpack`, `GatherV2` and `Transpose`",
+  "  read the wasm heap in place. Where a C compiler exists, the matmuls go to the system BLAS",
+  "  (OpenBLAS `sgemm`, 1 thread) through a small Node-API add-on that `@mdrec/core` compiles on first",
+  "  use into `~/.cache/mdrec`; the backend line says `native GEMM <library>` when it is in use.",
+  "  Switches: `initBackend({ fastKernels: false })` or `MDREC_FAST_KERNELS=0` (stock kernels),",
+  "  `MDREC_NATIVE_GEMM=0` (TypeScript kernels only).",
+  "- **wasm, stock kernels**: TensorFlow.js 4.22 as shipped (the state before this work).",
+  "- **cpu**: tfjs's JavaScript backend; its matmul is plain JavaScript (~70% of a training step) and",
+  "  no cheap override helps it, so `initBackend` prefers wasm.",
+  "",
+  "Stock faults the overrides avoid, each with a regression test in `packages/core/test`: the wasm",
+  "`_FusedMatMul` adds the bias wrongly with a transpose or a batch; the wasm XNNPACK path caches its",
+  "packed weights by tensor id, and tfjs gives one id to tensors of different shapes (`Reshape`), which",
+  "read out of bounds (stock) or produced NaN.",
+  "",
+];
+
 /** docs/benchmarks.md generated from the results. */
 export function markdown(results: BenchResults): string {
   const lines: string[] = [
@@ -165,6 +190,7 @@ export function markdown(results: BenchResults): string {
       "",
     );
   }
+  lines.push(...SPEED_NOTES);
   for (const [name, suite] of Object.entries(results.suites).sort(([left], [right]) =>
     left.localeCompare(right),
   )) {

@@ -36,8 +36,18 @@ interface Variant {
 }
 
 function variants(): Variant[] {
-  const registered = listModels().map((name) => ({ label: name, name, extra: {}, routing: name === "cesaa" }));
-  const ablation = { label: "cesaa, no AEA (lambda=0)", name: "cesaa", extra: { mi: { weight: 0 } }, routing: true };
+  const registered = listModels().map((name) => ({
+    label: name,
+    name,
+    extra: {},
+    routing: name === "cesaa",
+  }));
+  const ablation = {
+    label: "cesaa, no AEA (lambda=0)",
+    name: "cesaa",
+    extra: { mi: { weight: 0 } },
+    routing: true,
+  };
   return listModels().includes("cesaa") ? [...registered, ablation] : registered;
 }
 
@@ -48,7 +58,8 @@ function predictTask0(model: MultiDomainModel, data: ColumnarDataset): Float32Ar
   for (const batch of iterateBatches(data, { batchSize: 4096 })) {
     const probabilities = model.predict(batch); // [B, numTasks]
     const values = probabilities.dataSync();
-    for (let row = 0; row < batch.domainIds.shape[0]; row++) scores[offset + row] = values[row * data.numTasks]!;
+    for (let row = 0; row < batch.domainIds.shape[0]; row++)
+      scores[offset + row] = values[row * data.numTasks]!;
     offset += batch.domainIds.shape[0];
     probabilities.dispose();
     disposeBatch(batch);
@@ -108,20 +119,42 @@ async function measureVariant(
     notes: extraNotes,
   });
   const records = [
-    record("held-out AUC", metrics.overall.auc, "AUC", `${notes}; logloss ${metrics.overall.logloss.toFixed(4)}`),
+    record(
+      "held-out AUC",
+      metrics.overall.auc,
+      "AUC",
+      `${notes}; logloss ${metrics.overall.logloss.toFixed(4)}`,
+    ),
     ...metrics.perDomain.map((domain) =>
-      record(`AUC domain ${domain.domainId}`, domain.auc, "AUC", `${domain.count} test rows, CTR ${domain.labelRate.toFixed(3)}`),
+      record(
+        `AUC domain ${domain.domainId}`,
+        domain.auc,
+        "AUC",
+        `${domain.count} test rows, CTR ${domain.labelRate.toFixed(3)}`,
+      ),
     ),
     record("parameters", summary.parameters, "params", ""),
   ];
   if (summary.expertsPerRow !== undefined) {
-    records.push(record("experts computed per row", summary.expertsPerRow, "experts", `of ${summary.totalExperts}`));
+    records.push(
+      record("experts computed per row", summary.expertsPerRow, "experts", `of ${summary.totalExperts}`),
+    );
   }
   if (variant.routing) {
     const routing = analyzeRouting(model, iterateBatches(splits.test, { batchSize: 4096 }));
     records.push(
-      record("domain-expert MI", routing.mutualInformation, "nats", "CES gate, test rows, inference mode, slot counts"),
-      record("normalised domain-expert MI", routing.normalizedMutualInformation ?? 0, "ratio", "I / sqrt(H(D) H(E))"),
+      record(
+        "domain-expert MI",
+        routing.mutualInformation,
+        "nats",
+        "CES gate, test rows, inference mode, slot counts",
+      ),
+      record(
+        "normalised domain-expert MI",
+        routing.normalizedMutualInformation ?? 0,
+        "ratio",
+        "I / sqrt(H(D) H(E))",
+      ),
     );
   }
   records.push(record("training time", seconds, "s"));

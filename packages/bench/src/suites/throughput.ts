@@ -2,7 +2,15 @@ import "@mdrec/cesaa";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type BackendName, type Batch, disposeBatch, initBackend } from "@mdrec/core";
+import {
+  type BackendName,
+  type Batch,
+  describeFastKernels,
+  disposeBatch,
+  initBackend,
+  nativeGemmStatus,
+  registerFastKernels,
+} from "@mdrec/core";
 import { createModel, listModels, type MultiDomainModel } from "@mdrec/models";
 import * as tf from "@tensorflow/tfjs-core";
 import { probeTorch, runTorchReference, type ThreadSetting, type TorchResult } from "../lib/pytorch.js";
@@ -26,6 +34,8 @@ interface Variant {
   label: string;
   backend: BackendName;
   fastKernels: boolean;
+  /** False: the TypeScript kernels only, as for users without a C compiler. */
+  nativeGemm?: boolean;
   /** The default backend's figures are the ones compared with PyTorch. */
   isDefault: boolean;
 }
@@ -34,6 +44,7 @@ const VARIANTS: Variant[] = [
   { label: "node-gpu", backend: "node-gpu", fastKernels: true, isDefault: false },
   { label: "node", backend: "node", fastKernels: true, isDefault: false },
   { label: "wasm", backend: "wasm", fastKernels: true, isDefault: true },
+  { label: "wasm, no native GEMM", backend: "wasm", fastKernels: true, nativeGemm: false, isDefault: false },
   { label: "wasm, stock kernels", backend: "wasm", fastKernels: false, isDefault: false },
   { label: "cpu", backend: "cpu", fastKernels: false, isDefault: false },
 ];
@@ -269,6 +280,12 @@ async function run({ quick, backends, log = () => {} }: BenchRunOptions): Promis
       if (backends !== undefined && !backends.includes(variant.backend)) continue;
       try {
         await initBackend({ prefer: variant.backend, fastKernels: variant.fastKernels, log });
+        if (variant.nativeGemm === false) {
+          // Without the add-on the default already is this variant: measure it once.
+          if (!nativeGemmStatus().enabled) continue;
+          registerFastKernels("wasm", { nativeGemm: false });
+          log(`  ${describeFastKernels("wasm")}`);
+        }
       } catch (error) {
         const reason = (error instanceof Error ? error.message : String(error)).split("\n")[0]!;
         log(`  ${variant.label}: not measured (${reason})`);

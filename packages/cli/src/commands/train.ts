@@ -9,14 +9,15 @@ import { parseDataArgument } from "../data-argument.js";
 import { openOutputDirectory } from "../output-dir.js";
 import { RESULTS_FORMAT_VERSION, type RunResults } from "../results.js";
 import { renderComparisonTable } from "../table.js";
-import { DEFAULT_DATA, RECORDED_KEYS, trainingBudget } from "./compare.js";
+import { DEFAULT_DATA, describeBudget, RECORDED_KEYS, trainingBudget } from "./compare.js";
 import { recordedConfig, writeRunOutputs } from "./outputs.js";
 
 /** Defaults of `mdrec train`. */
 export const TRAIN_DEFAULTS = {
-  epochs: 3,
+  epochs: 5,
   batchSize: 512,
   learningRate: 1e-3,
+  earlyStopping: { metric: "auc", patience: 1 },
   out: "mdrec-out/train",
 } as const;
 
@@ -60,7 +61,7 @@ export async function runTrain(context: CommandContext): Promise<void> {
     for (const warning of data.warnings) context.print(`warning: ${warning}`);
     context.print(
       `mdrec train: ${config.model} on ${data.source} (${data.train.numRows} train / ${data.validation.numRows} validation / ${data.test.numRows} test rows), ` +
-        `${budget.epochs} epoch${budget.epochs === 1 ? "" : "s"}, batch ${budget.batchSize}, seed ${config.seed}`,
+        `${describeBudget(budget)}, seed ${config.seed}`,
     );
     const modelDirectory = join(outPath, "model");
     const record: TrainingDataRecord = { data: dataArgument, seed: config.seed, split: config.split };
@@ -91,6 +92,7 @@ export async function runTrain(context: CommandContext): Promise<void> {
           ...config,
           ...budget,
           data: dataArgument,
+          earlyStopping: budget.earlyStopping ?? false,
           // Only the trained model's options matter to this run.
           modelOptions: config.modelOptions[config.model]
             ? { [config.model]: config.modelOptions[config.model] }

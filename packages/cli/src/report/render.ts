@@ -1,6 +1,6 @@
 import type { TopLevelSpec } from "vega-lite";
 import type { RunResults } from "../results.js";
-import { formatInteger, formatMetric, formatSeconds } from "../table.js";
+import { formatEpochs, formatInteger, formatMetric, formatSeconds } from "../table.js";
 import { type ReportChart, reportCharts } from "./charts.js";
 
 /** Escapes text for HTML element content and attribute values. */
@@ -86,7 +86,7 @@ function comparisonTable(results: RunResults): string {
     "parameters",
     "experts / row",
     "train examples/s",
-    "epochs",
+    "epochs<small>(best)</small>",
     "wall time",
   ];
   const rows = models.map((model, index) => {
@@ -109,7 +109,7 @@ function comparisonTable(results: RunResults): string {
       `<td>${formatInteger(model.parameters)}</td>`,
       `<td>${experts}</td>`,
       `<td>${formatInteger(model.trainExamplesPerSecond)}</td>`,
-      `<td>${model.epochs}</td>`,
+      `<td>${formatEpochs(model)}</td>`,
       `<td>${formatSeconds(model.wallSeconds)}</td>`,
       "</tr>",
     ].join("");
