@@ -152,6 +152,8 @@ class ClickModel {
     // Each row keeps 2 of 4 experts; the gate sees the row's surface through a learned embedding.
     this.gate = new TopKGate({ numExperts: NUM_EXPERTS, k: 2, numDomains: NUM_DOMAINS, seed: seed + 3 });
     this.experts = new ExpertPool({ numExperts: NUM_EXPERTS, units: [32, 16], seed: seed + 4 });
+    // P(e|d) is smoothed across batches (small domains are noisy per batch); the gradient flows
+    // through the (1 - 0.9) batch share, which the weight in the loss makes up for.
     this.aea = new MutualInformationLoss({
       numDomains: NUM_DOMAINS,
       numExperts: NUM_EXPERTS,
