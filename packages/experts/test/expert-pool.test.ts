@@ -1,7 +1,5 @@
 import { ConfigError, DataError, loadLayer, SeededRandom, ShapeError, saveLayer } from "@mdrec/core";
 import { denseWeights, ExpertPool, mixExperts, type Routing } from "@mdrec/experts";
-import * as tf from "@tensorflow/tfjs-core";
-import { afterAll, describe, expect, it } from "vitest";
 import {
   checkInputGradients,
   checkVariableGradients,
@@ -10,6 +8,8 @@ import {
   onBackend,
   temporaryDirectory,
 } from "@mdrec/test-utils";
+import * as tf from "@tensorflow/tfjs-core";
+import { afterAll, describe, expect, it } from "vitest";
 
 afterAll(async () => {
   await tf.setBackend("cpu");

@@ -1,8 +1,8 @@
 import { ConfigError, ShapeError } from "@mdrec/core";
 import { importanceLoss, switchLoadLoss } from "@mdrec/gating";
+import { checkInputGradients, expectClose, expectNoLeak, onBackend } from "@mdrec/test-utils";
 import * as tf from "@tensorflow/tfjs-core";
 import { describe, expect, it } from "vitest";
-import { checkInputGradients, expectClose, expectNoLeak, onBackend } from "@mdrec/test-utils";
 
 describe("importanceLoss", () => {
   it("golden value: squared coefficient of variation of the summed probs", () => {

@@ -1,8 +1,6 @@
 import { ConfigError, DataError, loadLayer, saveLayer } from "@mdrec/core";
 import { ExpertPool, mixExperts } from "@mdrec/experts";
 import { CgcGate, disposeRouting } from "@mdrec/gating";
-import * as tf from "@tensorflow/tfjs-core";
-import { afterAll, describe, expect, it } from "vitest";
 import {
   checkInputGradients,
   checkVariableGradients,
@@ -11,6 +9,8 @@ import {
   onBackend,
   temporaryDirectory,
 } from "@mdrec/test-utils";
+import * as tf from "@tensorflow/tfjs-core";
+import { afterAll, describe, expect, it } from "vitest";
 
 afterAll(async () => {
   await tf.setBackend("cpu");

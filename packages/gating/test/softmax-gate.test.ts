@@ -1,8 +1,6 @@
 import { ConfigError, loadLayer, ShapeError, saveLayer } from "@mdrec/core";
 import { ExpertPool, mixExperts } from "@mdrec/experts";
 import { disposeRouting, SoftmaxGate } from "@mdrec/gating";
-import * as tf from "@tensorflow/tfjs-core";
-import { afterAll, describe, expect, it } from "vitest";
 import {
   checkVariableGradients,
   expectClose,
@@ -10,6 +8,8 @@ import {
   onBackend,
   temporaryDirectory,
 } from "@mdrec/test-utils";
+import * as tf from "@tensorflow/tfjs-core";
+import { afterAll, describe, expect, it } from "vitest";
 
 afterAll(async () => {
   await tf.setBackend("cpu");

@@ -1,8 +1,14 @@
 import { ConfigError, DataError, loadLayer, ShapeError, saveLayer } from "@mdrec/core";
 import { domainExpertEntropies, domainExpertMutualInformation, MutualInformationLoss } from "@mdrec/mi-loss";
+import {
+  checkInputGradients,
+  expectClose,
+  expectNoLeak,
+  onBackend,
+  temporaryDirectory,
+} from "@mdrec/test-utils";
 import * as tf from "@tensorflow/tfjs-core";
 import { afterAll, describe, expect, it } from "vitest";
-import { checkInputGradients, expectClose, expectNoLeak, onBackend, temporaryDirectory } from "@mdrec/test-utils";
 
 afterAll(async () => {
   await tf.setBackend("cpu");
