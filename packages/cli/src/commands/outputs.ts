@@ -13,14 +13,17 @@ export async function writeRunOutputs(directory: OutputDirectory, results: RunRe
   await directory.write("results.json", stringifyRunResults(results));
 }
 
-/** The config keys a results file records (the ones that change what was measured). */
+/** The config keys a results file records (the ones that change what was measured); unset and empty ones are left out. */
 export function recordedConfig(
   config: Record<string, unknown>,
   keys: readonly string[],
 ): Record<string, unknown> {
   const recorded: Record<string, unknown> = {};
   for (const key of keys) {
-    if (config[key] !== undefined) recorded[key] = config[key];
+    const value = config[key];
+    const empty =
+      value !== null && typeof value === "object" && !Array.isArray(value) && Object.keys(value).length === 0;
+    if (value !== undefined && !empty) recorded[key] = value;
   }
   return recorded;
 }
