@@ -4,3 +4,6 @@ import * as tf from "@tensorflow/tfjs-core";
 
 await tf.setBackend("cpu");
 await tf.ready();
+// The cpu backend prints a "use tfjs-node" banner on first use; initBackend silences it the same way.
+const cpuBackend = tf.findBackend("cpu") as { firstUse?: boolean } | null;
+if (cpuBackend) cpuBackend.firstUse = false;
