@@ -366,6 +366,11 @@ describe("Cesaa gradients, leaks, round trips, determinism", () => {
 describe("Cesaa options", () => {
   it("is registered as cesaa and fills the documented defaults", () => {
     expect(listModels()).toContain("cesaa");
+    // Checked by `tsc`: the registry types CESAA's options (declaration merging in register.ts).
+    const mistyped = () =>
+      // @ts-expect-error k must be a number
+      createModel("cesaa", { ...baseOptions, k: "two" });
+    expect(mistyped).toThrow(ConfigError);
     const model = createModel("cesaa", { ...baseOptions, seed: 1 });
     expect(model.getConfig().options).toMatchObject({
       numSharedExperts: 2,
@@ -420,7 +425,10 @@ describe("Cesaa options", () => {
   it("returns logits [B, numTasks] and trains with two tasks (a tower per domain and task)", () => {
     const model = smallCesaa({ numTasks: 2 });
     const batch = sampleBatch(32);
-    const twoTasks = { ...batch, labels: tf.concat([batch.labels, tf.sub(1, batch.labels)], 1) as tf.Tensor2D };
+    const twoTasks = {
+      ...batch,
+      labels: tf.concat([batch.labels, tf.sub(1, batch.labels)], 1) as tf.Tensor2D,
+    };
     const output = model.call(twoTasks, { training: false });
     expect(output.logits.shape).toEqual([32, 2]);
     tf.dispose(output as unknown as tf.TensorContainer);

@@ -31,11 +31,16 @@ function create(name: string, seed = 3, extra: Record<string, unknown> = {}): Mu
   return createModel(name, { ...modelPreset(name, "tiny"), ...options, seed, ...extra });
 }
 
+// Packages that register models on import (and depend on @mdrec/models, so they cannot be a
+// dependency here): imported by name at run time so the suite covers their models too.
+const REGISTERING_PACKAGES = ["@mdrec/cesaa"];
+for (const name of REGISTERING_PACKAGES) await import(/* @vite-ignore */ name);
+
 const names = listModels();
 
 describe("registry coverage", () => {
-  it("registers the four baselines", () => {
-    expect(names).toEqual(expect.arrayContaining(["shared-bottom", "mmoe", "ple", "star"]));
+  it("registers the four baselines and CESAA", () => {
+    expect(names).toEqual(expect.arrayContaining(["shared-bottom", "mmoe", "ple", "star", "cesaa"]));
   });
 });
 

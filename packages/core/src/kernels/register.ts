@@ -1,16 +1,11 @@
-import {
-  getKernel,
-  type KernelConfig,
-  type KernelFunc,
-  registerKernel,
-  unregisterKernel,
-} from "@tensorflow/tfjs-core";
+import { getKernel, type KernelFunc, registerKernel, unregisterKernel } from "@tensorflow/tfjs-core";
 import { BackendError, ConfigError } from "../errors.js";
 import { assertInteger, assertKnownKeys, assertOneOf, formatValue } from "../validate.js";
 import { loadNativeGemm } from "./native-gemm.js";
+import { fastKernelState, type NativeGemmInfo } from "./state.js";
 import { asWasmBackend, type WasmBackend } from "./wasm-heap.js";
 import { createIdentity } from "./wasm-identity.js";
-import { createBatchMatMul, createFusedMatMul, setNativeGemm } from "./wasm-matmul.js";
+import { createBatchMatMul, createFusedMatMul } from "./wasm-matmul.js";
 import { createGatherV2, createSlice, createSplitV, createTranspose, createUnpack } from "./wasm-slicing.js";
 import { createSum } from "./wasm-sum.js";
 
@@ -45,15 +40,6 @@ export interface RegisterFastKernelsOptions {
   blasThreads?: number;
 }
 
-/** Whether the native GEMM add-on runs the matmuls, and why not when it does not. */
-export interface NativeGemmInfo {
-  enabled: boolean;
-  /** The BLAS library in use, e.g. `libopenblas.so.0`. */
-  library?: string;
-  /** Why the add-on is not in use (disabled, no compiler, no BLAS, ...). */
-  reason?: string;
-}
-
 type OverrideFactory = (stock: KernelFunc, backendOf: (backend: unknown) => WasmBackend | null) => KernelFunc;
 
 const FACTORIES: Record<FastKernelName, OverrideFactory> = {
@@ -68,21 +54,16 @@ const FACTORIES: Record<FastKernelName, OverrideFactory> = {
   Transpose: createTranspose,
 };
 
-// Stock configs of the kernels we replaced, per backend, to restore them. Kept on globalThis
-// like tfjs's own kernel registry, so two copies of this module (ESM and CJS builds) agree.
-const STATE_KEY = Symbol.for("@mdrec/core/fast-kernels");
-const globalState = globalThis as { [STATE_KEY]?: Map<string, Map<string, KernelConfig>> };
-globalState[STATE_KEY] ??= new Map();
-const replaced = globalState[STATE_KEY];
-let nativeInfo: NativeGemmInfo = { enabled: false, reason: "fast kernels not registered" };
+const state = fastKernelState();
+const replaced = state.replaced;
 
 function configureNativeGemm(wanted: boolean | undefined, threads: number | undefined): void {
   const env = typeof process === "undefined" ? {} : process.env;
   const fromEnv = env.MDREC_NATIVE_GEMM?.trim().toLowerCase();
   const enabled = wanted ?? !(fromEnv === "0" || fromEnv === "false");
   if (!enabled) {
-    setNativeGemm(null);
-    nativeInfo = {
+    state.nativeGemm = null;
+    state.nativeInfo = {
       enabled: false,
       reason: wanted === false ? "disabled by option nativeGemm" : "disabled by MDREC_NATIVE_GEMM",
     };
@@ -90,13 +71,13 @@ function configureNativeGemm(wanted: boolean | undefined, threads: number | unde
   }
   const status = loadNativeGemm(env);
   if (!status.available) {
-    setNativeGemm(null);
-    nativeInfo = { enabled: false, reason: status.reason };
+    state.nativeGemm = null;
+    state.nativeInfo = { enabled: false, reason: status.reason };
     return;
   }
   status.gemm.setThreads(threads ?? Number(env.MDREC_BLAS_THREADS ?? 1));
-  setNativeGemm(status.gemm);
-  nativeInfo = { enabled: true, library: status.library };
+  state.nativeGemm = status.gemm;
+  state.nativeInfo = { enabled: true, library: status.library };
 }
 
 // The internals check runs once per backend instance, not on every kernel call.
@@ -205,8 +186,8 @@ export function registerFastKernels(
   const matmuls = wanted.includes("BatchMatMul") || wanted.includes("_FusedMatMul");
   if (matmuls) configureNativeGemm(options.nativeGemm, options.blasThreads);
   else {
-    setNativeGemm(null);
-    nativeInfo = { enabled: false, reason: "matmul overrides not installed" };
+    state.nativeGemm = null;
+    state.nativeInfo = { enabled: false, reason: "matmul overrides not installed" };
   }
   return [...stockConfigs.keys()];
 }
@@ -216,15 +197,16 @@ export function registerFastKernels(
  * it opened, or why it is not in use.
  */
 export function nativeGemmStatus(): NativeGemmInfo {
-  return { ...nativeInfo };
+  return { ...state.nativeInfo };
 }
 
 /** One phrase for the backend log line, e.g. `mdrec fast kernels, native GEMM libopenblas.so.0`. */
 export function describeFastKernels(backendName = "wasm"): string {
   if (!fastKernelsEnabled(backendName)) return "stock kernels";
-  return nativeInfo.enabled
-    ? `mdrec fast kernels, native GEMM ${nativeInfo.library}`
-    : `mdrec fast kernels (no native GEMM: ${nativeInfo.reason})`;
+  const info = state.nativeInfo;
+  return info.enabled
+    ? `mdrec fast kernels, native GEMM ${info.library}`
+    : `mdrec fast kernels (no native GEMM: ${info.reason})`;
 }
 
 /**
@@ -237,8 +219,8 @@ export function unregisterFastKernels(backendName = "wasm"): string[] {
   const stockConfigs = replaced.get(backendName);
   if (stockConfigs === undefined) return [];
   const restored = [...stockConfigs.keys()];
-  setNativeGemm(null);
-  nativeInfo = { enabled: false, reason: "fast kernels not registered" };
+  state.nativeGemm = null;
+  state.nativeInfo = { enabled: false, reason: "fast kernels not registered" };
   for (const [kernelName, stock] of stockConfigs) {
     unregisterKernel(kernelName, backendName);
     registerKernel(stock);
@@ -261,3 +243,5 @@ export function fastKernelNames(backendName = "wasm"): string[] {
   assertBackendName("fastKernelNames", backendName);
   return [...(replaced.get(backendName)?.keys() ?? [])];
 }
+
+export type { NativeGemmInfo };

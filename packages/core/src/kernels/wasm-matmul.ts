@@ -1,15 +1,9 @@
 import type * as tf from "@tensorflow/tfjs-core";
 import { getKernel, type KernelFunc, type NamedAttrMap } from "@tensorflow/tfjs-core";
 import type { NativeGemm } from "./native-gemm.js";
+import { fastKernelState } from "./state.js";
 import { transposeLastTwo } from "./transpose.js";
 import { disposeView, makeView, memoryOffset, sizeOf, type WasmBackend, wasmTensorId } from "./wasm-heap.js";
-
-let nativeGemm: NativeGemm | null = null;
-
-/** Routes every matmul of the overrides through BLAS (`null`: XNNPACK and JavaScript only). */
-export function setNativeGemm(gemm: NativeGemm | null): void {
-  nativeGemm = gemm;
-}
 
 /**
  * `op(a) @ op(b)` by the native BLAS add-on straight on the wasm heap: BLAS takes transposed
@@ -184,6 +178,7 @@ export function matMulWithoutTransposes(
   transposeA: boolean,
   transposeB: boolean,
 ): tf.TensorInfo {
+  const nativeGemm = fastKernelState().nativeGemm;
   if (nativeGemm !== null) return nativeMatMul(backend, nativeGemm, a, b, transposeA, transposeB);
   if (!transposeA && !transposeB) return plainMatMul(backend, a, b);
   const [batchA, aRows, aCols] = a.shape as [number, number, number];
@@ -335,7 +330,7 @@ export function createFusedMatMul(
     const shapes = backend === null ? null : batchedShapes(a, b);
     const activationKernel = activation === "linear" ? null : ACTIVATION_KERNELS[activation];
     const stockIsCorrect =
-      nativeGemm === null &&
+      fastKernelState().nativeGemm === null &&
       !transposeA &&
       !transposeB &&
       shapes !== null &&
