@@ -10,6 +10,7 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
 
 import numpy as np
@@ -34,6 +35,10 @@ def parse_args(description, extra=None):
     parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--serve", action="store_true",
+                        help="after the warm-up, run one step per stdin command (train, infer, latency, "
+                        "quit) and answer each with a JSON line: lets the mdrec bench alternate single "
+                        "steps of both engines so both see the same load")
     if extra is not None:
         extra(parser)
     return parser.parse_args()
@@ -156,10 +161,57 @@ def benchmark(model, args, batches, loss_of):
     }
 
 
+def serve(model, args, batches, loss_of):
+    """Step-per-command mode (see --serve)."""
+    torch.manual_seed(args.seed)
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
+    ids, domains = batches.inference_batch(args.infer_batch)
+
+    def train():
+        batch_ids, batch_domains, labels = batches.next()
+        model.train()
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_of(model, batch_ids, batch_domains, labels)
+        loss.backward()
+        optimizer.step()
+        return float(loss)
+
+    def infer(rows):
+        model.eval()
+        with torch.inference_mode():
+            model.predict(ids[:rows], domains[:rows])
+
+    for _ in range(args.warmup):
+        train()
+        infer(args.infer_batch)
+    print(json.dumps({"ready": True, "torchVersion": torch.__version__, "torchThreads": torch.get_num_threads(),
+                      "openblasThreads": os.environ.get("OPENBLAS_NUM_THREADS", "unset")}), flush=True)
+    for line in sys.stdin:
+        command = line.strip()
+        begin = time.perf_counter()
+        if command == "train":
+            loss = train()
+        elif command == "infer":
+            infer(args.infer_batch)
+            loss = None
+        elif command == "latency":
+            infer(1)
+            loss = None
+        elif command == "quit":
+            break
+        else:
+            print(json.dumps({"error": f"unknown command {command!r}"}), flush=True)
+            continue
+        print(json.dumps({"seconds": time.perf_counter() - begin, "loss": loss}), flush=True)
+
+
 def main(description, build, extra=None):
     args = parse_args(description, extra)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     batches = Batches(args)
     model, loss_of = build(args)
-    print(json.dumps(benchmark(model, args, batches, loss_of)))
+    if args.serve:
+        serve(model, args, batches, loss_of)
+    else:
+        print(json.dumps(benchmark(model, args, batches, loss_of)))

@@ -1,4 +1,4 @@
-import { spawn, spawnSync } from "node:child_process";
+import { type ChildProcessWithoutNullStreams, spawn, spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
@@ -97,4 +97,85 @@ export function runTorchReference(
       resolve(JSON.parse(line) as TorchResult);
     });
   });
+}
+
+/**
+ * A PyTorch reference process in `--serve` mode: one training step, inference pass or
+ * single-row prediction per call, so the bench can alternate single steps of both engines and
+ * expose them to the same load from other processes.
+ */
+export class TorchSession {
+  private readonly pending: ((line: string) => void)[] = [];
+  private buffered = "";
+  private stderr = "";
+  private exited: string | null = null;
+
+  private constructor(private readonly child: ChildProcessWithoutNullStreams) {
+    child.stdout.setEncoding("utf8");
+    child.stdout.on("data", (chunk: string) => {
+      this.buffered += chunk;
+      let newline = this.buffered.indexOf("\n");
+      while (newline >= 0) {
+        const line = this.buffered.slice(0, newline);
+        this.buffered = this.buffered.slice(newline + 1);
+        this.pending.shift()?.(line);
+        newline = this.buffered.indexOf("\n");
+      }
+    });
+    child.stderr.on("data", (chunk) => {
+      this.stderr = (this.stderr + chunk).slice(-2000);
+    });
+    child.on("close", (code) => {
+      this.exited = `exited with ${code}: ${this.stderr.trim().split("\n").slice(-2).join(" | ")}`;
+      for (const resolve of this.pending.splice(0)) resolve("");
+    });
+  }
+
+  /** Starts `reference/<script> --serve` and waits for its warm-up to finish. */
+  static async start(script: string, setting: ThreadSetting, dataDirectory: string): Promise<TorchSession> {
+    const env = {
+      ...process.env,
+      OPENBLAS_NUM_THREADS: String(setting.openblasThreads),
+      OMP_NUM_THREADS: String(setting.torchThreads),
+    };
+    const argv = [
+      script,
+      "--serve",
+      "--warmup",
+      "3",
+      "--data",
+      dataDirectory,
+      "--threads",
+      String(setting.torchThreads),
+    ];
+    const session = new TorchSession(spawn(pythonPath(), argv, { cwd: REFERENCE_DIRECTORY, env }));
+    const ready = await session.next();
+    if (!ready.startsWith("{") || !(JSON.parse(ready) as { ready?: boolean }).ready) {
+      throw new Error(`${script} --serve did not start (${session.exited ?? ready})`);
+    }
+    return session;
+  }
+
+  private next(): Promise<string> {
+    return new Promise((resolve) => {
+      if (this.exited !== null) resolve("");
+      else this.pending.push(resolve);
+    });
+  }
+
+  /** Runs one command; returns PyTorch's own wall time of it in ms. */
+  async run(command: "train" | "infer" | "latency"): Promise<number> {
+    const answer = this.next();
+    this.child.stdin.write(`${command}\n`);
+    const line = await answer;
+    if (!line.startsWith("{")) throw new Error(`PyTorch reference ${this.exited ?? `answered ${line}`}`);
+    const parsed = JSON.parse(line) as { seconds?: number; error?: string };
+    if (parsed.seconds === undefined) throw new Error(`PyTorch reference: ${parsed.error ?? line}`);
+    return parsed.seconds * 1000;
+  }
+
+  /** Ends the process. */
+  close(): void {
+    if (this.exited === null) this.child.stdin.end("quit\n");
+  }
 }

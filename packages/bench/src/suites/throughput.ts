@@ -13,7 +13,13 @@ import {
 } from "@mdrec/core";
 import { createModel, listModels, type MultiDomainModel } from "@mdrec/models";
 import * as tf from "@tensorflow/tfjs-core";
-import { probeTorch, runTorchReference, type ThreadSetting, type TorchResult } from "../lib/pytorch.js";
+import {
+  probeTorch,
+  runTorchReference,
+  type ThreadSetting,
+  type TorchResult,
+  TorchSession,
+} from "../lib/pytorch.js";
 import { mebibytes, median, quantile, timeSteps } from "../lib/stats.js";
 import {
   concatRows,
@@ -226,91 +232,116 @@ async function measureTorch(
 }
 
 /**
- * mdrec on the default backend and PyTorch measured in alternating rounds, so both see the same
- * load from other processes; the ratio is taken per round and the median reported.
+ * mdrec on the default backend and PyTorch (a `--serve` process) measured step by step in
+ * alternation: each mdrec step is paired with the PyTorch step just before it, so both see the
+ * same load from other processes. Reports each engine's median and the median of the per-pair
+ * ratios.
  */
 async function headToHead(
   model: string,
   script: string,
   setting: ThreadSetting,
   dataDirectory: string,
-  host: { train: HostBatch[]; inference: HostBatch },
+  host: { train: HostBatch[]; inference: HostBatch; single: HostBatch },
   quick: boolean,
   log: (message: string) => void,
 ): Promise<BenchRecord[]> {
-  const rounds = quick ? 2 : 5;
-  const steps = quick ? 4 : 10;
+  const pairs = { train: quick ? 8 : 60, inference: quick ? 4 : 30, latency: quick ? 20 : 200 };
   const instance = createModel<string>(model, modelOptions(model, 1));
   const trainer = new ModelTrainer(instance);
   const batches = host.train.map(toBatch);
   const inference = toBatch(host.inference);
-  const ours = { train: [] as number[], inference: [] as number[] };
-  const theirs = { train: [] as number[], inference: [] as number[] };
-  const ratios = { train: [] as number[], inference: [] as number[] };
-  try {
-    let cursor = 0;
-    const step = () => {
+  const single = toBatch(host.single);
+  const torch = await TorchSession.start(script, setting, dataDirectory);
+  let cursor = 0;
+  const ours = {
+    train: () => {
       trainer.step(batches[cursor++ % batches.length]!);
       trainer.lastLoss();
-    };
-    for (let index = 0; index < 3; index++) step();
-    for (let round = 0; round < rounds; round++) {
-      const torch = await runTorchReference(script, setting, dataDirectory, [
-        "--steps",
-        String(steps),
-        "--infer-steps",
-        String(Math.ceil(steps / 2)),
-        "--warmup",
-        "3",
-      ]);
-      const trainTimes = await timeSteps(step, 1, steps);
-      const inferenceTimes = await timeSteps(
-        async () => {
-          const probabilities = instance.predict(inference);
-          await probabilities.data();
-          probabilities.dispose();
-        },
-        1,
-        Math.ceil(steps / 2),
-      );
-      const train = (WORKLOAD.trainBatch / median(trainTimes)) * 1000;
-      const infer = (WORKLOAD.inferenceBatch / median(inferenceTimes)) * 1000;
-      ours.train.push(train);
-      ours.inference.push(infer);
-      theirs.train.push(torch.trainExamplesPerSecond);
-      theirs.inference.push(torch.inferenceExamplesPerSecond);
-      ratios.train.push(train / torch.trainExamplesPerSecond);
-      ratios.inference.push(infer / torch.inferenceExamplesPerSecond);
-      log(
-        `  ${model} round ${round + 1}/${rounds}: train ${train.toFixed(0)} vs ${torch.trainExamplesPerSecond.toFixed(0)} ex/s, ` +
-          `inference ${infer.toFixed(0)} vs ${torch.inferenceExamplesPerSecond.toFixed(0)} ex/s`,
-      );
+    },
+    predict: async (batch: Batch) => {
+      const probabilities = instance.predict(batch);
+      await probabilities.data();
+      probabilities.dispose();
+    },
+  };
+  const alternate = async (count: number, command: "train" | "infer" | "latency", step: () => unknown) => {
+    const mdrecTimes: number[] = [];
+    const torchTimes: number[] = [];
+    const ratios: number[] = [];
+    for (let pair = 0; pair < count; pair++) {
+      const theirs = await torch.run(command);
+      const started = performance.now();
+      await step();
+      const mine = performance.now() - started;
+      mdrecTimes.push(mine);
+      torchTimes.push(theirs);
+      ratios.push(theirs / mine); // > 1: mdrec is faster
     }
+    return { mdrec: median(mdrecTimes), torch: median(torchTimes), ratio: median(ratios) };
+  };
+  try {
+    for (let index = 0; index < 3; index++) {
+      ours.train();
+      await ours.predict(inference);
+    }
+    log(`  ${model}: ${pairs.train} alternating training steps`);
+    const train = await alternate(pairs.train, "train", ours.train);
+    log(`  ${model}: ${pairs.inference} alternating inference passes`);
+    const infer = await alternate(pairs.inference, "infer", () => ours.predict(inference));
+    const latency = await alternate(pairs.latency, "latency", () => ours.predict(single));
+    const notes = `mdrec on ${describeFastKernels("wasm")}; PyTorch with ${settingText(setting)}; step-by-step alternation, medians`;
+    const perSecond = (rows: number, milliseconds: number) => (rows / milliseconds) * 1000;
+    log(
+      `  ${model}: train ${perSecond(WORKLOAD.trainBatch, train.mdrec).toFixed(0)} vs ${perSecond(WORKLOAD.trainBatch, train.torch).toFixed(0)} ex/s, ` +
+        `inference ${perSecond(WORKLOAD.inferenceBatch, infer.mdrec).toFixed(0)} vs ${perSecond(WORKLOAD.inferenceBatch, infer.torch).toFixed(0)} ex/s`,
+    );
+    return [
+      record(
+        `${model} head-to-head: mdrec train`,
+        perSecond(WORKLOAD.trainBatch, train.mdrec),
+        "examples/s",
+        notes,
+      ),
+      record(
+        `${model} head-to-head: PyTorch train`,
+        perSecond(WORKLOAD.trainBatch, train.torch),
+        "examples/s",
+        notes,
+      ),
+      record(
+        `${model} train mdrec / PyTorch (head-to-head)`,
+        train.ratio,
+        "ratio",
+        `median over ${pairs.train} step pairs of PyTorch step time / mdrec step time`,
+      ),
+      record(
+        `${model} head-to-head: mdrec inference`,
+        perSecond(WORKLOAD.inferenceBatch, infer.mdrec),
+        "examples/s",
+        notes,
+      ),
+      record(
+        `${model} head-to-head: PyTorch inference`,
+        perSecond(WORKLOAD.inferenceBatch, infer.torch),
+        "examples/s",
+        notes,
+      ),
+      record(
+        `${model} inference mdrec / PyTorch (head-to-head)`,
+        infer.ratio,
+        "ratio",
+        `median over ${pairs.inference} pass pairs, 4096 rows each`,
+      ),
+      record(`${model} head-to-head: mdrec single-row latency p50`, latency.mdrec, "ms", notes),
+      record(`${model} head-to-head: PyTorch single-row latency p50`, latency.torch, "ms", notes),
+    ];
   } finally {
+    torch.close();
     trainer.dispose();
     instance.dispose();
-    for (const batch of [...batches, inference]) disposeBatch(batch);
+    for (const batch of [...batches, inference, single]) disposeBatch(batch);
   }
-  const notes = `${rounds} alternating rounds of ${steps} steps; mdrec on ${describeFastKernels("wasm")}; PyTorch with ${settingText(setting)}`;
-  const spread = (values: number[]) => `rounds: ${values.map((value) => value.toFixed(2)).join(", ")}`;
-  return [
-    record(`${model} head-to-head: mdrec train`, median(ours.train), "examples/s", notes),
-    record(`${model} head-to-head: PyTorch train`, median(theirs.train), "examples/s", notes),
-    record(
-      `${model} train mdrec / PyTorch (head-to-head)`,
-      median(ratios.train),
-      "ratio",
-      `${spread(ratios.train)}; median of per-round ratios`,
-    ),
-    record(`${model} head-to-head: mdrec inference`, median(ours.inference), "examples/s", notes),
-    record(`${model} head-to-head: PyTorch inference`, median(theirs.inference), "examples/s", notes),
-    record(
-      `${model} inference mdrec / PyTorch (head-to-head)`,
-      median(ratios.inference),
-      "ratio",
-      `${spread(ratios.inference)}; median of per-round ratios`,
-    ),
-  ];
 }
 
 function settingText(setting: ThreadSetting): string {
