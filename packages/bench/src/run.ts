@@ -21,11 +21,13 @@ const DOCS_PATH = join(ROOT, "docs", "benchmarks.md");
 const USAGE = `usage: pnpm bench [-- --quick] [--only <suite,...>] [--backend <${BACKEND_PREFERENCE.join("|")}>]
   --quick           fewer steps and smaller sizes (a smoke run)
   --only a,b        run only these suites (the results file keeps the others)
-  --backend name    the backend to measure on (default: the best that loads)`;
+  --backend name    the backend to measure on (default: the best that loads)
+  --report-only     rewrite docs/benchmarks.md from bench-results.json, measure nothing`;
 
 /** Command-line options of the runner. */
 interface RunnerOptions {
   quick: boolean;
+  reportOnly?: boolean;
   only?: string[];
   backend?: BackendName;
 }
@@ -47,6 +49,9 @@ function parseArguments(argv: readonly string[]): RunnerOptions {
     switch (flag) {
       case "--quick":
         options.quick = true;
+        break;
+      case "--report-only":
+        options.reportOnly = true;
         break;
       case "--only":
         options.only = value()
@@ -98,6 +103,16 @@ async function main(): Promise<void> {
     if (!(error instanceof UsageError)) throw error;
     console.error(`bench: ${error.message}\n${USAGE}`);
     process.exit(2);
+  }
+  if (options.reportOnly) {
+    const saved = readResults(RESULTS_PATH);
+    if (saved === null) {
+      console.error(`bench: ${RESULTS_PATH} is missing or unreadable; run the benchmarks first`);
+      process.exit(2);
+    }
+    await writeText(DOCS_PATH, markdown(saved));
+    console.error(`bench: wrote ${DOCS_PATH} from ${RESULTS_PATH}`);
+    return;
   }
   const all = await loadSuites();
   const known = all.map((suite) => suite.name);
