@@ -36,6 +36,9 @@ export function numBatches(numRows: number, batchSize: number, dropLast = false)
  * (numeric) `[B]`, `domainIds` int32 `[B]`, `labels` float32 `[B, numTasks]`. A batch's tensors
  * are created when it is requested, so a consumer that stops early leaks nothing; the consumer
  * disposes each batch (`disposeBatch`). Options are validated when called, before the first batch.
+ * For data that arrives as a stream of chunks (e.g. {@link streamDataset}), use
+ * {@link streamBatches}: its shuffle buffer mixes rows across chunks, its batches span chunk
+ * boundaries and it prefetches the next batch.
  *
  * @example
  * for (const batch of iterateBatches(train, { batchSize: 512, shuffle: true, seed: 7, epoch })) {
@@ -76,29 +79,40 @@ function* generateBatches(
   startBatch: number,
   total: number,
 ): Generator<Batch> {
-  const { numTasks } = dataset;
   for (let batchIndex = startBatch; batchIndex < total; batchIndex++) {
     const start = batchIndex * batchSize;
     const end = Math.min(start + batchSize, dataset.numRows);
-    const size = end - start;
-    const rows = order ? order.subarray(start, end) : rangeArray(start, end);
-    const features: Record<string, tf.Tensor1D> = {};
-    for (const spec of dataset.features) {
-      const values = gather(dataset.columns[spec.name]!, rows);
-      features[spec.name] = tf.tensor1d(values, spec.kind === "categorical" ? "int32" : "float32");
-    }
-    const labels = new Float32Array(size * numTasks);
-    for (let position = 0; position < size; position++) {
-      const source = rows[position]! * numTasks;
-      for (let task = 0; task < numTasks; task++)
-        labels[position * numTasks + task] = dataset.labels[source + task]!;
-    }
-    yield {
-      features,
-      domainIds: tf.tensor1d(gather(dataset.domainIds, rows), "int32"),
-      labels: tf.tensor2d(labels, [size, numTasks], "float32"),
-    };
+    yield gatherBatch(dataset, order ? order.subarray(start, end) : rangeArray(start, end));
   }
+}
+
+/** The columns a batch is gathered from: a dataset, or a buffer with the same layout. */
+export type BatchSource = Pick<ColumnarDataset, "features" | "columns" | "domainIds" | "labels" | "numTasks">;
+
+/**
+ * Gathers `rows` of `source` (indices trusted) into the tensors of one batch: each feature int32
+ * (categorical) or float32 (numeric) `[B]`, `domainIds` int32 `[B]`, `labels` float32
+ * `[B, numTasks]`. The tensors own fresh copies, so `source` may be overwritten afterwards.
+ */
+export function gatherBatch(source: BatchSource, rows: ArrayLike<number>): Batch {
+  const { numTasks } = source;
+  const size = rows.length;
+  const features: Record<string, tf.Tensor1D> = {};
+  for (const spec of source.features) {
+    const values = gather(source.columns[spec.name]!, rows); // [B]
+    features[spec.name] = tf.tensor1d(values, spec.kind === "categorical" ? "int32" : "float32");
+  }
+  const labels = new Float32Array(size * numTasks); // [B, numTasks] row-major
+  for (let position = 0; position < size; position++) {
+    const sourceOffset = rows[position]! * numTasks;
+    for (let task = 0; task < numTasks; task++)
+      labels[position * numTasks + task] = source.labels[sourceOffset + task]!;
+  }
+  return {
+    features,
+    domainIds: tf.tensor1d(gather(source.domainIds, rows), "int32"),
+    labels: tf.tensor2d(labels, [size, numTasks], "float32"),
+  };
 }
 
 function rangeArray(start: number, end: number): Int32Array {

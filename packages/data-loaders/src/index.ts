@@ -73,6 +73,7 @@ export {
   splitDataset,
   splitRowIndices,
 } from "./split.js";
+export { type StreamBatchOptions, streamBatches } from "./stream-batching.js";
 export {
   generateSyntheticDataset,
   type SyntheticDataset,
