@@ -67,8 +67,9 @@ export class CommandContext {
         prefer: requested,
         allowFallback: this.config.allowBackendFallback,
         threads: this.config.threads,
-        // MDREC_BACKEND is already merged into the config, with its source for messages.
-        env: {},
+        // MDREC_BACKEND is already merged into the config, with its source for messages; the
+        // kernel variables (MDREC_FAST_KERNELS, MDREC_NATIVE_GEMM, MDREC_BLAS_THREADS) pass through.
+        env: { ...process.env, MDREC_BACKEND: undefined },
         log: (line) => this.print(line.replace("option prefer", from)),
       });
     } catch (error) {

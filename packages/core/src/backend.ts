@@ -48,7 +48,10 @@ export interface InitBackendOptions {
   fastKernels?: boolean;
   /** Receives one line saying what was chosen and why others were skipped. Defaults to console.error. */
   log?: (message: string) => void;
-  /** Environment to read `MDREC_BACKEND` from. Defaults to `process.env`. */
+  /**
+   * Environment to read `MDREC_BACKEND`, `MDREC_FAST_KERNELS`, `MDREC_NATIVE_GEMM` and
+   * `MDREC_BLAS_THREADS` from. Defaults to `process.env`.
+   */
   env?: Record<string, string | undefined>;
 }
 
@@ -197,7 +200,7 @@ export async function initBackend(options: InitBackendOptions = {}): Promise<Bac
             : "first that loaded";
     const features = await describeFeatures(name, threads);
     let overridden: string[] = [];
-    if (fastKernels) overridden = registerFastKernels(tfjsName);
+    if (fastKernels) overridden = registerFastKernels(tfjsName, { env });
     else unregisterFastKernels(tfjsName);
     if (name === "wasm") features.push(describeFastKernels(tfjsName));
     const details = [reason, ...features].join("; ");

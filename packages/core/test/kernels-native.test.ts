@@ -99,8 +99,10 @@ describe("native GEMM add-on", () => {
     );
     registerFastKernels("wasm", { nativeGemm: true });
     if (status.available) {
-      expect(nativeGemmStatus()).toEqual({ enabled: true, library: status.library });
-      expect(describeFastKernels("wasm")).toBe(`mdrec fast kernels, native GEMM ${status.library}`);
+      expect(nativeGemmStatus()).toEqual({ enabled: true, library: status.library, threads: 1 });
+      expect(describeFastKernels("wasm")).toMatch(
+        new RegExp(`^mdrec fast kernels, native GEMM ${status.library} \\(\\d+ BLAS threads\\), fused Adam$`),
+      );
     } else {
       expect(nativeGemmStatus()).toEqual({ enabled: false, reason: status.reason });
     }

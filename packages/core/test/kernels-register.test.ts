@@ -1,4 +1,5 @@
 import "@tensorflow/tfjs-backend-wasm";
+import { availableParallelism } from "node:os";
 import {
   BackendError,
   ConfigError,
@@ -11,6 +12,7 @@ import {
 } from "@mdrec/core";
 import * as tf from "@tensorflow/tfjs-core";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
+import { defaultBlasThreads } from "../src/kernels/native-gemm.js";
 
 const ALL = [
   "BatchMatMul",
@@ -22,6 +24,7 @@ const ALL = [
   "Unpack",
   "GatherV2",
   "Transpose",
+  "Concat",
 ];
 
 afterEach(() => {
@@ -76,7 +79,7 @@ describe("registerFastKernels", () => {
       "registerFastKernels backendName must be a non-empty string, received 42",
     );
     expect(() => registerFastKernels("wasm", { kernels: ["MatMul" as "BatchMatMul"] })).toThrow(
-      'registerFastKernels options.kernels[0] must be one of "BatchMatMul", "_FusedMatMul", "Identity", "Sum", "Slice", "SplitV", "Unpack", "GatherV2", "Transpose", received "MatMul"',
+      'registerFastKernels options.kernels[0] must be one of "BatchMatMul", "_FusedMatMul", "Identity", "Sum", "Slice", "SplitV", "Unpack", "GatherV2", "Transpose", "Concat", received "MatMul"',
     );
     expect(() => registerFastKernels("wasm", { kernels: "Sum" as unknown as ["Sum"] })).toThrow(
       'registerFastKernels options.kernels must be an array, received "Sum"',
@@ -156,5 +159,16 @@ describe("initBackend fast kernels", () => {
     await expect(
       initBackend({ prefer: "cpu", env: { MDREC_FAST_KERNELS: "maybe" }, log: () => {} }),
     ).rejects.toThrow(ConfigError);
+  });
+});
+
+describe("defaultBlasThreads", () => {
+  it("reads MDREC_BLAS_THREADS, else uses every core, and names a bad value", () => {
+    expect(defaultBlasThreads({ MDREC_BLAS_THREADS: "3" })).toBe(3);
+    expect(defaultBlasThreads({})).toBe(Math.max(1, availableParallelism()));
+    expect(() => defaultBlasThreads({ MDREC_BLAS_THREADS: "two" })).toThrow(
+      'environment variable MDREC_BLAS_THREADS must be an integer in [1, 256], received "two"',
+    );
+    expect(() => defaultBlasThreads({ MDREC_BLAS_THREADS: "0" })).toThrow(/received "0"/);
   });
 });

@@ -304,11 +304,16 @@ describe("wasm Sum override", () => {
     ];
     for (const { shape, axis, keepDims } of cases) {
       const input = randomInput(random, shape);
-      const results = await across(["stock", "fast", "cpu"], [input], (x) => tf.sum(x!, axis, keepDims));
+      // `native`: 64 or more summed rows go to BLAS as a product with a row of ones.
+      const results = await across(MATMUL_MODES, [input], (x) => tf.sum(x!, axis, keepDims));
       const where = `shape [${shape}] axis [${axis}] keepDims=${keepDims}`;
-      expect(results.fast[0]!.shape, where).toEqual(results.cpu[0]!.shape);
-      expect(relativeError(results.fast[0]!.values, results.stock[0]!.values), where).toBeLessThan(1e-5);
-      expect(relativeError(results.fast[0]!.values, results.cpu[0]!.values), where).toBeLessThan(1e-5);
+      for (const mode of ["fast", "native"] as const) {
+        const output = results[mode]?.[0];
+        if (output === undefined) continue;
+        expect(output.shape, `${mode} ${where}`).toEqual(results.cpu[0]!.shape);
+        expect(relativeError(output.values, results.stock[0]!.values), `${mode} ${where}`).toBeLessThan(1e-5);
+        expect(relativeError(output.values, results.cpu[0]!.values), `${mode} ${where}`).toBeLessThan(1e-5);
+      }
     }
   });
 
@@ -491,5 +496,78 @@ describe("XNNPACK operator cache", () => {
         1e-5,
       );
     });
+  });
+});
+
+describe("wasm Concat override", () => {
+  it("joins along every axis exactly like the stock kernel and cpu, empty inputs included", async () => {
+    const random = new SeededRandom(33);
+    const cases: { shapes: number[][]; axis: number }[] = [
+      {
+        shapes: [
+          [5, 16],
+          [5, 16],
+          [5, 3],
+        ],
+        axis: 1,
+      },
+      {
+        shapes: [
+          [2, 70],
+          [2, 80],
+        ],
+        axis: -1,
+      }, // blocks >= 64 go through subarray copies
+      {
+        shapes: [
+          [3, 4],
+          [0, 4],
+          [2, 4],
+        ],
+        axis: 0,
+      },
+      {
+        shapes: [
+          [2, 3, 4],
+          [2, 1, 4],
+        ],
+        axis: 1,
+      },
+      {
+        shapes: [
+          [2, 0],
+          [2, 5],
+        ],
+        axis: 1,
+      },
+    ];
+    for (const { shapes, axis } of cases) {
+      const inputs = shapes.map((shape) => randomInput(random, shape));
+      const results = await across(["stock", "fast", "cpu"], inputs, (...tensors) =>
+        tf.concat(tensors, axis),
+      );
+      const where = `shapes ${JSON.stringify(shapes)} axis ${axis}`;
+      expect(results.fast[0]!.shape, where).toEqual(results.stock[0]!.shape);
+      expect(Array.from(results.fast[0]!.values), where).toEqual(Array.from(results.stock[0]!.values));
+      expect(Array.from(results.fast[0]!.values), where).toEqual(Array.from(results.cpu[0]!.values));
+    }
+  });
+
+  it("joins int32 tensors and leaves no tensor behind", async () => {
+    await use("fast");
+    const joined = tf.tidy(() =>
+      tf
+        .concat([tf.tensor2d([1, 2, 3, 4], [2, 2], "int32"), tf.tensor2d([5, 6], [2, 1], "int32")], 1)
+        .arraySync(),
+    );
+    expect(joined).toEqual([
+      [1, 2, 5],
+      [3, 4, 6],
+    ]);
+    const a = tf.ones([4, 3]);
+    const before = tf.memory().numTensors;
+    tf.tidy(() => tf.concat([a, a], 1).dataSync());
+    expect(tf.memory().numTensors).toBe(before);
+    a.dispose();
   });
 });

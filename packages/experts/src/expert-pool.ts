@@ -6,11 +6,13 @@ import {
   assertKnownKeys,
   assertNumber,
   assertTensor,
+  blockExpertMatMul,
   ConfigError,
   gatherRows,
   nextSeed,
   ShapeError,
   scatterAddRows,
+  segmentExpertMatMul,
 } from "@mdrec/core";
 import * as tf from "@tensorflow/tfjs-core";
 import { serialization } from "@tensorflow/tfjs-core";
@@ -286,20 +288,18 @@ export class ExpertPool extends layers.Layer {
         tf.matMul(x, sideBySide),
         tf.reshape(first.bias.read(), [numExperts * firstWidth]),
       ); // [B, N * units[0]]
-      let hidden = tf.reshape(this.activate(firstOutput, 0, training), [batch, numExperts, firstWidth]); // [B, N, units[0]]
-      if (this.denseLayers.length === 1) return hidden as tf.Tensor3D;
-      let perExpert = tf.transpose(hidden, [1, 0, 2]) as tf.Tensor3D; // [N, B, units[0]]
+      let hidden = this.activate(firstOutput, 0, training) as tf.Tensor2D; // [B, N * units[0]]
+      // Later layers: each expert on its own column block, no transposes (see blockExpertMatMul).
       for (let index = 1; index < this.denseLayers.length; index++) {
         const layer = this.denseLayers[index]!;
         const width = this.units[index]!;
         const output = tf.add(
-          tf.matMul(perExpert, layer.kernel.read() as tf.Tensor3D),
-          tf.reshape(layer.bias.read(), [numExperts, 1, width]),
-        ); // [N, B, units[index]]
-        perExpert = this.activate(output, index, training) as tf.Tensor3D;
+          blockExpertMatMul(hidden, layer.kernel.read() as tf.Tensor3D),
+          tf.reshape(layer.bias.read(), [numExperts * width]),
+        ); // [B, N * units[index]]
+        hidden = this.activate(output, index, training) as tf.Tensor2D;
       }
-      hidden = tf.transpose(perExpert, [1, 0, 2]); // [B, N, dOut]
-      return hidden as tf.Tensor3D;
+      return tf.reshape(hidden, [batch, numExperts, this.outputDim]) as tf.Tensor3D; // [B, N, dOut]
     });
   }
 
@@ -323,28 +323,21 @@ export class ExpertPool extends layers.Layer {
       const rowIds = tf.tensor1d(groups.rows, "int32"); // [B * k], grouped by expert
       const slotIds = tf.tensor1d(groups.slots, "int32"); // [B * k], grouped by expert
       const routedRows = gatherRows(x, rowIds); // [B * k, dIn]
-      // One copy per expert of each layer's weights; unstack's gradient is a single stack.
-      // tfjs hands a one-output op's gradient a bare tensor, which Unpack's gradient cannot stack,
-      // so a pool of one expert reshapes instead.
-      const perExpert = (weights: tf.Tensor) =>
-        numExperts === 1 ? [tf.reshape(weights, weights.shape.slice(1))] : tf.unstack(weights);
-      const kernels = this.denseLayers.map((layer) => perExpert(layer.kernel.read())); // [N] x [in, out]
-      const biases = this.denseLayers.map((layer) => perExpert(layer.bias.read())); // [N] x [out]
-      const expertOutputs: tf.Tensor[] = [];
-      for (let expert = 0; expert < numExperts; expert++) {
-        const count = groups.counts[expert]!;
-        if (count === 0) continue;
-        let hidden: tf.Tensor = tf.slice(routedRows, [groups.offsets[expert]!, 0], [count, this.inputDim]); // [rows_e, dIn]
-        for (let index = 0; index < this.denseLayers.length; index++) {
-          const output = tf.add(
-            tf.matMul(hidden as tf.Tensor2D, kernels[index]![expert]! as tf.Tensor2D),
-            biases[index]![expert]!,
-          ); // [rows_e, units[index]]
-          hidden = this.activate(output, index, training);
-        }
-        expertOutputs.push(hidden);
-      }
-      const outputs = expertOutputs.length === 1 ? expertOutputs[0]! : tf.concat(expertOutputs, 0); // [B * k, dOut]
+      // The expert of each routed row, for the per-row bias.
+      const expertOfRow = new Int32Array(rowIds.shape[0]);
+      groups.counts.forEach((count, expert) => {
+        expertOfRow.fill(expert, groups.offsets[expert]!, groups.offsets[expert]! + count);
+      });
+      const expertIds = tf.tensor1d(expertOfRow, "int32"); // [B * k]
+      const segmentRows = [...groups.counts];
+      let outputs: tf.Tensor2D = routedRows;
+      this.denseLayers.forEach((layer, index) => {
+        const output = tf.add(
+          segmentExpertMatMul(outputs, layer.kernel.read() as tf.Tensor3D, segmentRows),
+          gatherRows(layer.bias.read() as tf.Tensor2D, expertIds),
+        ); // [B * k, units[index]]
+        outputs = this.activate(output, index, training) as tf.Tensor2D;
+      });
       const slotWeights = gatherRows(tf.reshape(weights, [batch * slotsPerRow, 1]) as tf.Tensor2D, slotIds); // [B * k, 1]
       return scatterAddRows(tf.mul(outputs, slotWeights) as tf.Tensor2D, rowIds, batch); // [B, dOut]
     });

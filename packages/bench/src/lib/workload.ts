@@ -1,6 +1,6 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { type Batch, type FeatureSpec, SeededRandom } from "@mdrec/core";
+import { type Batch, createAdamOptimizer, type FeatureSpec, SeededRandom } from "@mdrec/core";
 import type { BaseModelOptions, MultiDomainModel } from "@mdrec/models";
 import * as tf from "@tensorflow/tfjs-core";
 
@@ -170,7 +170,7 @@ export class ModelTrainer {
     private readonly model: MultiDomainModel,
     learningRate: number = WORKLOAD.learningRate,
   ) {
-    this.optimizer = tf.train.adam(learningRate);
+    this.optimizer = createAdamOptimizer(learningRate);
   }
 
   /** One optimizer step on `batch`. */

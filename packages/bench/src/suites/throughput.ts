@@ -240,7 +240,7 @@ async function measureTorch(
 async function headToHead(
   model: string,
   script: string,
-  setting: ThreadSetting,
+  settings: { train: ThreadSetting; inference: ThreadSetting },
   dataDirectory: string,
   host: { train: HostBatch[]; inference: HostBatch; single: HostBatch },
   quick: boolean,
@@ -252,7 +252,18 @@ async function headToHead(
   const batches = host.train.map(toBatch);
   const inference = toBatch(host.inference);
   const single = toBatch(host.single);
-  const torch = await TorchSession.start(script, setting, dataDirectory);
+  // PyTorch runs each phase with its own best thread setting from the sweep (one process each
+  // when they differ), so every ratio is against PyTorch at its fastest for that phase.
+  const sameSetting =
+    settings.train.openblasThreads === settings.inference.openblasThreads &&
+    settings.train.torchThreads === settings.inference.torchThreads;
+  const torchTrain = await TorchSession.start(script, settings.train, dataDirectory);
+  const torchInference = sameSetting
+    ? torchTrain
+    : await TorchSession.start(script, settings.inference, dataDirectory).catch((error: unknown) => {
+        torchTrain.close();
+        throw error;
+      });
   let cursor = 0;
   const ours = {
     train: () => {
@@ -266,6 +277,7 @@ async function headToHead(
     },
   };
   const alternate = async (count: number, command: "train" | "infer" | "latency", step: () => unknown) => {
+    const torch = command === "train" ? torchTrain : torchInference;
     const mdrecTimes: number[] = [];
     const torchTimes: number[] = [];
     const ratios: number[] = [];
@@ -290,7 +302,7 @@ async function headToHead(
     log(`  ${model}: ${pairs.inference} alternating inference passes`);
     const infer = await alternate(pairs.inference, "infer", () => ours.predict(inference));
     const latency = await alternate(pairs.latency, "latency", () => ours.predict(single));
-    const notes = `mdrec on ${describeFastKernels("wasm")}; PyTorch with ${settingText(setting)}; step-by-step alternation, medians`;
+    const notes = `mdrec on ${describeFastKernels("wasm")}; PyTorch training with ${settingText(settings.train)}, inference with ${settingText(settings.inference)}; step-by-step alternation, medians`;
     const perSecond = (rows: number, milliseconds: number) => (rows / milliseconds) * 1000;
     log(
       `  ${model}: train ${perSecond(WORKLOAD.trainBatch, train.mdrec).toFixed(0)} vs ${perSecond(WORKLOAD.trainBatch, train.torch).toFixed(0)} ex/s, ` +
@@ -337,7 +349,8 @@ async function headToHead(
       record(`${model} head-to-head: PyTorch single-row latency p50`, latency.torch, "ms", notes),
     ];
   } finally {
-    torch.close();
+    torchTrain.close();
+    if (!sameSetting) torchInference.close();
     trainer.dispose();
     instance.dispose();
     for (const batch of [...batches, inference, single]) disposeBatch(batch);
@@ -360,7 +373,7 @@ async function run({ quick, backends, log = () => {} }: BenchRunOptions): Promis
   const torch = probeTorch();
   const dataDirectory = await mkdtemp(join(tmpdir(), "mdrec-bench-"));
   const torchBest = new Map<string, TorchResult>();
-  const torchSetting = new Map<string, ThreadSetting>();
+  const torchSetting = new Map<string, { train: ThreadSetting; inference: ThreadSetting }>();
   const torchModels: Record<string, string> = { mmoe: "mmoe.py", cesaa: "cesaa.py" };
   try {
     if (torch.available) {
@@ -370,10 +383,12 @@ async function run({ quick, backends, log = () => {} }: BenchRunOptions): Promis
         log(`PyTorch ${torch.version} reference: ${script}`);
         const { runs, best } = await measureTorch(script, dataDirectory, settings, quick, log);
         torchBest.set(model, best);
-        const fastest = runs.reduce((left, right) =>
-          right.result.trainExamplesPerSecond > left.result.trainExamplesPerSecond ? right : left,
-        );
-        torchSetting.set(model, fastest.setting);
+        const fastest = (key: "trainExamplesPerSecond" | "inferenceExamplesPerSecond") =>
+          runs.reduce((left, right) => (right.result[key] > left.result[key] ? right : left)).setting;
+        torchSetting.set(model, {
+          train: fastest("trainExamplesPerSecond"),
+          inference: fastest("inferenceExamplesPerSecond"),
+        });
         for (const { setting, result } of runs) {
           const notes = `${settingText(setting)}; final loss ${result.finalLoss.toFixed(4)}; torch ${result.torchVersion}`;
           records.push(

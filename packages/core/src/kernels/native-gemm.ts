@@ -1,9 +1,10 @@
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from "node:fs";
-import { homedir } from "node:os";
+import { availableParallelism, homedir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { ConfigError } from "../errors.js";
 
 /** The add-on's functions (see `native/sgemm.c`). */
 export interface NativeGemm {
@@ -28,6 +29,30 @@ export interface NativeGemm {
     cOffset: number,
     ldc: number,
     strideC: number,
+  ): void;
+  /**
+   * One fused Adam step over `size` floats of `buffer` (byte offsets), tfjs's op sequence in
+   * float32 (see `kernels/adam.ts`); the scalars must already be float32 values. Absent from
+   * builds whose C compiler evaluates float arithmetic in a wider type.
+   */
+  adamUpdate?(
+    buffer: ArrayBufferLike,
+    size: number,
+    valueOffset: number,
+    gradientOffset: number,
+    firstMomentOffset: number,
+    secondMomentOffset: number,
+    newValueOffset: number,
+    newFirstMomentOffset: number,
+    newSecondMomentOffset: number,
+    beta1: number,
+    oneMinusBeta1: number,
+    beta2: number,
+    oneMinusBeta2: number,
+    oneMinusAccBeta1: number,
+    oneMinusAccBeta2: number,
+    epsilon: number,
+    negativeLearningRate: number,
   ): void;
   setThreads(threads: number): void;
   info(): { library: string; threads: number };
@@ -86,6 +111,23 @@ function loadAddon(path: string): NativeGemm {
 let cached: NativeGemmStatus | undefined;
 
 /**
+ * BLAS threads to use: `MDREC_BLAS_THREADS` when set (a positive integer, else a ConfigError
+ * naming the value), otherwise every core Node reports. Measured on 2-core machines, two
+ * threads make the 4096-row MMoE inference matmuls ~1.3x faster and leave training unchanged.
+ */
+export function defaultBlasThreads(env: Record<string, string | undefined>): number {
+  const text = env.MDREC_BLAS_THREADS?.trim();
+  if (text === undefined || text === "") return Math.max(1, availableParallelism());
+  const threads = Number(text);
+  if (!Number.isInteger(threads) || threads < 1 || threads > 256) {
+    throw new ConfigError(
+      `environment variable MDREC_BLAS_THREADS must be an integer in [1, 256], received ${JSON.stringify(env.MDREC_BLAS_THREADS)}`,
+    );
+  }
+  return threads;
+}
+
+/**
  * Loads mdrec's optional native GEMM add-on (BLAS `sgemm` on the wasm heap), compiling it once
  * into a cache directory (`$MDREC_CACHE_DIR`, else `~/.cache/mdrec`) when a C compiler and the
  * Node headers are present. Never throws: when anything is missing it returns the reason, and
@@ -127,10 +169,15 @@ export function findOrBuildNativeGemm(env: Record<string, string | undefined>): 
     // Built under a unique name and renamed, so concurrent processes never load half a file.
     const partial = `${target}.${process.pid}.partial`;
     const flags = process.platform === "darwin" ? ["-undefined", "dynamic_lookup"] : [];
+    // -O3 vectorises the Adam loop; -ffp-contract=off keeps a * b + c two roundings (GCC fuses
+    // them into one FMA by default where the target has FMA, e.g. arm64), as tfjs's kernels round
+    // each op; -fno-math-errno lets sqrtf vectorise (errno is never read).
     const result = spawnSync(
       compiler,
       [
-        "-O2",
+        "-O3",
+        "-ffp-contract=off",
+        "-fno-math-errno",
         "-std=gnu99",
         "-shared",
         "-fPIC",
@@ -141,6 +188,7 @@ export function findOrBuildNativeGemm(env: Record<string, string | undefined>): 
         partial,
         ...flags,
         "-ldl",
+        "-lm",
       ],
       { encoding: "utf8", timeout: 120_000 },
     );

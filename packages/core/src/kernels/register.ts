@@ -1,12 +1,20 @@
 import { getKernel, type KernelFunc, registerKernel, unregisterKernel } from "@tensorflow/tfjs-core";
 import { BackendError, ConfigError } from "../errors.js";
 import { assertInteger, assertKnownKeys, assertOneOf, formatValue } from "../validate.js";
-import { loadNativeGemm } from "./native-gemm.js";
+import { configureFusedAdam, describeFusedAdam } from "./adam.js";
+import { defaultBlasThreads, loadNativeGemm } from "./native-gemm.js";
 import { fastKernelState, type NativeGemmInfo } from "./state.js";
 import { asWasmBackend, type WasmBackend } from "./wasm-heap.js";
 import { createIdentity } from "./wasm-identity.js";
 import { createBatchMatMul, createFusedMatMul } from "./wasm-matmul.js";
-import { createGatherV2, createSlice, createSplitV, createTranspose, createUnpack } from "./wasm-slicing.js";
+import {
+  createConcat,
+  createGatherV2,
+  createSlice,
+  createSplitV,
+  createTranspose,
+  createUnpack,
+} from "./wasm-slicing.js";
 import { createSum } from "./wasm-sum.js";
 
 /** Kernels that {@link registerFastKernels} replaces on the `wasm` backend. */
@@ -20,6 +28,7 @@ export const FAST_WASM_KERNELS = [
   "Unpack",
   "GatherV2",
   "Transpose",
+  "Concat",
 ] as const;
 
 /** One of {@link FAST_WASM_KERNELS}. */
@@ -36,8 +45,14 @@ export interface RegisterFastKernelsOptions {
    * `MDREC_NATIVE_GEMM` environment variable (`0` disables), else true.
    */
   nativeGemm?: boolean;
-  /** BLAS threads for the native GEMM. Defaults to `MDREC_BLAS_THREADS`, else 1 (fastest on small machines). */
+  /**
+   * BLAS threads for the native GEMM. Defaults to the `MDREC_BLAS_THREADS` environment variable,
+   * else the number of cores Node reports (`os.availableParallelism()`). Set 1 when several
+   * processes share the cores (e.g. parallel test workers): BLAS threads then compete.
+   */
   blasThreads?: number;
+  /** Environment to read `MDREC_NATIVE_GEMM` and `MDREC_BLAS_THREADS` from. Defaults to `process.env`. */
+  env?: Record<string, string | undefined>;
 }
 
 type OverrideFactory = (stock: KernelFunc, backendOf: (backend: unknown) => WasmBackend | null) => KernelFunc;
@@ -52,13 +67,17 @@ const FACTORIES: Record<FastKernelName, OverrideFactory> = {
   Unpack: createUnpack,
   GatherV2: createGatherV2,
   Transpose: createTranspose,
+  Concat: createConcat,
 };
 
 const state = fastKernelState();
 const replaced = state.replaced;
 
-function configureNativeGemm(wanted: boolean | undefined, threads: number | undefined): void {
-  const env = typeof process === "undefined" ? {} : process.env;
+function configureNativeGemm(
+  wanted: boolean | undefined,
+  threads: number | undefined,
+  env: Record<string, string | undefined>,
+): void {
   const fromEnv = env.MDREC_NATIVE_GEMM?.trim().toLowerCase();
   const enabled = wanted ?? !(fromEnv === "0" || fromEnv === "false");
   if (!enabled) {
@@ -75,9 +94,9 @@ function configureNativeGemm(wanted: boolean | undefined, threads: number | unde
     state.nativeInfo = { enabled: false, reason: status.reason };
     return;
   }
-  status.gemm.setThreads(threads ?? Number(env.MDREC_BLAS_THREADS ?? 1));
+  status.gemm.setThreads(threads ?? defaultBlasThreads(env));
   state.nativeGemm = status.gemm;
-  state.nativeInfo = { enabled: true, library: status.library };
+  state.nativeInfo = { enabled: true, library: status.library, threads: status.gemm.info().threads };
 }
 
 // The internals check runs once per backend instance, not on every kernel call.
@@ -119,6 +138,8 @@ function assertBackendName(where: string, backendName: unknown): asserts backend
  * - `GatherV2` (`batchDims` 0): whole-row copies instead of a generic strided loop (~40x on
  *   routed rows).
  * - `Transpose` of the last two axes: a cache-blocked copy (~4x the stock kernel).
+ * - `Concat` (float32, int32): one block copy per input and leading index (~3x on the joined
+ *   embedding lookups of a batch).
  *
  * With `nativeGemm` (the default where a C compiler exists) every matmul instead goes to the
  * system BLAS through a small Node-API add-on working on the wasm heap; see
@@ -139,7 +160,12 @@ export function registerFastKernels(
   options: RegisterFastKernelsOptions = {},
 ): string[] {
   assertBackendName("registerFastKernels", backendName);
-  assertKnownKeys("registerFastKernels options", options ?? {}, ["kernels", "nativeGemm", "blasThreads"]);
+  assertKnownKeys("registerFastKernels options", options ?? {}, [
+    "kernels",
+    "nativeGemm",
+    "blasThreads",
+    "env",
+  ]);
   if (options.nativeGemm !== undefined && typeof options.nativeGemm !== "boolean") {
     throw new ConfigError(
       `registerFastKernels options.nativeGemm must be a boolean, received ${formatValue(options.nativeGemm)}`,
@@ -156,6 +182,7 @@ export function registerFastKernels(
   wanted.forEach((name, index) => {
     assertOneOf(`registerFastKernels options.kernels[${index}]`, name, FAST_WASM_KERNELS);
   });
+  configureFusedAdam(backendName, options.env);
   if (backendName !== "wasm") return [];
   if (getKernel("BatchMatMul", backendName) === undefined) {
     throw new BackendError(
@@ -184,7 +211,8 @@ export function registerFastKernels(
     }
   }
   const matmuls = wanted.includes("BatchMatMul") || wanted.includes("_FusedMatMul");
-  if (matmuls) configureNativeGemm(options.nativeGemm, options.blasThreads);
+  const env = options.env ?? (typeof process === "undefined" ? {} : process.env);
+  if (matmuls) configureNativeGemm(options.nativeGemm, options.blasThreads, env);
   else {
     state.nativeGemm = null;
     state.nativeInfo = { enabled: false, reason: "matmul overrides not installed" };
@@ -204,9 +232,12 @@ export function nativeGemmStatus(): NativeGemmInfo {
 export function describeFastKernels(backendName = "wasm"): string {
   if (!fastKernelsEnabled(backendName)) return "stock kernels";
   const info = state.nativeInfo;
-  return info.enabled
-    ? `mdrec fast kernels, native GEMM ${info.library}`
-    : `mdrec fast kernels (no native GEMM: ${info.reason})`;
+  if (!info.enabled)
+    return `mdrec fast kernels (no native GEMM: ${info.reason})${describeFusedAdam(backendName)}`;
+  const threads = info.threads !== undefined && info.threads > 0 ? ` (${info.threads} BLAS threads)` : "";
+  // The fused Adam runs with the add-on; describeFusedAdam says so only when it is turned off.
+  const adam = describeFusedAdam(backendName) || ", fused Adam";
+  return `mdrec fast kernels, native GEMM ${info.library}${threads}${adam}`;
 }
 
 /**

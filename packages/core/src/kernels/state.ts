@@ -6,6 +6,8 @@ export interface NativeGemmInfo {
   enabled: boolean;
   /** The BLAS library in use, e.g. `libopenblas.so.0`. */
   library?: string;
+  /** BLAS threads the library reports (-1 when it cannot tell). */
+  threads?: number;
   /** Why the add-on is not in use (disabled, no compiler, no BLAS, ...). */
   reason?: string;
 }

@@ -1,13 +1,15 @@
 /*
  * mdrec native GEMM: a Node-API add-on that runs single-precision matrix products with the
  * system BLAS (`cblas_sgemm`, OpenBLAS on Debian) directly on the tfjs wasm backend's heap, so
- * tensors never leave wasm memory. Optional: @mdrec/core compiles it on first use when a C
+ * tensors never leave wasm memory. It also holds the fused Adam update (one pass per variable). Optional: @mdrec/core compiles it on first use when a C
  * compiler is present and falls back to its pure TypeScript kernels otherwise.
  *
  * The BLAS library is opened with dlopen at load time (no link-time dependency, no -dev
  * package needed): $MDREC_BLAS_LIBRARY, else the usual OpenBLAS / reference CBLAS names.
  */
 #include <dlfcn.h>
+#include <float.h>
+#include <math.h>
 #include <node_api.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -129,6 +131,94 @@ static napi_value sgemm_batched(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* The fused Adam update must round every intermediate to float32 like tfjs's kernels do: it is
+ * only offered where float expressions are evaluated in float (not x87 extended precision); the
+ * build passes -ffp-contract=off so no multiply-add is fused into one rounding. */
+#if defined(FLT_EVAL_METHOD) && FLT_EVAL_METHOD == 0
+#define MDREC_HAS_ADAM 1
+
+/* The loop on its own, so the compiler sees restrict-qualified outputs and vectorises it. */
+static void adam_loop(int64_t size, const float *value, const float *gradient, const float *first,
+                      const float *second, float *restrict new_value, float *restrict new_first,
+                      float *restrict new_second, const float constants[8]) {
+  const float beta1 = constants[0], one_minus_beta1 = constants[1];
+  const float beta2 = constants[2], one_minus_beta2 = constants[3];
+  const float one_minus_acc_beta1 = constants[4], one_minus_acc_beta2 = constants[5];
+  const float epsilon = constants[6], negative_learning_rate = constants[7];
+  for (int64_t i = 0; i < size; i++) {
+    const float g = gradient[i];
+    const float m = first[i] * beta1 + g * one_minus_beta1;
+    const float s = second[i] * beta2 + (g * g) * one_minus_beta2;
+    const float m_hat = m / one_minus_acc_beta1;
+    const float s_hat = s / one_minus_acc_beta2;
+    const float step = m_hat / (sqrtf(s_hat) + epsilon) * negative_learning_rate;
+    new_first[i] = m;
+    new_second[i] = s;
+    new_value[i] = step + value[i];
+  }
+}
+
+/*
+ * adamUpdate(buffer, size, valueOffset, gradientOffset, firstMomentOffset, secondMomentOffset,
+ *            newValueOffset, newFirstMomentOffset, newSecondMomentOffset, beta1, oneMinusBeta1,
+ *            beta2, oneMinusBeta2, oneMinusAccBeta1, oneMinusAccBeta2, epsilon,
+ *            negativeLearningRate)
+ * One Adam step over `size` floats, tfjs 4.22's AdamOptimizer op by op in float32:
+ *   m' = m * beta1 + g * (1 - beta1)          v' = v * beta2 + g^2 * (1 - beta2)
+ *   value' = (m' / (1 - beta1^t)) / (sqrt(v' / (1 - beta2^t)) + epsilon) * -lr + value
+ * Offsets in bytes into `buffer` (an ArrayBuffer), the scalars already rounded to float32 by
+ * the caller. Every range is bounds-checked first, and the outputs may not overlap each other
+ * or the inputs (the inputs may share memory).
+ */
+static napi_value adam_update(napi_env env, napi_callback_info info) {
+  size_t argc = 17;
+  napi_value argv[17];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 17) {
+    return throw_error(env, "adamUpdate expects 17 arguments");
+  }
+  void *data = NULL;
+  size_t length = 0;
+  bool is_buffer = false;
+  napi_is_arraybuffer(env, argv[0], &is_buffer);
+  if (!is_buffer || napi_get_arraybuffer_info(env, argv[0], &data, &length) != napi_ok) {
+    return throw_error(env, "adamUpdate: argument 0 must be an ArrayBuffer");
+  }
+  int64_t v[8];
+  for (int i = 0; i < 8; i++) {
+    if (napi_get_value_int64(env, argv[1 + i], &v[i]) != napi_ok || v[i] < 0 ||
+        v[i] > (int64_t)length) {
+      return throw_error(env, "adamUpdate: size and offsets must be integers in [0, buffer length]");
+    }
+  }
+  int64_t size = v[0], bytes = 4 * v[0];
+  for (int i = 1; i < 8; i++) {
+    if (v[i] % 4 != 0 || v[i] + bytes > (int64_t)length) {
+      return throw_error(env, "adamUpdate: a tensor lies outside the buffer or is not 4-byte aligned");
+    }
+  }
+  for (int output = 5; output < 8; output++) {
+    for (int other = 1; other < output; other++) {
+      if (size > 0 && v[output] < v[other] + bytes && v[other] < v[output] + bytes) {
+        return throw_error(env, "adamUpdate: an output overlaps an input or another output");
+      }
+    }
+  }
+  double scalars[8];
+  for (int i = 0; i < 8; i++) {
+    if (napi_get_value_double(env, argv[9 + i], &scalars[i]) != napi_ok) {
+      return throw_error(env, "adamUpdate: the Adam scalars must be numbers");
+    }
+  }
+  uint8_t *base = (uint8_t *)data;
+  float constants[8];
+  for (int i = 0; i < 8; i++) constants[i] = (float)scalars[i];
+  adam_loop(size, (const float *)(base + v[1]), (const float *)(base + v[2]),
+            (const float *)(base + v[3]), (const float *)(base + v[4]), (float *)(base + v[5]),
+            (float *)(base + v[6]), (float *)(base + v[7]), constants);
+  return NULL;
+}
+#endif
+
 /* setThreads(count): OpenBLAS thread count (ignored by other BLAS libraries). */
 static napi_value set_threads(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -165,8 +255,11 @@ static napi_value init(napi_env env, napi_value exports) {
       {"sgemmBatched", NULL, sgemm_batched, NULL, NULL, NULL, napi_default, NULL},
       {"setThreads", NULL, set_threads, NULL, NULL, NULL, napi_default, NULL},
       {"info", NULL, describe, NULL, NULL, NULL, napi_default, NULL},
+#ifdef MDREC_HAS_ADAM
+      {"adamUpdate", NULL, adam_update, NULL, NULL, NULL, napi_default, NULL},
+#endif
   };
-  napi_define_properties(env, exports, 3, properties);
+  napi_define_properties(env, exports, sizeof(properties) / sizeof(properties[0]), properties);
   return exports;
 }
 

@@ -1,0 +1,192 @@
+import type * as tf from "@tensorflow/tfjs-core";
+import { getKernel, type KernelFunc, registerKernel } from "@tensorflow/tfjs-core";
+import type { NativeGemm } from "./native-gemm.js";
+import { fastKernelState } from "./state.js";
+import { asWasmBackend, memoryOffset, type WasmBackend } from "./wasm-heap.js";
+
+/**
+ * How the rows of an expert product are laid out:
+ * - `blocks`: every expert sees every row; expert `e` reads columns `[e*K, (e+1)*K)` of a
+ *   `[B, N*K]` input and writes columns `[e*M, (e+1)*M)` of a `[B, N*M]` output (dense dispatch).
+ * - `segments`: the rows are grouped by expert; expert `e` owns the `segmentRows[e]` rows that
+ *   follow the rows of experts `0..e-1`, in both input `[R, K]` and output `[R, M]` (sparse dispatch).
+ */
+export type ExpertLayout = "blocks" | "segments";
+
+/** Attributes of {@link EXPERT_MATMUL} and {@link EXPERT_WEIGHT_GRADIENT}. */
+export interface ExpertMatMulAttrs {
+  layout: ExpertLayout;
+  numExperts: number;
+  /** Rows per expert (`segments` layout only; sums to the rows of the input). */
+  segmentRows: number[];
+  /** Multiply by each expert's weight matrix transposed (the input gradient). */
+  transposeB: boolean;
+}
+
+/** Kernel: per-expert `a_e @ op(W_e)` for `a` laid out as {@link ExpertLayout}, `W` `[N, K, M]`. */
+export const EXPERT_MATMUL = "MdrecExpertMatMul";
+/** Kernel: per-expert `a_e^T @ dy_e`, the weight gradient `[N, K, M]` of {@link EXPERT_MATMUL}. */
+export const EXPERT_WEIGHT_GRADIENT = "MdrecExpertWeightGradient";
+
+/** The add-on and backend when the native expert kernels can run now, else null. */
+export function nativeExpertGemm(backend: unknown): { gemm: NativeGemm; backend: WasmBackend } | null {
+  const gemm = fastKernelState().nativeGemm;
+  if (gemm === null) return null;
+  const wasm = asWasmBackend(backend);
+  return wasm === null ? null : { gemm, backend: wasm };
+}
+
+function requireNative(backend: unknown, kernelName: string): { gemm: NativeGemm; backend: WasmBackend } {
+  const native = nativeExpertGemm(backend);
+  if (native === null) {
+    throw new Error(
+      `${kernelName} needs the wasm backend with mdrec's native GEMM; call the op, which falls back`,
+    );
+  }
+  return native;
+}
+
+// out[:, e] = a[:, e] @ op(W_e) for every expert e, one strided BLAS call per expert group.
+const expertMatMul: KernelFunc = ({ inputs, backend: anyBackend, attrs }) => {
+  const { gemm, backend } = requireNative(anyBackend, EXPERT_MATMUL);
+  const { a, b } = inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
+  const { layout, numExperts, segmentRows, transposeB } = attrs as unknown as ExpertMatMulAttrs;
+  const [rows, aColumns] = a.shape as [number, number];
+  const [, bRows, bColumns] = b.shape as [number, number, number];
+  const k = transposeB ? bColumns : bRows; // inner size per expert
+  const n = transposeB ? bRows : bColumns; // output columns per expert
+  const blocks = layout === "blocks";
+  const out = backend.makeOutput(blocks ? [rows, numExperts * n] : [rows, n], "float32");
+  // Offsets after makeOutput: allocating can grow (and move) the heap.
+  const buffer = backend.wasm.HEAPU8.buffer;
+  const aOffset = memoryOffset(backend, a);
+  const bOffset = memoryOffset(backend, b);
+  const outOffset = memoryOffset(backend, out);
+  if (blocks) {
+    // [B, N*K] @ blockdiag(W) -> [B, N*M]: a batch of N strided products in one call.
+    gemm.sgemmBatched(
+      buffer,
+      false,
+      transposeB,
+      rows,
+      n,
+      k,
+      numExperts,
+      aOffset,
+      aColumns,
+      k,
+      bOffset,
+      bColumns,
+      bRows * bColumns,
+      outOffset,
+      numExperts * n,
+      n,
+    );
+    return out;
+  }
+  let start = 0;
+  for (let expert = 0; expert < numExperts; expert++) {
+    const count = segmentRows[expert]!;
+    if (count > 0) {
+      gemm.sgemmBatched(
+        buffer,
+        false,
+        transposeB,
+        count,
+        n,
+        k,
+        1,
+        aOffset + 4 * start * aColumns,
+        aColumns,
+        0,
+        bOffset + 4 * expert * bRows * bColumns,
+        bColumns,
+        0,
+        outOffset + 4 * start * n,
+        n,
+        0,
+      );
+    }
+    start += count;
+  }
+  return out;
+};
+
+// dW_e = a_e^T @ dy_e for every expert e; an expert with no rows gets zeros.
+const expertWeightGradient: KernelFunc = ({ inputs, backend: anyBackend, attrs }) => {
+  const { gemm, backend } = requireNative(anyBackend, EXPERT_WEIGHT_GRADIENT);
+  const { a, dy } = inputs as { a: tf.TensorInfo; dy: tf.TensorInfo };
+  const { layout, numExperts, segmentRows } = attrs as unknown as ExpertMatMulAttrs;
+  const [rows, aColumns] = a.shape as [number, number];
+  const dyColumns = dy.shape[1]!;
+  const blocks = layout === "blocks";
+  const k = blocks ? aColumns / numExperts : aColumns;
+  const m = blocks ? dyColumns / numExperts : dyColumns;
+  const out = backend.makeOutput([numExperts, k, m], "float32");
+  const buffer = backend.wasm.HEAPU8.buffer;
+  const aOffset = memoryOffset(backend, a);
+  const dyOffset = memoryOffset(backend, dy);
+  const outOffset = memoryOffset(backend, out);
+  if (blocks) {
+    // C_e [K, M] = A_e^T @ dY_e with A_e = a[:, e*K:(e+1)*K] and dY_e = dy[:, e*M:(e+1)*M].
+    gemm.sgemmBatched(
+      buffer,
+      true,
+      false,
+      k,
+      m,
+      rows,
+      numExperts,
+      aOffset,
+      aColumns,
+      k,
+      dyOffset,
+      dyColumns,
+      m,
+      outOffset,
+      m,
+      k * m,
+    );
+    return out;
+  }
+  let start = 0;
+  for (let expert = 0; expert < numExperts; expert++) {
+    const count = segmentRows[expert]!;
+    // count 0 makes the add-on write zeros (an empty inner dimension).
+    gemm.sgemmBatched(
+      buffer,
+      true,
+      false,
+      k,
+      m,
+      count,
+      1,
+      aOffset + 4 * start * aColumns,
+      aColumns,
+      0,
+      dyOffset + 4 * start * m,
+      m,
+      0,
+      outOffset + 4 * expert * k * m,
+      m,
+      0,
+    );
+    start += count;
+  }
+  return out;
+};
+
+/**
+ * Registers the native expert kernels on the `wasm` backend (idempotent; a second copy of this
+ * package, e.g. its CJS build next to the ESM one, finds them registered). They run only while
+ * the native GEMM is enabled; the ops in `ops/expert-matmul.ts` check that and fall back.
+ */
+export function registerExpertKernels(): void {
+  for (const [kernelName, kernelFunc] of [
+    [EXPERT_MATMUL, expertMatMul],
+    [EXPERT_WEIGHT_GRADIENT, expertWeightGradient],
+  ] as const) {
+    if (getKernel(kernelName, "wasm") === undefined)
+      registerKernel({ kernelName, backendName: "wasm", kernelFunc });
+  }
+}
