@@ -3,7 +3,7 @@ import { getKernel, type KernelFunc, registerKernel, unregisterKernel, util } fr
 import { ConfigError, ShapeError } from "../errors.js";
 import { formatValue } from "../validate.js";
 import { fastKernelState } from "./state.js";
-import { asWasmBackend, memoryOffset, sizeOf, type WasmBackend } from "./wasm-heap.js";
+import { cachedWasmBackend, memoryOffset, sizeOf } from "./wasm-heap.js";
 
 /** Name of mdrec's fused Adam kernel (`cpu` and `wasm` only). */
 export const ADAM_UPDATE_KERNEL = "MdrecAdamUpdate";
@@ -128,17 +128,7 @@ const cpuAdamUpdate: KernelFunc = ({ inputs, backend, attrs }) => {
   return outputs.map((values) => cpu.makeTensorInfo([...value.shape], "float32", values));
 };
 
-// The internals check runs once per backend instance, not on every kernel call.
-const checkedBackends = new WeakMap<object, WasmBackend | null>();
-function wasmBackendOf(backend: unknown): WasmBackend | null {
-  if (backend === null || typeof backend !== "object") return null;
-  let checked = checkedBackends.get(backend);
-  if (checked === undefined) {
-    checked = asWasmBackend(backend);
-    checkedBackends.set(backend, checked);
-  }
-  return checked;
-}
+const wasmBackendOf = cachedWasmBackend;
 
 /** The generic path through tfjs's public backend API (a wasm build whose internals differ). */
 function portableAdamUpdate(args: Parameters<KernelFunc>[0], inputs: AdamInputs): tf.TensorInfo[] {

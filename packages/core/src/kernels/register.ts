@@ -1,10 +1,10 @@
 import { getKernel, type KernelFunc, registerKernel, unregisterKernel } from "@tensorflow/tfjs-core";
 import { BackendError, ConfigError } from "../errors.js";
 import { assertInteger, assertKnownKeys, assertOneOf, formatValue } from "../validate.js";
-import { configureFusedAdam, describeFusedAdam } from "./adam.js";
+import { configureFusedAdam, describeFusedAdam, fusedAdamActive } from "./adam.js";
 import { defaultBlasThreads, loadNativeGemm } from "./native-gemm.js";
 import { fastKernelState, type NativeGemmInfo } from "./state.js";
-import { asWasmBackend, type WasmBackend } from "./wasm-heap.js";
+import { cachedWasmBackend, type WasmBackend } from "./wasm-heap.js";
 import { createIdentity } from "./wasm-identity.js";
 import { createBatchMatMul, createFusedMatMul } from "./wasm-matmul.js";
 import {
@@ -99,17 +99,7 @@ function configureNativeGemm(
   state.nativeInfo = { enabled: true, library: status.library, threads: status.gemm.info().threads };
 }
 
-// The internals check runs once per backend instance, not on every kernel call.
-const checkedBackends = new WeakMap<object, WasmBackend | null>();
-function backendOf(backend: unknown): WasmBackend | null {
-  if (backend === null || typeof backend !== "object") return null;
-  let checked = checkedBackends.get(backend);
-  if (checked === undefined) {
-    checked = asWasmBackend(backend);
-    checkedBackends.set(backend, checked);
-  }
-  return checked;
-}
+const backendOf = cachedWasmBackend;
 
 function assertBackendName(where: string, backendName: unknown): asserts backendName is string {
   if (typeof backendName !== "string" || backendName.length === 0) {
@@ -235,8 +225,7 @@ export function describeFastKernels(backendName = "wasm"): string {
   if (!info.enabled)
     return `mdrec fast kernels (no native GEMM: ${info.reason})${describeFusedAdam(backendName)}`;
   const threads = info.threads !== undefined && info.threads > 0 ? ` (${info.threads} BLAS threads)` : "";
-  // The fused Adam runs with the add-on; describeFusedAdam says so only when it is turned off.
-  const adam = describeFusedAdam(backendName) || ", fused Adam";
+  const adam = fusedAdamActive(backendName) ? ", fused Adam" : describeFusedAdam(backendName);
   return `mdrec fast kernels, native GEMM ${info.library}${threads}${adam}`;
 }
 

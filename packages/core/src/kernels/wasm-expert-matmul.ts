@@ -2,7 +2,7 @@ import type * as tf from "@tensorflow/tfjs-core";
 import { getKernel, type KernelFunc, registerKernel } from "@tensorflow/tfjs-core";
 import type { NativeGemm } from "./native-gemm.js";
 import { fastKernelState } from "./state.js";
-import { asWasmBackend, memoryOffset, type WasmBackend } from "./wasm-heap.js";
+import { cachedWasmBackend, memoryOffset, type WasmBackend } from "./wasm-heap.js";
 
 /**
  * How the rows of an expert product are laid out:
@@ -32,7 +32,7 @@ export const EXPERT_WEIGHT_GRADIENT = "MdrecExpertWeightGradient";
 export function nativeExpertGemm(backend: unknown): { gemm: NativeGemm; backend: WasmBackend } | null {
   const gemm = fastKernelState().nativeGemm;
   if (gemm === null) return null;
-  const wasm = asWasmBackend(backend);
+  const wasm = cachedWasmBackend(backend);
   return wasm === null ? null : { gemm, backend: wasm };
 }
 

@@ -49,6 +49,20 @@ export function asWasmBackend(backend: unknown): WasmBackend | null {
   return ok ? (candidate as WasmBackend) : null;
 }
 
+// The internals check runs once per backend instance, not on every kernel call.
+const checkedBackends = new WeakMap<object, WasmBackend | null>();
+
+/** {@link asWasmBackend}, memoised per backend instance (kernels call it on every run). */
+export function cachedWasmBackend(backend: unknown): WasmBackend | null {
+  if (backend === null || typeof backend !== "object") return null;
+  let checked = checkedBackends.get(backend);
+  if (checked === undefined) {
+    checked = asWasmBackend(backend);
+    checkedBackends.set(backend, checked);
+  }
+  return checked;
+}
+
 /** Byte offset of a tensor's data in the wasm heap. */
 export function memoryOffset(backend: WasmBackend, info: tf.TensorInfo): number {
   const data = backend.dataIdMap.get(info.dataId);
