@@ -40,7 +40,13 @@ export {
 export { disposeLayerWeights } from "./layers/dispose.js";
 export { FeatureEmbedding, type FeatureEmbeddingArgs } from "./layers/feature-embedding.js";
 export { Mlp, type MlpArgs } from "./layers/mlp.js";
-export { ACTIVATIONS, type Activation, applyActivation, assertActivation } from "./ops/activations.js";
+export {
+  ACTIVATIONS,
+  type Activation,
+  applyActivation,
+  assertActivation,
+  denseActivation,
+} from "./ops/activations.js";
 export { blockExpertMatMul, segmentExpertMatMul } from "./ops/expert-matmul.js";
 export { gatherRows, scatterAddRows } from "./ops/rows.js";
 export { createAdamOptimizer, FusedAdamOptimizer } from "./optimizers/fused-adam.js";

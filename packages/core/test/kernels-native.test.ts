@@ -51,6 +51,24 @@ describe("native GEMM add-on", () => {
     expect(readdirSync(directory)).toHaveLength(1);
   });
 
+  it.runIf(status.available)("adds a bias and clamps negatives in place, bounds-checked", () => {
+    if (!status.available) return;
+    const buffer = new ArrayBuffer(4 * 8);
+    const floats = new Float32Array(buffer);
+    floats.set([1, -2, -3, 4], 0); // [2, 2] matrix
+    floats.set([0.5, 1], 4); // bias [2]
+    status.gemm.biasActivation(buffer, 0, 2, 2, 16, true);
+    expect(Array.from(floats.subarray(0, 4))).toEqual([1.5, 0, 0, 5]);
+    status.gemm.biasActivation(buffer, 0, 2, 2, -1, false); // neither: unchanged
+    expect(Array.from(floats.subarray(0, 4))).toEqual([1.5, 0, 0, 5]);
+    expect(() => status.gemm.biasActivation(buffer, 16, 2, 4, -1, true)).toThrow(
+      "biasActivation: a matrix lies outside the buffer or is misaligned",
+    );
+    expect(() => status.gemm.biasActivation(buffer, 0, 2, 2, 30, true)).toThrow(
+      /outside the buffer or is misaligned/,
+    );
+  });
+
   it.runIf(status.available)("computes a hand-checkable product and bounds-checks every matrix", () => {
     if (!status.available) return;
     const buffer = new ArrayBuffer(4 * 32);

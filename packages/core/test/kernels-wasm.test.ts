@@ -1,5 +1,11 @@
 import "@tensorflow/tfjs-backend-wasm";
-import { gatherRows, registerFastKernels, SeededRandom, unregisterFastKernels } from "@mdrec/core";
+import {
+  denseActivation,
+  gatherRows,
+  registerFastKernels,
+  SeededRandom,
+  unregisterFastKernels,
+} from "@mdrec/core";
 import * as tf from "@tensorflow/tfjs-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadNativeGemm } from "../src/kernels/native-gemm.js";
@@ -263,6 +269,59 @@ describe("wasm _FusedMatMul override", () => {
       }
     }
     expect(cases).toBe(16);
+  });
+
+  it("adds the bias and relu in one native pass, also for a reshaped bias and NaN inputs", async () => {
+    const random = new SeededRandom(12);
+    const a = randomInput(random, [2, 7, 6]);
+    a.values[3] = Number.NaN;
+    const b = randomInput(random, [6, 8]);
+    const bias = randomInput(random, [2, 4]); // reshaped to [8] below: shares a buffer of rank 2
+    for (const activation of ["relu", "linear"] as const) {
+      const results = await across(MODES_WITHOUT_STOCK, [a, b, bias], (x, y, z) =>
+        tf.fused.matMul({ a: x as tf.Tensor3D, b: y as tf.Tensor2D, bias: tf.reshape(z!, [8]), activation }),
+      );
+      for (const mode of ["fast", "native"] as const) {
+        const output = results[mode]?.[0];
+        if (output === undefined) continue;
+        const expected = results.cpu[0]!.values;
+        output.values.forEach((value, index) => {
+          if (Number.isNaN(expected[index]!)) expect(value, `${mode} ${activation} [${index}]`).toBeNaN();
+          else
+            expect(Math.abs(value - expected[index]!), `${mode} ${activation} [${index}]`).toBeLessThan(1e-5);
+        });
+      }
+    }
+  });
+
+  it("denseActivation is the same layer on cpu, wasm and wasm with the native pass", async () => {
+    const random = new SeededRandom(13);
+    const inputs = [randomInput(random, [5, 4]), randomInput(random, [4, 3]), randomInput(random, [3])];
+    for (const activation of ["relu", "linear", "tanh"] as const) {
+      const results = await across(MODES_WITHOUT_STOCK, inputs, (x, w, b) => {
+        const loss = (weights: tf.Tensor) =>
+          tf.sum(
+            tf.square(denseActivation(x as tf.Tensor2D, weights as tf.Tensor2D, b!, activation)),
+          ) as tf.Scalar;
+        return [denseActivation(x as tf.Tensor2D, w as tf.Tensor2D, b!, activation), tf.grad(loss)(w!)];
+      });
+      for (const mode of ["fast", "native"] as const) {
+        results[mode]?.forEach((output, index) => {
+          expect(
+            relativeError(output.values, results.cpu[index]!.values),
+            `${mode} ${activation}`,
+          ).toBeLessThan(1e-5);
+        });
+      }
+    }
+    // Golden: relu([[1, -2]] @ [[1], [1]] + [0.5]) = relu(-0.5) = 0; linear keeps -0.5.
+    await use("cpu");
+    const x = tf.tensor2d([[1, -2]]);
+    const w = tf.tensor2d([[1], [1]]);
+    const b = tf.tensor1d([0.5]);
+    expect(Array.from(denseActivation(x, w, b, "relu").dataSync())).toEqual([0]);
+    expect(Array.from(denseActivation(x, w, b, "linear").dataSync())).toEqual([-0.5]);
+    tf.dispose([x, w, b]);
   });
 
   it("backpropagates like cpu through a fused layer with transposed weights", async () => {

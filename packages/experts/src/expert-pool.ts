@@ -8,6 +8,7 @@ import {
   assertTensor,
   blockExpertMatMul,
   ConfigError,
+  denseActivation,
   gatherRows,
   nextSeed,
   ShapeError,
@@ -259,9 +260,12 @@ export class ExpertPool extends layers.Layer {
     });
   }
 
+  private activationOf(index: number): Activation {
+    return index === this.denseLayers.length - 1 ? this.outputActivation : this.activation;
+  }
+
   private activate(hidden: tf.Tensor, index: number, training: boolean): tf.Tensor {
-    const last = index === this.denseLayers.length - 1;
-    let output = applyActivation(hidden, last ? this.outputActivation : this.activation);
+    let output = applyActivation(hidden, this.activationOf(index));
     if (training && this.dropout > 0) output = tf.dropout(output, this.dropout, undefined, nextSeed());
     return output;
   }
@@ -284,11 +288,13 @@ export class ExpertPool extends layers.Layer {
         this.inputDim,
         numExperts * firstWidth,
       ]) as tf.Tensor2D; // [dIn, N * units[0]]
-      const firstOutput = tf.add(
-        tf.matMul(x, sideBySide),
+      let hidden = denseActivation(
+        x,
+        sideBySide,
         tf.reshape(first.bias.read(), [numExperts * firstWidth]),
+        this.activationOf(0),
       ); // [B, N * units[0]]
-      let hidden = this.activate(firstOutput, 0, training) as tf.Tensor2D; // [B, N * units[0]]
+      if (training && this.dropout > 0) hidden = tf.dropout(hidden, this.dropout, undefined, nextSeed()) as tf.Tensor2D;
       // Later layers: each expert on its own column block, no transposes (see blockExpertMatMul).
       for (let index = 1; index < this.denseLayers.length; index++) {
         const layer = this.denseLayers[index]!;

@@ -2,7 +2,10 @@ import { assertInteger, assertTensor, ShapeError } from "@mdrec/core";
 import * as tf from "@tensorflow/tfjs-core";
 import type { Routing } from "./routing.js";
 
-function assertRoutingPair(routing: Pick<Routing, "indices" | "weights">, where: string): void {
+function assertRoutingPair(
+  routing: Pick<Routing, "indices" | "weights" | "allExperts">,
+  where: string,
+): void {
   if (routing == null || typeof routing !== "object") {
     throw new ShapeError(`${where} routing must be { indices, weights }, received ${String(routing)}`);
   }
@@ -24,9 +27,15 @@ function assertRoutingPair(routing: Pick<Routing, "indices" | "weights">, where:
  * const w = denseWeights({ indices: tf.tensor2d([[2, 0]], [1, 2], "int32"), weights: tf.tensor2d([[0.7, 0.3]]) }, 3);
  * // [[0.3, 0, 0.7]]
  */
-export function denseWeights(routing: Pick<Routing, "indices" | "weights">, numExperts: number): tf.Tensor2D {
+export function denseWeights(
+  routing: Pick<Routing, "indices" | "weights" | "allExperts">,
+  numExperts: number,
+): tf.Tensor2D {
   assertRoutingPair(routing, "denseWeights");
   assertInteger("denseWeights numExperts", numExperts, 1);
+  // A dense gate's weights are already [B, N] in expert order.
+  if (routing.allExperts === true && routing.weights.shape[1] === numExperts)
+    return tf.clone(routing.weights);
   return tf.tidy(() => {
     const [batch, slots] = routing.indices.shape as [number, number];
     // int32 one-hot then cast: wasm's OneHot with dtype float32 writes integer bit patterns.
@@ -57,7 +66,7 @@ export function denseWeights(routing: Pick<Routing, "indices" | "weights">, numE
  */
 export function mixExperts(
   expertOutputs: tf.Tensor3D,
-  routing: Pick<Routing, "indices" | "weights">,
+  routing: Pick<Routing, "indices" | "weights" | "allExperts">,
 ): tf.Tensor2D {
   assertTensor("mixExperts expertOutputs", expertOutputs, { rank: 3, dtype: "float32" });
   assertRoutingPair(routing, "mixExperts");

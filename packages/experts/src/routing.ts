@@ -13,6 +13,12 @@ export interface Routing {
   indices: tf.Tensor2D;
   /** `[B, k]` mixing weight of each chosen expert. */
   weights: tf.Tensor2D;
+  /**
+   * Set by dense gates: every row routes to all N experts in order (`indices[b] = [0..N-1]`), so
+   * `weights` already is the dense `[B, N]` weight matrix and consumers such as `mixExperts` skip
+   * the one-hot scatter. Leave unset when that does not hold.
+   */
+  allExperts?: boolean;
 }
 
 /** Disposes the tensors of a routing. */

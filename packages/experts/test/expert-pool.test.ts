@@ -135,6 +135,30 @@ describe("ExpertPool golden values", () => {
     ]);
   });
 
+  it("a dense routing (allExperts) mixes with its weights as they are, like the scatter", () => {
+    const weights = tf.tensor2d([
+      [0.2, 0.5, 0.3],
+      [0.6, 0.1, 0.3],
+    ]);
+    const indices = tf.tensor2d(
+      [
+        [0, 1, 2],
+        [0, 1, 2],
+      ],
+      [2, 3],
+      "int32",
+    );
+    const outputs = tf.tensor3d([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], [2, 3, 2]);
+    const flagged = mixExperts(outputs, { indices, weights, allExperts: true });
+    expectClose(flagged, mixExperts(outputs, { indices, weights }).arraySync() as number[][]);
+    // row 0: 0.2 * [1, 2] + 0.5 * [3, 4] + 0.3 * [5, 6]
+    expectClose(flagged, [
+      [3.2, 4.2],
+      [8.4, 9.4],
+    ]);
+    expectClose(denseWeights({ indices, weights, allExperts: true }, 3), weights.arraySync() as number[][]);
+  });
+
   it("a one-layer pool returns [B, N, units[0]] without the batched path", () => {
     const pool = new ExpertPool({ numExperts: 2, units: [2], activation: "linear", seed: 1 });
     pool.build([null as unknown as number, 1]);

@@ -54,6 +54,18 @@ export interface NativeGemm {
     epsilon: number,
     negativeLearningRate: number,
   ): void;
+  /**
+   * In place on the row-major `[rows, cols]` matrix at byte `offset`: adds the `[cols]` bias at
+   * `biasOffset` (-1: none) to every row, then with `relu` clamps negatives to 0.
+   */
+  biasActivation(
+    buffer: ArrayBufferLike,
+    offset: number,
+    rows: number,
+    cols: number,
+    biasOffset: number,
+    relu: boolean,
+  ): void;
   setThreads(threads: number): void;
   info(): { library: string; threads: number };
 }

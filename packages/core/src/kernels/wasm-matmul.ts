@@ -307,7 +307,8 @@ function runWasmKernel(
  * Override of the wasm `_FusedMatMul` kernel. The stock kernel adds the bias wrongly whenever
  * it leaves XNNPACK (any transpose, or a batch above 1: its scalar loop indexes the bias by
  * `row * cols + col` instead of `col`). Only the XNNPACK case runs fused here; every other case
- * is {@link matMulWithoutTransposes} followed by the `Add` and activation kernels.
+ * is {@link matMulWithoutTransposes} followed by the `Add` and activation kernels, or, with the
+ * native GEMM and a `[n]` bias with linear or relu activation, by one in-place native pass.
  */
 export function createFusedMatMul(
   stock: KernelFunc,
@@ -359,8 +360,25 @@ export function createFusedMatMul(
       transposeA,
       transposeB,
     );
-    const [, m, n] = product.shape as [number, number, number];
+    const [batch, m, n] = product.shape as [number, number, number];
     let result: tf.TensorInfo = { dataId: product.dataId, shape: [...shapes.outer, m, n], dtype: "float32" };
+    const gemm = fastKernelState().nativeGemm;
+    if (
+      gemm !== null &&
+      (activation === "linear" || activation === "relu") &&
+      (bias == null || (bias.dtype === "float32" && sizeOf(bias.shape) === n))
+    ) {
+      // The native product is a fresh buffer: bias and relu go on in place, in one pass.
+      gemm.biasActivation(
+        backend.wasm.HEAPU8.buffer,
+        memoryOffset(backend, result),
+        batch * m,
+        n,
+        bias == null ? -1 : memoryOffset(backend, bias),
+        activation === "relu",
+      );
+      return result;
+    }
     if (bias != null) {
       const biased = runWasmKernel(backend, "Add", { a: result, b: bias });
       backend.disposeData(result.dataId);

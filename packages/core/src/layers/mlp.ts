@@ -4,7 +4,7 @@ import { initializers, type LayerVariable, layers } from "@tensorflow/tfjs-layer
 import type { LayerArgs } from "@tensorflow/tfjs-layers/dist/engine/topology";
 import type { Kwargs } from "@tensorflow/tfjs-layers/dist/types";
 import { ConfigError } from "../errors.js";
-import { type Activation, applyActivation, assertActivation } from "../ops/activations.js";
+import { type Activation, applyActivation, assertActivation, denseActivation } from "../ops/activations.js";
 import { deriveSeed, nextSeed } from "../random.js";
 import { assertInteger, assertKnownKeys, assertNumber, assertTensor, formatValue } from "../validate.js";
 import { disposeLayerWeights } from "./dispose.js";
@@ -185,13 +185,16 @@ export class Mlp extends layers.Layer {
     return tf.tidy(() => {
       let hidden = x as tf.Tensor2D; // [B, dIn]
       this.dense.forEach((weights, index) => {
-        hidden = tf.add(
-          tf.matMul(hidden, weights.kernel.read() as tf.Tensor2D),
-          weights.bias.read(),
-        ) as tf.Tensor2D; // [B, units[i]]
-        if (weights.gamma) hidden = this.normalize(hidden, weights, training);
         const last = index === this.dense.length - 1;
-        hidden = applyActivation(hidden, last ? this.outputActivation : this.activation) as tf.Tensor2D;
+        const activation = last ? this.outputActivation : this.activation;
+        const kernel = weights.kernel.read() as tf.Tensor2D;
+        if (weights.gamma) {
+          // dense -> batch norm -> activation
+          hidden = tf.add(tf.matMul(hidden, kernel), weights.bias.read()) as tf.Tensor2D; // [B, units[i]]
+          hidden = applyActivation(this.normalize(hidden, weights, training), activation) as tf.Tensor2D;
+        } else {
+          hidden = denseActivation(hidden, kernel, weights.bias.read(), activation); // [B, units[i]]
+        }
         if (training && this.dropout > 0)
           hidden = tf.dropout(hidden, this.dropout, undefined, nextSeed()) as tf.Tensor2D;
       });
