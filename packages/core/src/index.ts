@@ -48,7 +48,7 @@ export {
   denseActivation,
 } from "./ops/activations.js";
 export { blockExpertMatMul, segmentExpertMatMul } from "./ops/expert-matmul.js";
-export { gatherRows, scatterAddRows } from "./ops/rows.js";
+export { gatherConcatRows, gatherRows, scatterAddRows } from "./ops/rows.js";
 export { createAdamOptimizer, FusedAdamOptimizer } from "./optimizers/fused-adam.js";
 export { deriveSeed, globalRandomGenerator, nextSeed, SeededRandom, setGlobalSeed } from "./random.js";
 export {

@@ -4,7 +4,7 @@ import { initializers, type LayerVariable, layers } from "@tensorflow/tfjs-layer
 import type { LayerArgs } from "@tensorflow/tfjs-layers/dist/engine/topology";
 import type { Kwargs } from "@tensorflow/tfjs-layers/dist/types";
 import { ConfigError, DataError, ShapeError } from "../errors.js";
-import { gatherRows } from "../ops/rows.js";
+import { gatherConcatRows, gatherRows } from "../ops/rows.js";
 import { deriveSeed, nextSeed } from "../random.js";
 import { type CategoricalFeatureSpec, type FeatureSpec, validateFeatureSpecs } from "../types.js";
 import { assertInteger, assertKnownKeys, assertNumber, assertTensor, formatValue } from "../validate.js";
@@ -146,10 +146,11 @@ export class FeatureEmbedding extends layers.Layer {
       );
     }
     return tf.tidy(() => {
+      // Each field is a table lookup (categorical, bucketised numeric) or its raw value [B, 1].
       const pieces = this.features.map((spec, index) => {
         const column = columns[index] as tf.Tensor1D; // [B]
         const table = this.tables.get(spec.name);
-        if (spec.kind === "categorical") return gatherRows(table!.read() as tf.Tensor2D, column); // [B, width]
+        if (spec.kind === "categorical") return { table: table!.read() as tf.Tensor2D, ids: column };
         const values = tf.reshape(column, [-1, 1]) as tf.Tensor2D; // [B, 1]
         if (!table || !spec.boundaries) return values;
         // A per-call constant instead of a tensor kept from build: nothing outlives the call, and
@@ -157,9 +158,20 @@ export class FeatureEmbedding extends layers.Layer {
         const boundaries = tf.tensor2d([spec.boundaries], [1, spec.boundaries.length]); // [1, boundaries]
         // bucket id = number of boundaries <= value
         const bucketIds = tf.sum(tf.cast(tf.greaterEqual(values, boundaries), "int32"), 1) as tf.Tensor1D; // [B]
-        return gatherRows(table.read() as tf.Tensor2D, bucketIds); // [B, width]
+        return { table: table.read() as tf.Tensor2D, ids: bucketIds };
       });
-      return pieces.length === 1 ? pieces[0]! : tf.concat(pieces, 1); // [B, outputDim]
+      const lookups = pieces.filter(
+        (piece): piece is { table: tf.Tensor2D; ids: tf.Tensor1D } => "table" in piece,
+      );
+      if (lookups.length === pieces.length) {
+        // All lookups: one joined gather (a single kernel on wasm) instead of gathers + concat.
+        return gatherConcatRows(
+          lookups.map((lookup) => lookup.table),
+          lookups.map((lookup) => lookup.ids),
+        ); // [B, outputDim]
+      }
+      const parts = pieces.map((piece) => ("table" in piece ? gatherRows(piece.table, piece.ids) : piece)); // [B, width] each
+      return parts.length === 1 ? parts[0]! : tf.concat(parts, 1); // [B, outputDim]
     });
   }
 
