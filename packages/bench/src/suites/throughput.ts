@@ -2,6 +2,8 @@ import "@mdrec/cesaa";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import {
   type BackendName,
   type Batch,
@@ -143,12 +145,22 @@ async function measureModel(
 }
 
 /** Tensor count, RSS and wasm heap over many training steps of MMoE on the default backend. */
+/** A full V8 garbage collection (the gc function of --expose-gc, enabled at run time). */
+function fullGc(): void {
+  setFlagsFromString("--expose-gc");
+  (runInNewContext("gc") as () => void)();
+}
+
 async function measureMemory(
   host: HostBatch[],
   quick: boolean,
   log: (message: string) => void,
 ): Promise<BenchRecord[]> {
-  const totalSteps = quick ? 100 : 1000;
+  // The first steps allocate once (BLAS thread buffers, wasm heap growth, JIT); growth is
+  // measured after them, with a full GC before each reading so V8's collection timing (its heap
+  // swings by ~60 MiB between collections in this loop) does not read as growth.
+  const warmUp = quick ? 10 : 100;
+  const totalSteps = warmUp + (quick ? 100 : 1000);
   const model = createModel<string>("mmoe", modelOptions("mmoe", 1));
   const trainer = new ModelTrainer(model);
   const batches = host.map(toBatch);
@@ -156,12 +168,15 @@ async function measureMemory(
     const backend = tf.backend() as unknown as { wasm?: { HEAPU8: Uint8Array } };
     return backend.wasm?.HEAPU8.length ?? 0;
   };
+  const collectedRss = () => {
+    fullGc();
+    return process.memoryUsage().rss;
+  };
   try {
-    const warmUp = 10;
     for (let step = 0; step < warmUp; step++) trainer.step(batches[step % batches.length]!);
     trainer.lastLoss();
     const tensorsBefore = tf.memory().numTensors;
-    const rssBefore = process.memoryUsage().rss;
+    const rssBefore = collectedRss();
     const heapBefore = heapBytes();
     for (let step = warmUp; step < totalSteps; step++) {
       trainer.step(batches[step % batches.length]!);
@@ -170,9 +185,9 @@ async function measureMemory(
     }
     const finalLoss = trainer.lastLoss();
     const tensorGrowth = tf.memory().numTensors - tensorsBefore;
-    const rssGrowth = mebibytes(process.memoryUsage().rss - rssBefore);
+    const rssGrowth = mebibytes(collectedRss() - rssBefore);
     const heapGrowth = mebibytes(heapBytes() - heapBefore);
-    const notes = `mmoe on ${tf.getBackend()}, steps ${warmUp} -> ${totalSteps}, batch ${WORKLOAD.trainBatch}, final loss ${finalLoss.toFixed(4)}`;
+    const notes = `mmoe on ${tf.getBackend()}, steps ${warmUp} -> ${totalSteps} (after ${warmUp} warm-up steps; full GC before each RSS reading), batch ${WORKLOAD.trainBatch}, final loss ${finalLoss.toFixed(4)}`;
     return [
       record(
         `tensor count growth over ${totalSteps - warmUp} training steps`,
