@@ -119,7 +119,8 @@ def benchmark(model, args, batches, loss_of):
     losses, step_seconds = [], []
     for _ in range(args.steps):
         begin = time.perf_counter()
-        losses.append(step())
+        # detach: a kept loss would keep its whole autograd graph (activations) alive
+        losses.append(step().detach())
         step_seconds.append(time.perf_counter() - begin)
     final_loss = float(torch.stack(losses[-10:]).mean())
 

@@ -294,7 +294,8 @@ export class ExpertPool extends layers.Layer {
         tf.reshape(first.bias.read(), [numExperts * firstWidth]),
         this.activationOf(0),
       ); // [B, N * units[0]]
-      if (training && this.dropout > 0) hidden = tf.dropout(hidden, this.dropout, undefined, nextSeed()) as tf.Tensor2D;
+      if (training && this.dropout > 0)
+        hidden = tf.dropout(hidden, this.dropout, undefined, nextSeed()) as tf.Tensor2D;
       // Later layers: each expert on its own column block, no transposes (see blockExpertMatMul).
       for (let index = 1; index < this.denseLayers.length; index++) {
         const layer = this.denseLayers[index]!;
