@@ -128,8 +128,6 @@ const cpuAdamUpdate: KernelFunc = ({ inputs, backend, attrs }) => {
   return outputs.map((values) => cpu.makeTensorInfo([...value.shape], "float32", values));
 };
 
-const wasmBackendOf = cachedWasmBackend;
-
 /** The generic path through tfjs's public backend API (a wasm build whose internals differ). */
 function portableAdamUpdate(args: Parameters<KernelFunc>[0], inputs: AdamInputs): tf.TensorInfo[] {
   const backend = args.backend as unknown as {
@@ -152,7 +150,7 @@ function portableAdamUpdate(args: Parameters<KernelFunc>[0], inputs: AdamInputs)
 
 const wasmAdamUpdate: KernelFunc = (args) => {
   const inputs = checkInputs(args.inputs);
-  const backend = wasmBackendOf(args.backend);
+  const backend = cachedWasmBackend(args.backend);
   if (backend === null) return portableAdamUpdate(args, inputs);
   const constants = adamConstants(args.attrs as unknown as AdamUpdateAttributes);
   const shape = [...inputs.value.shape];

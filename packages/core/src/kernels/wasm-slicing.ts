@@ -18,6 +18,18 @@ function heapView(backend: WasmBackend, info: tf.TensorInfo): HeapArray {
 }
 
 /**
+ * Copies `length` elements from `source[from...]` to `target[to...]`: long runs through memcpy
+ * (`set`), short ones in a loop (a subarray per run costs more than a short loop).
+ */
+function copyRun(target: HeapArray, to: number, source: HeapArray, from: number, length: number): void {
+  if (length >= 64) {
+    target.set(source.subarray(from, from + length), to);
+  } else {
+    for (let element = 0; element < length; element++) target[to + element] = source[from + element]!;
+  }
+}
+
+/**
  * Copies the box `begin .. begin + size` of `source` (shape `shape`) into `target` at
  * `targetOffset`, one contiguous innermost run at a time.
  */
@@ -42,12 +54,7 @@ function copyBox(
   for (let count = 0; count < outer; count++) {
     let offset = begin[rank - 1]!;
     for (let axis = 0; axis < rank - 1; axis++) offset += (begin[axis]! + index[axis]!) * strides[axis]!;
-    // A subarray per run costs more than a short loop; long runs go through memcpy.
-    if (run >= 64) {
-      target.set(source.subarray(offset, offset + run), written);
-    } else {
-      for (let element = 0; element < run; element++) target[written + element] = source[offset + element]!;
-    }
+    copyRun(target, written, source, offset, run);
     written += run;
     for (let axis = rank - 2; axis >= 0; axis--) {
       index[axis]! += 1;
@@ -190,13 +197,7 @@ export function createGatherV2(
     for (let block = 0; block < outer; block++) {
       const base = block * axisSize * inner;
       for (let position = 0; position < count; position++) {
-        const from = base + ids[position]! * inner;
-        if (inner >= 64) {
-          target.set(source.subarray(from, from + inner), written);
-        } else {
-          for (let element = 0; element < inner; element++)
-            target[written + element] = source[from + element]!;
-        }
+        copyRun(target, written, source, base + ids[position]! * inner, inner);
         written += inner;
       }
     }
@@ -281,12 +282,8 @@ export function createConcat(
     let column = 0;
     sources.forEach((source, index) => {
       const block = blocks[index]!;
-      for (let row = 0; row < outer; row++) {
-        const from = row * block;
-        const to = row * rowLength + column;
-        if (block >= 64) target.set(source.subarray(from, from + block), to);
-        else for (let element = 0; element < block; element++) target[to + element] = source[from + element]!;
-      }
+      for (let row = 0; row < outer; row++)
+        copyRun(target, row * rowLength + column, source, row * block, block);
       column += block;
     });
     return out;

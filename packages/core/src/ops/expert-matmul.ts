@@ -41,7 +41,7 @@ function nativeExpertProduct(x: tf.Tensor2D, weights: tf.Tensor3D, attrs: Expert
 }
 
 function useNative(): boolean {
-  return nativeExpertGemm(tf.backend()) !== null && tf.getBackend() === "wasm";
+  return tf.getBackend() === "wasm" && nativeExpertGemm(tf.backend()) !== null;
 }
 
 /**
