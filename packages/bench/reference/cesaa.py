@@ -3,7 +3,9 @@
 x [B, 128] from 8 embedded fields; S shared experts always run (mean of their outputs); a
 domain-conditioned noisy top-k gate over N specific experts, logits W_g [x ; emb(d)] plus
 noise * softplus(W_n x) while training; the k kept logits are softmaxed; each specific expert
-runs only on the rows routed to it (sparse dispatch: index_select, expert, index_add_).
+runs only on the rows routed to it (sparse dispatch: index_select, expert, index_add_), or with
+--dispatch dense every specific expert runs on every row and the gate's top-k weights (zero
+elsewhere) mix them, as a plain PyTorch MoE does.
 Loss = BCE + lambda * (-I(D; E)), the domain-expert mutual information from the full softmax.
 Experts 128 -> 256 -> 128, per-domain towers [8] -> 1.
 """
@@ -28,6 +30,7 @@ class Cesaa(torch.nn.Module):
         self.towers = torch.nn.ModuleList(
             mlp([out, *args.tower_units, 1], last_activation=False) for _ in range(args.domains))
         self.k = args.k
+        self.dense = args.dispatch == "dense"
         self.num_domains = args.domains
         self.out = out
 
@@ -40,6 +43,13 @@ class Cesaa(torch.nn.Module):
         probs = torch.softmax(logits, dim=1)  # [B, N]
         top_logits, top_indices = logits.topk(self.k, dim=1)  # [B, k]
         top_weights = torch.softmax(top_logits, dim=1)  # [B, k]
+        if self.dense:
+            outputs = torch.stack([expert(x) for expert in self.specific], dim=1)  # [B, N, d]
+            gate = torch.zeros_like(probs).scatter(1, top_indices, top_weights)  # [B, N]
+            specific = torch.bmm(gate.unsqueeze(1), outputs).squeeze(1)  # [B, d]
+            h = shared + specific
+            per_domain = torch.cat([tower(h) for tower in self.towers], dim=1)  # [B, D]
+            return pick_domain(per_domain, domains), probs
         rows = torch.arange(x.shape[0]).repeat_interleave(self.k)  # [B * k]
         experts = top_indices.reshape(-1)  # [B * k]
         weights = top_weights.reshape(-1, 1)  # [B * k, 1]
@@ -85,6 +95,7 @@ def extra(parser):
     parser.add_argument("--shared", type=int, default=2)
     parser.add_argument("--specific", type=int, default=16)
     parser.add_argument("--k", type=int, default=2)
+    parser.add_argument("--dispatch", choices=["sparse", "dense"], default="sparse")
     parser.add_argument("--mi-weight", type=float, default=0.01)
     parser.add_argument("--domain-embedding-dim", type=int, default=8)
 

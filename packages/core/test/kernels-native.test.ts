@@ -109,6 +109,56 @@ describe("native GEMM add-on", () => {
     ).toThrow("sgemmBatched: argument 0 must be an ArrayBuffer");
   });
 
+  it.runIf(status.available)("runs small batched products in plain loops, every layout", () => {
+    if (!status.available) return;
+    // Two batch entries of [2, 3] @ [3, 2] (12 multiply-adds each: under the BLAS threshold).
+    const buffer = new ArrayBuffer(4 * 64);
+    const floats = new Float32Array(buffer);
+    floats.set([1, 2, 3, 4, 5, 6, 0, 1, 0, 1, 0, 1], 0); // A_0, A_1 [2, 3]
+    floats.set([7, 8, 9, 10, 11, 12, 1, 2, 3, 4, 5, 6], 12); // B_0, B_1 [3, 2]
+    status.gemm.sgemmBatched(buffer, false, false, 2, 2, 3, 2, 0, 3, 6, 48, 2, 6, 96, 2, 4);
+    expect(Array.from(floats.subarray(24, 32))).toEqual([58, 64, 139, 154, 3, 4, 6, 8]);
+    // The same products from transposed storage: A_i^T stored [3, 2], B_i^T stored [2, 3].
+    floats.set([1, 4, 2, 5, 3, 6, 0, 1, 1, 0, 0, 1], 32); // A_0^T, A_1^T
+    floats.set([7, 9, 11, 8, 10, 12, 1, 3, 5, 2, 4, 6], 44); // B_0^T, B_1^T
+    floats.fill(-1, 24, 32);
+    status.gemm.sgemmBatched(buffer, true, true, 2, 2, 3, 2, 128, 2, 6, 176, 3, 6, 96, 2, 4);
+    expect(Array.from(floats.subarray(24, 32))).toEqual([58, 64, 139, 154, 3, 4, 6, 8]);
+    // An empty inner dimension writes zeros.
+    status.gemm.sgemmBatched(buffer, false, false, 2, 2, 0, 2, 0, 3, 6, 48, 2, 6, 96, 2, 4);
+    expect(Array.from(floats.subarray(24, 32))).toEqual([0, 0, 0, 0, 0, 0, 0, 0]);
+  });
+
+  it.runIf(status.available)("gathers table rows side by side, refusing bad ids before writing", () => {
+    if (!status.available || status.gemm.gatherConcat === undefined) throw new Error("no gatherConcat");
+    const buffer = new ArrayBuffer(4 * 64);
+    const floats = new Float32Array(buffer);
+    const ints = new Int32Array(buffer);
+    floats.set([0, 1, 2, 3, 4, 5], 0); // table 0 [3, 2]
+    floats.set([10, 20, 30], 6); // table 1 [3, 1]
+    ints.set([2, 0], 10); // ids 0
+    ints.set([1, 2], 12); // ids 1
+    const plan = Int32Array.from([0, 3, 2, 40, 24, 3, 1, 48]);
+    expect(status.gemm.gatherConcat(buffer, 64, 2, plan)).toBeNull();
+    expect(Array.from(floats.subarray(16, 22))).toEqual([4, 5, 20, 0, 1, 30]);
+    floats.fill(-1, 16, 22);
+    ints.set([3], 13); // ids 1, row 1 -> 3: out of range
+    expect(status.gemm.gatherConcat(buffer, 64, 2, plan)).toEqual([1, 1, 3]);
+    expect(Array.from(floats.subarray(16, 22))).toEqual([-1, -1, -1, -1, -1, -1]);
+    expect(() => status.gemm.gatherConcat!(buffer, 250, 2, plan)).toThrow(
+      "gatherConcat: the output offset and rows must be non-negative integers",
+    );
+    expect(() => status.gemm.gatherConcat!(buffer, 248, 2, Int32Array.from([0, 3, 2, 40]))).toThrow(
+      "gatherConcat: the output lies outside the buffer",
+    );
+    expect(() => status.gemm.gatherConcat!(buffer, 64, 2, Int32Array.from([0, 300, 2, 40]))).toThrow(
+      "gatherConcat: a table or id tensor lies outside the buffer",
+    );
+    expect(() => status.gemm.gatherConcat!(buffer, 64, 2, Int32Array.from([0, 3]))).toThrow(
+      "gatherConcat: plan must be an Int32Array of 4 integers per field",
+    );
+  });
+
   it("is reported by nativeGemmStatus and the backend phrase, and can be switched off", () => {
     registerFastKernels("wasm", { nativeGemm: false });
     expect(nativeGemmStatus()).toEqual({ enabled: false, reason: "disabled by option nativeGemm" });

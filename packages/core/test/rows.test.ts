@@ -196,20 +196,29 @@ describe("gatherConcatRows", () => {
     expect(secondGrad).toEqual([9, 3 + 6, 0]);
   });
 
-  it("gives the same values and gradients on wasm with the fast kernels, without leaking", async () => {
+  it("gives the same values and gradients on wasm with the fast kernels (native copy or TypeScript loop), without leaking", async () => {
     const cpu = run();
     await tf.setBackend("wasm");
     await tf.ready();
-    registerFastKernels("wasm");
     try {
-      expect(run()).toEqual(cpu);
-      const before = tf.memory().numTensors;
-      run();
-      expect(tf.memory().numTensors).toBe(before);
-      const table = tf.zeros([3, 2]) as tf.Tensor2D;
-      const badIds = tf.tensor1d([0, 3], "int32");
-      expect(() => gatherConcatRows([table], [badIds])).toThrow(/field 0 row 1 has id 3, not in \[0, 2\]/);
-      tf.dispose([table, badIds]);
+      for (const nativeGemm of [true, false]) {
+        registerFastKernels("wasm", { nativeGemm });
+        expect(run()).toEqual(cpu);
+        const before = tf.memory().numTensors;
+        run();
+        expect(tf.memory().numTensors).toBe(before);
+        const table = tf.zeros([3, 2]) as tf.Tensor2D;
+        const badIds = tf.tensor1d([0, 3], "int32");
+        const goodIds = tf.tensor1d([1, 1], "int32");
+        const negativeIds = tf.tensor1d([-1, 0], "int32");
+        expect(() => gatherConcatRows([table], [badIds])).toThrow(/field 0 row 1 has id 3, not in \[0, 2\]/);
+        expect(() => gatherConcatRows([table, table], [goodIds, negativeIds])).toThrow(
+          /field 1 row 0 has id -1, not in \[0, 2\]/,
+        );
+        // The failed calls left no output behind.
+        expect(tf.memory().numTensors).toBe(before + 4);
+        tf.dispose([table, badIds, goodIds, negativeIds]);
+      }
     } finally {
       unregisterFastKernels("wasm");
       await tf.setBackend("cpu");

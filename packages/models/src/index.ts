@@ -9,7 +9,12 @@ export {
   type SavedModelTopology,
   saveModel,
 } from "./checkpoint.js";
-export { DomainTowers, type DomainTowersArgs, type TowerMode } from "./layers/domain-towers.js";
+export {
+  DomainTowers,
+  type DomainTowersArgs,
+  type TowerDispatch,
+  type TowerMode,
+} from "./layers/domain-towers.js";
 export { PartitionedNorm, type PartitionedNormArgs } from "./layers/partitioned-norm.js";
 export { rowRouting } from "./layers/row-routing.js";
 export { StarFcn, type StarFcnArgs } from "./layers/star-fcn.js";

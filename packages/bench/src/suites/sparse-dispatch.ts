@@ -1,6 +1,10 @@
 import "@mdrec/cesaa";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { type Batch, disposeBatch, initBackend } from "@mdrec/core";
 import { createModel } from "@mdrec/models";
+import { probeTorch, runTorchReference, type ThreadSetting } from "../lib/pytorch.js";
 import { median, timeSteps } from "../lib/stats.js";
 import {
   concatRows,
@@ -9,11 +13,14 @@ import {
   modelOptions,
   toBatch,
   WORKLOAD,
+  writeReferenceData,
 } from "../lib/workload.js";
 import type { BenchRecord, BenchRunOptions, BenchSuite } from "../record.js";
 
 const SUITE = "sparse-dispatch";
 const SPECIFIC_EXPERTS = [4, 8, 16, 32];
+/** PyTorch's fastest training setting for CESAA on our 2-core machines (see the throughput suite). */
+const TORCH_SETTING: ThreadSetting = { openblasThreads: 1, torchThreads: 1 };
 
 interface StepTimes {
   trainMs: number;
@@ -100,9 +107,99 @@ async function run({ quick, backends, log = () => {} }: BenchRunOptions): Promis
         ),
       );
     }
+    const mdrecAt = (mode: string) =>
+      records.find((entry) => entry.name === `N=${WORKLOAD.cesaa.numSpecificExperts} ${mode} train step`)
+        ?.value;
+    records.push(
+      ...(await torchDispatch(host, quick, log, { sparse: mdrecAt("sparse"), dense: mdrecAt("dense") })),
+    );
     return records;
   } finally {
     for (const batch of [...batches, inference]) disposeBatch(batch);
+  }
+}
+
+/**
+ * The same comparison in the PyTorch reference (`reference/cesaa.py --dispatch sparse|dense`,
+ * N=16) for context: how much a plain PyTorch implementation gains from sparse dispatch, and how
+ * its step times compare with mdrec's. Skipped with a record saying why when torch is absent.
+ */
+async function torchDispatch(
+  host: ReturnType<typeof makeHostBatches>,
+  quick: boolean,
+  log: (message: string) => void,
+  mdrecTrainMs: { sparse: number | undefined; dense: number | undefined },
+): Promise<BenchRecord[]> {
+  const torch = probeTorch();
+  const numSpecific = WORKLOAD.cesaa.numSpecificExperts;
+  const name = (what: string) => `PyTorch N=${numSpecific} ${what}`;
+  if (!torch.available) {
+    log(`  PyTorch reference skipped: ${torch.reason}`);
+    return [{ suite: SUITE, name: name("reference"), value: 0, unit: "skipped", notes: torch.reason }];
+  }
+  const directory = await mkdtemp(join(tmpdir(), "mdrec-bench-dispatch-"));
+  try {
+    await writeReferenceData(directory, host);
+    const steps = [
+      "--steps",
+      quick ? "4" : "12",
+      "--warmup",
+      quick ? "1" : "2",
+      "--infer-steps",
+      quick ? "2" : "6",
+    ];
+    const times: Record<"sparse" | "dense", { trainMs: number; inferenceMs: number }> = {
+      sparse: { trainMs: 0, inferenceMs: 0 },
+      dense: { trainMs: 0, inferenceMs: 0 },
+    };
+    for (const dispatch of ["sparse", "dense"] as const) {
+      log(`  PyTorch ${torch.version} cesaa.py N=${numSpecific}: ${dispatch}`);
+      const result = await runTorchReference("cesaa.py", TORCH_SETTING, directory, [
+        ...steps,
+        "--specific",
+        String(numSpecific),
+        "--dispatch",
+        dispatch,
+      ]);
+      times[dispatch] = {
+        trainMs: (1000 * WORKLOAD.trainBatch) / result.trainExamplesPerSecond,
+        inferenceMs: (1000 * WORKLOAD.inferenceBatch) / result.inferenceExamplesPerSecond,
+      };
+    }
+    const { numSharedExperts, k } = WORKLOAD.cesaa;
+    const ideal = (numSharedExperts + numSpecific) / (numSharedExperts + k);
+    const notes = `torch ${torch.version}, OPENBLAS_NUM_THREADS=${TORCH_SETTING.openblasThreads}, torch.set_num_threads(${TORCH_SETTING.torchThreads}); dense = every expert on every row, mixed by the top-k weights (torch.stack + bmm)`;
+    const trainRatio = times.dense.trainMs / times.sparse.trainMs;
+    const speedups: BenchRecord[] = (["sparse", "dense"] as const).flatMap((dispatch) => {
+      const ours = mdrecTrainMs[dispatch];
+      return ours === undefined
+        ? []
+        : [
+            {
+              suite: SUITE,
+              name: `N=${numSpecific} ${dispatch} train step, PyTorch / mdrec`,
+              value: times[dispatch].trainMs / ours,
+              unit: "ratio",
+              notes: `${notes}; > 1: mdrec's step is faster`,
+            },
+          ];
+    });
+    return [
+      ...speedups,
+      { suite: SUITE, name: name("sparse train step"), value: times.sparse.trainMs, unit: "ms", notes },
+      { suite: SUITE, name: name("dense train step"), value: times.dense.trainMs, unit: "ms", notes },
+      { suite: SUITE, name: name("dense/sparse train step ratio"), value: trainRatio, unit: "ratio", notes },
+      { suite: SUITE, name: name("train ratio / ideal"), value: trainRatio / ideal, unit: "ratio", notes },
+      {
+        suite: SUITE,
+        name: name("dense/sparse inference ratio"),
+        value: times.dense.inferenceMs / times.sparse.inferenceMs,
+        unit: "ratio",
+        notes,
+      },
+    ];
+  } finally {
+    await rm(directory, { recursive: true, force: true });
   }
 }
 
@@ -115,7 +212,8 @@ export const suite: BenchSuite = {
     "{4, 8, 16, 32}, on the default backend. `sparse` runs each specific expert only on the rows",
     "routed to it (S + k expert evaluations per row); `dense` runs all S + N and lets the routing",
     "mix them. The whole training step is timed (embeddings, gate, AEA loss, towers, Adam",
-    "included), so the ratio stays below the experts-only ideal (S + N) / (S + k).",
+    "included), so the ratio stays below the experts-only ideal (S + N) / (S + k). The PyTorch",
+    "reference runs the same comparison at N=16 (when torch is importable) for context.",
   ].join(" "),
   run,
 };

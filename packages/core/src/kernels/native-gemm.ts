@@ -66,6 +66,18 @@ export interface NativeGemm {
     biasOffset: number,
     relu: boolean,
   ): void;
+  /**
+   * `out[row] = concat_f table_f[ids_f[row]]` into the row-major `[rows, sum of widths]` matrix
+   * at byte `outOffset`; `plan` holds four integers per field (table byte offset, table rows,
+   * width, byte offset of the int32 ids). Returns null, or `[field, row, id]` of the first id out
+   * of range without writing anything.
+   */
+  gatherConcat?(
+    buffer: ArrayBufferLike,
+    outOffset: number,
+    rows: number,
+    plan: Int32Array,
+  ): [number, number, number] | null;
   setThreads(threads: number): void;
   info(): { library: string; threads: number };
 }

@@ -7,6 +7,7 @@ import {
   slice_util,
   util,
 } from "@tensorflow/tfjs-core";
+import { fastKernelState } from "./state.js";
 import { transposeLastTwo } from "./transpose.js";
 import { cachedWasmBackend, memoryOffset, sizeOf, type WasmBackend } from "./wasm-heap.js";
 
@@ -297,7 +298,9 @@ export const GATHER_CONCAT = "MdrecGatherConcat";
  * `GATHER_CONCAT` on `wasm`: inputs `t0..t{n-1}` (tables `[rows_i, width_i]`, float32) and
  * `i0..i{n-1}` (int32 `[B]` ids); writes row `ids_i[b]` of table i into columns
  * `[offset_i, offset_i + width_i)` of output row b, so the per-field gathers and their concat
- * are one pass (the separate concat cost ~1.6 ms per 4096-row batch of 8 fields).
+ * are one pass (the separate concat cost ~1.6 ms per 4096-row batch of 8 fields). With the
+ * native add-on the copies run in C (one output row at a time, so its random table reads
+ * overlap); otherwise in a TypeScript loop over the heap.
  */
 const gatherConcat: KernelFunc = ({ inputs, backend: anyBackend, attrs }) => {
   const backend = cachedWasmBackend(anyBackend);
@@ -310,6 +313,26 @@ const gatherConcat: KernelFunc = ({ inputs, backend: anyBackend, attrs }) => {
   const widths = tables.map((table) => table.shape[1]!);
   const rowLength = widths.reduce((sum, width) => sum + width, 0);
   const out = backend.makeOutput([rows, rowLength], "float32");
+  const native = fastKernelState().nativeGemm;
+  if (native?.gatherConcat !== undefined) {
+    // Offsets after makeOutput: allocating can grow (and move) the heap.
+    const plan = new Int32Array(4 * count);
+    tables.forEach((table, field) => {
+      plan.set(
+        [memoryOffset(backend, table), table.shape[0]!, widths[field]!, memoryOffset(backend, ids[field]!)],
+        4 * field,
+      );
+    });
+    const bad = native.gatherConcat(backend.wasm.HEAPU8.buffer, memoryOffset(backend, out), rows, plan);
+    if (bad !== null) {
+      backend.disposeData(out.dataId);
+      const [field, row, id] = bad;
+      throw new Error(
+        `${GATHER_CONCAT}: field ${field} row ${row} has id ${id}, not in [0, ${tables[field]!.shape[0]! - 1}]`,
+      );
+    }
+    return out;
+  }
   // One Int32 view of the whole heap after the last allocation: bit copies, one element type.
   const heap = new Int32Array(backend.wasm.HEAPU8.buffer);
   const target = memoryOffset(backend, out) / 4;

@@ -141,7 +141,9 @@ export function gatherConcatRows(tables: tf.Tensor2D[], ids: tf.Tensor1D[]): tf.
       },
     };
   });
-  const result = lookup(...tables) as tf.Tensor2D;
-  tf.dispose(scatterIndices);
-  return result;
+  try {
+    return lookup(...tables) as tf.Tensor2D;
+  } finally {
+    tf.dispose(scatterIndices); // also when an id is out of range
+  }
 }

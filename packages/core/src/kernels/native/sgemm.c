@@ -72,6 +72,30 @@ static int64_t extent(int64_t offset, int64_t rows, int64_t cols, int64_t ld, in
   return offset + 4 * ((batch - 1) * stride + (rows - 1) * ld + cols);
 }
 
+/* Products of at most this many multiply-adds, in a batch, skip BLAS: its per-call cost
+ * (argument checks, packing) is many times the work, e.g. the [1, N] @ [N, d] expert mixture
+ * of every row of a batch. */
+#define SMALL_PRODUCT 8192
+
+/* C = op(A) @ op(B) by plain loops (row-major), summing over k in order. */
+static void small_sgemm(int transpose_a, int transpose_b, int64_t m, int64_t n, int64_t k,
+                        const float *a, int64_t lda, const float *b, int64_t ldb, float *restrict c,
+                        int64_t ldc) {
+  for (int64_t i = 0; i < m; i++) {
+    float *row = c + i * ldc;
+    for (int64_t j = 0; j < n; j++) row[j] = 0.0f;
+    for (int64_t p = 0; p < k; p++) {
+      const float value = transpose_a ? a[p * lda + i] : a[i * lda + p];
+      if (transpose_b) {
+        for (int64_t j = 0; j < n; j++) row[j] += value * b[j * ldb + p];
+      } else {
+        const float *b_row = b + p * ldb;
+        for (int64_t j = 0; j < n; j++) row[j] += value * b_row[j];
+      }
+    }
+  }
+}
+
 /*
  * sgemmBatched(buffer, transposeA, transposeB, m, n, k, batch,
  *              aOffset, lda, strideA, bOffset, ldb, strideB, cOffset, ldc, strideC)
@@ -119,6 +143,13 @@ static napi_value sgemm_batched(napi_env env, napi_callback_info info) {
   const float *a = (const float *)(base + a_offset);
   const float *b = (const float *)(base + b_offset);
   float *c = (float *)(base + c_offset);
+  if (m * n * k <= SMALL_PRODUCT && batch > 1) {
+    for (int64_t i = 0; i < batch; i++) {
+      small_sgemm(transpose_a, transpose_b, m, n, k, a + i * stride_a, lda, b + i * stride_b, ldb,
+                  c + i * stride_c, ldc);
+    }
+    return NULL;
+  }
   for (int64_t i = 0; i < batch; i++) {
     if (k == 0) {
       for (int64_t row = 0; row < m; row++) memset(c + i * stride_c + row * ldc, 0, 4 * n);
@@ -129,6 +160,93 @@ static napi_value sgemm_batched(napi_env env, napi_callback_info info) {
                c + i * stride_c, (int)ldc);
   }
   return NULL;
+}
+
+/* Reads a typed array argument: its data, element count and element type. */
+static int typed_array_arg(napi_env env, napi_value value, napi_typedarray_type want, void **data,
+                           size_t *count) {
+  bool is_typed = false;
+  napi_typedarray_type type;
+  napi_value array_buffer;
+  size_t offset = 0;
+  if (napi_is_typedarray(env, value, &is_typed) != napi_ok || !is_typed) return 0;
+  if (napi_get_typedarray_info(env, value, &type, count, data, &array_buffer, &offset) != napi_ok)
+    return 0;
+  return type == want;
+}
+
+/*
+ * gatherConcat(buffer, outOffset, rows, plan) -> null, or [field, row, id] of the first id out
+ * of range (nothing is written then). `plan` (Int32Array) holds four integers per field: table byte offset, table rows, width and
+ * the byte offset of the field's int32 ids [rows]. Writes out[row] = concat over fields of
+ * table_f[ids_f[row]] (row-major [rows, sum of widths]), a row's fields one after the other, so
+ * the random table reads of one output row are in flight together.
+ */
+static napi_value gather_concat(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 4) {
+    return throw_error(env, "gatherConcat expects 4 arguments");
+  }
+  void *data = NULL;
+  size_t length = 0;
+  bool is_buffer = false;
+  napi_is_arraybuffer(env, argv[0], &is_buffer);
+  if (!is_buffer || napi_get_arraybuffer_info(env, argv[0], &data, &length) != napi_ok) {
+    return throw_error(env, "gatherConcat: argument 0 must be an ArrayBuffer");
+  }
+  int64_t out_offset = 0, rows = 0;
+  if (napi_get_value_int64(env, argv[1], &out_offset) != napi_ok ||
+      napi_get_value_int64(env, argv[2], &rows) != napi_ok || out_offset < 0 || rows < 0 ||
+      out_offset % 4 != 0) {
+    return throw_error(env, "gatherConcat: the output offset and rows must be non-negative integers");
+  }
+  int32_t *plan = NULL;
+  size_t plan_length = 0;
+  if (!typed_array_arg(env, argv[3], napi_int32_array, (void **)&plan, &plan_length) ||
+      plan_length % 4 != 0 || plan_length == 0) {
+    return throw_error(env, "gatherConcat: plan must be an Int32Array of 4 integers per field");
+  }
+  int64_t fields = (int64_t)(plan_length / 4), row_length = 0;
+  uint8_t *base = (uint8_t *)data;
+  for (int64_t f = 0; f < fields; f++) {
+    const int32_t *p = plan + 4 * f;
+    if (p[0] < 0 || p[1] < 0 || p[2] < 0 || p[3] < 0 || p[0] % 4 != 0 || p[3] % 4 != 0 ||
+        (int64_t)p[0] + 4 * (int64_t)p[1] * p[2] > (int64_t)length ||
+        (int64_t)p[3] + 4 * rows > (int64_t)length) {
+      return throw_error(env, "gatherConcat: a table or id tensor lies outside the buffer");
+    }
+    row_length += p[2];
+    const int32_t *ids = (const int32_t *)(base + p[3]);
+    for (int64_t row = 0; row < rows; row++) {
+      int32_t id = ids[row];
+      if (id < 0 || id >= p[1]) {
+        napi_value result, values[3];
+        napi_create_array_with_length(env, 3, &result);
+        napi_create_int64(env, f, &values[0]);
+        napi_create_int64(env, row, &values[1]);
+        napi_create_int32(env, id, &values[2]);
+        for (uint32_t i = 0; i < 3; i++) napi_set_element(env, result, i, values[i]);
+        return result;
+      }
+    }
+  }
+  if (out_offset + 4 * rows * row_length > (int64_t)length) {
+    return throw_error(env, "gatherConcat: the output lies outside the buffer");
+  }
+  float *out = (float *)(base + out_offset);
+  for (int64_t row = 0; row < rows; row++) {
+    float *target = out + row * row_length;
+    for (int64_t f = 0; f < fields; f++) {
+      const int32_t *p = plan + 4 * f;
+      const int32_t id = ((const int32_t *)(base + p[3]))[row];
+      memcpy(target, (const float *)(base + p[0]) + (int64_t)id * p[2], 4 * (size_t)p[2]);
+      target += p[2];
+    }
+  }
+  napi_value null_value;
+  napi_get_null(env, &null_value);
+  return null_value;
 }
 
 /* The fused Adam update must round every intermediate to float32 like tfjs's kernels do: it is
@@ -301,6 +419,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"setThreads", NULL, set_threads, NULL, NULL, NULL, napi_default, NULL},
       {"info", NULL, describe, NULL, NULL, NULL, napi_default, NULL},
       {"biasActivation", NULL, bias_activation, NULL, NULL, NULL, napi_default, NULL},
+      {"gatherConcat", NULL, gather_concat, NULL, NULL, NULL, napi_default, NULL},
 #ifdef MDREC_HAS_ADAM
       {"adamUpdate", NULL, adam_update, NULL, NULL, NULL, napi_default, NULL},
 #endif
