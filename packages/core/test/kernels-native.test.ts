@@ -77,6 +77,13 @@ describe("native GEMM add-on", () => {
     floats.set([7, 8, 9, 10, 11, 12], 6); // B [3, 2]
     status.gemm.sgemmBatched(buffer, false, false, 2, 2, 3, 1, 0, 3, 0, 24, 2, 0, 48, 2, 0);
     expect(Array.from(floats.subarray(12, 16))).toEqual([58, 64, 139, 154]);
+    // A narrow product runs on one BLAS thread and leaves the thread count as it was.
+    status.gemm.setThreads(2);
+    floats.fill(0, 12, 16);
+    status.gemm.sgemmBatched(buffer, false, false, 2, 2, 3, 1, 0, 3, 0, 24, 2, 0, 48, 2, 0);
+    expect(Array.from(floats.subarray(12, 16))).toEqual([58, 64, 139, 154]);
+    expect(status.gemm.info().threads).toBe(2);
+    status.gemm.setThreads(1);
     // A^T with A stored [3, 2]: the same product through BLAS's own transpose.
     floats.set([1, 4, 2, 5, 3, 6], 16);
     status.gemm.sgemmBatched(buffer, true, false, 2, 2, 3, 1, 64, 2, 0, 24, 2, 0, 48, 2, 0);
