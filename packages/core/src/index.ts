@@ -47,7 +47,12 @@ export {
   assertActivation,
   denseActivation,
 } from "./ops/activations.js";
-export { blockExpertMatMul, segmentExpertMatMul } from "./ops/expert-matmul.js";
+export {
+  blockExpertDense,
+  blockExpertMatMul,
+  segmentExpertDense,
+  segmentExpertMatMul,
+} from "./ops/expert-matmul.js";
 export { gatherConcatRows, gatherRows, scatterAddRows } from "./ops/rows.js";
 export { createAdamOptimizer, FusedAdamOptimizer } from "./optimizers/fused-adam.js";
 export { deriveSeed, globalRandomGenerator, nextSeed, SeededRandom, setGlobalSeed } from "./random.js";

@@ -136,6 +136,38 @@ describe("native GEMM add-on", () => {
     expect(Array.from(floats.subarray(24, 32))).toEqual([0, 0, 0, 0, 0, 0, 0, 0]);
   });
 
+  it.runIf(status.available)("masks dy by a relu output and sums each segment's bias gradient", () => {
+    if (!status.available || status.gemm.epilogueGradient === undefined)
+      throw new Error("no epilogueGradient");
+    const buffer = new ArrayBuffer(4 * 64);
+    const floats = new Float32Array(buffer);
+    // Five rows of width 2 in segments [2, 0, 3]: dy at 0, out at 10, dz at 20, bias gradient at 32.
+    floats.set([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 0);
+    floats.set([1, -1, 0, 2, 3, 3, -5, 1, 1, 0], 10);
+    const segments = Int32Array.from([2, 0, 3]);
+    status.gemm.epilogueGradient(buffer, 0, 40, 80, 5, 2, segments, 128);
+    expect(Array.from(floats.subarray(20, 30))).toEqual([1, 0, 0, 4, 5, 6, 0, 8, 9, 0]);
+    expect(Array.from(floats.subarray(32, 38))).toEqual([1, 4, 0, 0, 14, 14]);
+    // Linear: dz = dy.
+    status.gemm.epilogueGradient(buffer, 0, -1, 80, 5, 2, segments, 128);
+    expect(Array.from(floats.subarray(20, 30))).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    expect(Array.from(floats.subarray(32, 38))).toEqual([4, 6, 0, 0, 21, 24]);
+    // Rows wider than a vector lane group, so the vector and tail paths both run: 1 x 7.
+    floats.set([1, 2, 3, 4, 5, 6, 7], 40);
+    floats.set([-1, 1, -1, 1, -1, 1, Number.NaN], 48);
+    status.gemm.epilogueGradient(buffer, 160, 192, 224, 1, 7, Int32Array.from([1]), 0);
+    expect(Array.from(floats.subarray(56, 63))).toEqual([0, 2, 0, 4, 0, 6, 0]);
+    expect(() =>
+      status.gemm.epilogueGradient!(buffer, 0, 40, 80, 5, 2, Int32Array.from([2, 2]), 128),
+    ).toThrow(/segments do not sum to rows/);
+    expect(() => status.gemm.epilogueGradient!(buffer, 0, 40, 0, 5, 2, segments, 128)).toThrow(
+      "epilogueGradient: the outputs overlap each other or the inputs",
+    );
+    expect(() => status.gemm.epilogueGradient!(buffer, 0, 40, 80, 5, 2, segments, 250)).toThrow(
+      /lies outside the buffer/,
+    );
+  });
+
   it.runIf(status.available)("gathers table rows side by side, refusing bad ids before writing", () => {
     if (!status.available || status.gemm.gatherConcat === undefined) throw new Error("no gatherConcat");
     const buffer = new ArrayBuffer(4 * 64);

@@ -1,19 +1,18 @@
 import {
   type Activation,
-  applyActivation,
   assertActivation,
   assertInteger,
   assertKnownKeys,
   assertNumber,
   assertTensor,
-  blockExpertMatMul,
+  blockExpertDense,
   ConfigError,
   denseActivation,
   gatherRows,
   nextSeed,
   ShapeError,
   scatterAddRows,
-  segmentExpertMatMul,
+  segmentExpertDense,
 } from "@mdrec/core";
 import * as tf from "@tensorflow/tfjs-core";
 import { serialization } from "@tensorflow/tfjs-core";
@@ -264,10 +263,9 @@ export class ExpertPool extends layers.Layer {
     return index === this.denseLayers.length - 1 ? this.outputActivation : this.activation;
   }
 
-  private activate(hidden: tf.Tensor, index: number, training: boolean): tf.Tensor {
-    let output = applyActivation(hidden, this.activationOf(index));
-    if (training && this.dropout > 0) output = tf.dropout(output, this.dropout, undefined, nextSeed());
-    return output;
+  private applyDropout(hidden: tf.Tensor2D, training: boolean): tf.Tensor2D {
+    if (!training || this.dropout === 0) return hidden;
+    return tf.dropout(hidden, this.dropout, undefined, nextSeed()) as tf.Tensor2D;
   }
 
   private runDense(x: tf.Tensor2D, training: boolean): tf.Tensor3D {
@@ -294,17 +292,17 @@ export class ExpertPool extends layers.Layer {
         tf.reshape(first.bias.read(), [numExperts * firstWidth]),
         this.activationOf(0),
       ); // [B, N * units[0]]
-      if (training && this.dropout > 0)
-        hidden = tf.dropout(hidden, this.dropout, undefined, nextSeed()) as tf.Tensor2D;
-      // Later layers: each expert on its own column block, no transposes (see blockExpertMatMul).
+      hidden = this.applyDropout(hidden, training);
+      // Later layers: each expert on its own column block, no transposes (see blockExpertDense).
       for (let index = 1; index < this.denseLayers.length; index++) {
         const layer = this.denseLayers[index]!;
-        const width = this.units[index]!;
-        const output = tf.add(
-          blockExpertMatMul(hidden, layer.kernel.read() as tf.Tensor3D),
-          tf.reshape(layer.bias.read(), [numExperts * width]),
+        hidden = blockExpertDense(
+          hidden,
+          layer.kernel.read() as tf.Tensor3D,
+          layer.bias.read() as tf.Tensor2D,
+          this.activationOf(index),
         ); // [B, N * units[index]]
-        hidden = this.activate(output, index, training) as tf.Tensor2D;
+        hidden = this.applyDropout(hidden, training);
       }
       return tf.reshape(hidden, [batch, numExperts, this.outputDim]) as tf.Tensor3D; // [B, N, dOut]
     });
@@ -330,20 +328,17 @@ export class ExpertPool extends layers.Layer {
       const rowIds = tf.tensor1d(groups.rows, "int32"); // [B * k], grouped by expert
       const slotIds = tf.tensor1d(groups.slots, "int32"); // [B * k], grouped by expert
       const routedRows = gatherRows(x, rowIds); // [B * k, dIn]
-      // The expert of each routed row, for the per-row bias.
-      const expertOfRow = new Int32Array(rowIds.shape[0]);
-      groups.counts.forEach((count, expert) => {
-        expertOfRow.fill(expert, groups.offsets[expert]!, groups.offsets[expert]! + count);
-      });
-      const expertIds = tf.tensor1d(expertOfRow, "int32"); // [B * k]
       const segmentRows = [...groups.counts];
       let outputs: tf.Tensor2D = routedRows;
       this.denseLayers.forEach((layer, index) => {
-        const output = tf.add(
-          segmentExpertMatMul(outputs, layer.kernel.read() as tf.Tensor3D, segmentRows),
-          gatherRows(layer.bias.read() as tf.Tensor2D, expertIds),
+        outputs = segmentExpertDense(
+          outputs,
+          layer.kernel.read() as tf.Tensor3D,
+          segmentRows,
+          layer.bias.read() as tf.Tensor2D,
+          this.activationOf(index),
         ); // [B * k, units[index]]
-        outputs = this.activate(output, index, training) as tf.Tensor2D;
+        outputs = this.applyDropout(outputs, training);
       });
       const slotWeights = gatherRows(tf.reshape(weights, [batch * slotsPerRow, 1]) as tf.Tensor2D, slotIds); // [B * k, 1]
       return scatterAddRows(tf.mul(outputs, slotWeights) as tf.Tensor2D, rowIds, batch); // [B, dOut]

@@ -78,6 +78,23 @@ export interface NativeGemm {
     rows: number,
     plan: Int32Array,
   ): [number, number, number] | null;
+  /**
+   * Backward pass of `out = act(z + bias_e)` on row-major `[rows, cols]` matrices whose rows come
+   * in segments (`segmentRows`), segment e using bias row e: writes `dz` (dy masked by out > 0
+   * for relu; `outOffset` -1: linear, dz = dy) and `biasGrad[e]` = column sums of dz over segment
+   * e (`[segments, cols]`). Byte offsets; the outputs may not overlap anything. Absent from
+   * older builds.
+   */
+  epilogueGradient?(
+    buffer: ArrayBufferLike,
+    dyOffset: number,
+    outOffset: number,
+    dzOffset: number,
+    rows: number,
+    cols: number,
+    segmentRows: Int32Array,
+    biasGradOffset: number,
+  ): void;
   setThreads(threads: number): void;
   info(): { library: string; threads: number };
 }

@@ -21,12 +21,23 @@ export interface ExpertMatMulAttrs {
   segmentRows: number[];
   /** Multiply by each expert's weight matrix transposed (the input gradient). */
   transposeB: boolean;
+  /**
+   * Applied in place after the products when an input `bias` ([N, M], expert e's row on its
+   * rows) is given or this is "relu": `out = act(product + bias_e)`. Defaults to "linear".
+   */
+  activation?: "linear" | "relu";
 }
 
 /** Kernel: per-expert `a_e @ op(W_e)` for `a` laid out as {@link ExpertLayout}, `W` `[N, K, M]`. */
 export const EXPERT_MATMUL = "MdrecExpertMatMul";
 /** Kernel: per-expert `a_e^T @ dy_e`, the weight gradient `[N, K, M]` of {@link EXPERT_MATMUL}. */
 export const EXPERT_WEIGHT_GRADIENT = "MdrecExpertWeightGradient";
+/**
+ * Kernel: the backward pass of {@link EXPERT_MATMUL}'s bias and activation. Inputs `dy` and, for
+ * relu, the layer's output `out`; outputs `dz` (dy masked where out <= 0) and the bias gradient
+ * `[N, M]` (per-expert column sums of dz).
+ */
+export const EXPERT_EPILOGUE_GRADIENT = "MdrecExpertEpilogueGradient";
 
 /** The add-on and backend when the native expert kernels can run now, else null. */
 export function nativeExpertGemm(backend: unknown): { gemm: NativeGemm; backend: WasmBackend } | null {
@@ -49,8 +60,9 @@ function requireNative(backend: unknown, kernelName: string): { gemm: NativeGemm
 // out[:, e] = a[:, e] @ op(W_e) for every expert e, one strided BLAS call per expert group.
 const expertMatMul: KernelFunc = ({ inputs, backend: anyBackend, attrs }) => {
   const { gemm, backend } = requireNative(anyBackend, EXPERT_MATMUL);
-  const { a, b } = inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
-  const { layout, numExperts, segmentRows, transposeB } = attrs as unknown as ExpertMatMulAttrs;
+  const { a, b, bias } = inputs as { a: tf.TensorInfo; b: tf.TensorInfo; bias?: tf.TensorInfo };
+  const { layout, numExperts, segmentRows, transposeB, activation } = attrs as unknown as ExpertMatMulAttrs;
+  const relu = activation === "relu";
   const [rows, aColumns] = a.shape as [number, number];
   const [, bRows, bColumns] = b.shape as [number, number, number];
   const k = transposeB ? bColumns : bRows; // inner size per expert
@@ -62,6 +74,9 @@ const expertMatMul: KernelFunc = ({ inputs, backend: anyBackend, attrs }) => {
   const aOffset = memoryOffset(backend, a);
   const bOffset = memoryOffset(backend, b);
   const outOffset = memoryOffset(backend, out);
+  const biasOffset = bias === undefined ? -1 : memoryOffset(backend, bias);
+  // The epilogue belongs to the forward product only, never to its input gradient.
+  const epilogue = !transposeB && (biasOffset >= 0 || relu);
   if (blocks) {
     // [B, N*K] @ blockdiag(W) -> [B, N*M]: a batch of N strided products in one call.
     gemm.sgemmBatched(
@@ -82,6 +97,8 @@ const expertMatMul: KernelFunc = ({ inputs, backend: anyBackend, attrs }) => {
       numExperts * n,
       n,
     );
+    // The bias [N, M] is laid out as one row of the [B, N*M] output.
+    if (epilogue) gemm.biasActivation(buffer, outOffset, rows, numExperts * n, biasOffset, relu);
     return out;
   }
   let start = 0;
@@ -106,10 +123,42 @@ const expertMatMul: KernelFunc = ({ inputs, backend: anyBackend, attrs }) => {
         n,
         0,
       );
+      if (epilogue) {
+        const expertBias = biasOffset < 0 ? -1 : biasOffset + 4 * expert * n;
+        gemm.biasActivation(buffer, outOffset + 4 * start * n, count, n, expertBias, relu);
+      }
     }
     start += count;
   }
   return out;
+};
+
+// dz = dy masked by out > 0 (relu) or dy itself, and the per-expert column sums of dz.
+const expertEpilogueGradient: KernelFunc = ({ inputs, backend: anyBackend, attrs }) => {
+  const { gemm, backend } = requireNative(anyBackend, EXPERT_EPILOGUE_GRADIENT);
+  if (gemm.epilogueGradient === undefined) {
+    throw new Error(`${EXPERT_EPILOGUE_GRADIENT} needs a native add-on built with epilogueGradient`);
+  }
+  const { dy, out } = inputs as { dy: tf.TensorInfo; out?: tf.TensorInfo };
+  const { layout, numExperts, segmentRows, activation } = attrs as unknown as ExpertMatMulAttrs;
+  const [rows, columns] = dy.shape as [number, number];
+  const blocks = layout === "blocks";
+  const width = blocks ? columns / numExperts : columns;
+  const dz = backend.makeOutput([rows, columns], "float32");
+  const biasGradient = backend.makeOutput([numExperts, width], "float32");
+  const relu = activation === "relu";
+  gemm.epilogueGradient(
+    backend.wasm.HEAPU8.buffer,
+    memoryOffset(backend, dy),
+    relu ? memoryOffset(backend, out!) : -1,
+    memoryOffset(backend, dz),
+    rows,
+    columns,
+    // Blocks: one segment of every row over all N*M columns, whose sums are the bias [N*M].
+    Int32Array.from(blocks ? [rows] : segmentRows),
+    memoryOffset(backend, biasGradient),
+  );
+  return [dz, biasGradient];
 };
 
 // dW_e = a_e^T @ dy_e for every expert e; an expert with no rows gets zeros.
@@ -185,6 +234,7 @@ export function registerExpertKernels(): void {
   for (const [kernelName, kernelFunc] of [
     [EXPERT_MATMUL, expertMatMul],
     [EXPERT_WEIGHT_GRADIENT, expertWeightGradient],
+    [EXPERT_EPILOGUE_GRADIENT, expertEpilogueGradient],
   ] as const) {
     if (getKernel(kernelName, "wasm") === undefined)
       registerKernel({ kernelName, backendName: "wasm", kernelFunc });

@@ -1,6 +1,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { ShapeError } from "../errors.js";
 import {
+  EXPERT_EPILOGUE_GRADIENT,
   EXPERT_MATMUL,
   EXPERT_WEIGHT_GRADIENT,
   type ExpertMatMulAttrs,
@@ -8,13 +9,19 @@ import {
   registerExpertKernels,
 } from "../kernels/wasm-expert-matmul.js";
 import { assertInteger, assertTensor } from "../validate.js";
+import { type Activation, applyActivation, assertActivation } from "./activations.js";
+import { gatherRows } from "./rows.js";
 
 registerExpertKernels();
 
-function runExpertMatMul(a: tf.Tensor2D, weights: tf.Tensor3D, attrs: ExpertMatMulAttrs): tf.Tensor2D {
-  return tf
-    .engine()
-    .runKernel(EXPERT_MATMUL, { a, b: weights }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor2D;
+function runExpertMatMul(
+  a: tf.Tensor2D,
+  weights: tf.Tensor3D,
+  attrs: ExpertMatMulAttrs,
+  bias?: tf.Tensor2D,
+): tf.Tensor2D {
+  const inputs: tf.NamedTensorMap = bias === undefined ? { a, b: weights } : { a, b: weights, bias };
+  return tf.engine().runKernel(EXPERT_MATMUL, inputs, attrs as unknown as tf.NamedAttrMap) as tf.Tensor2D;
 }
 
 function runWeightGradient(a: tf.Tensor2D, dy: tf.Tensor2D, attrs: ExpertMatMulAttrs): tf.Tensor3D {
@@ -150,5 +157,171 @@ export function segmentExpertMatMul(
       start += count;
     });
     return pieces.length === 1 ? pieces[0]! : (tf.concat(pieces, 0) as tf.Tensor2D); // [R, M]
+  });
+}
+
+// The native products with the bias and a relu/linear activation applied in place, and one
+// kernel for their backward pass (masked dy and the per-expert bias sums).
+function nativeExpertDense(
+  x: tf.Tensor2D,
+  weights: tf.Tensor3D,
+  bias: tf.Tensor2D,
+  attrs: ExpertMatMulAttrs,
+): tf.Tensor2D {
+  const relu = attrs.activation === "relu";
+  const layer = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [input, kernel, offsets] = args as [tf.Tensor2D, tf.Tensor3D, tf.Tensor2D];
+    const value = runExpertMatMul(input, kernel, { ...attrs, transposeB: false }, offsets);
+    (args[3] as tf.GradSaveFunc)(relu ? [input, kernel, value] : [input, kernel]);
+    return {
+      value,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const gradientInputs: tf.NamedTensorMap = relu ? { dy, out: saved[2]! } : { dy };
+        const [dz, biasGradient] = tf
+          .engine()
+          .runKernel(EXPERT_EPILOGUE_GRADIENT, gradientInputs, attrs as unknown as tf.NamedAttrMap) as [
+          tf.Tensor2D,
+          tf.Tensor2D,
+        ];
+        return [
+          runExpertMatMul(dz, saved[1] as tf.Tensor3D, { ...attrs, transposeB: true, activation: "linear" }),
+          runWeightGradient(saved[0] as tf.Tensor2D, dz, attrs),
+          biasGradient,
+        ];
+      },
+    };
+  });
+  return layer(x, weights, bias) as tf.Tensor2D;
+}
+
+function useNativeEpilogue(): boolean {
+  const native = tf.getBackend() === "wasm" ? nativeExpertGemm(tf.backend()) : null;
+  return native !== null && native.gemm.epilogueGradient !== undefined;
+}
+
+function assertBias(where: string, bias: tf.Tensor2D, weights: tf.Tensor3D): void {
+  const [numExperts, , outer] = weights.shape;
+  assertTensor(`${where} bias`, bias, { rank: 2, dtype: "float32", shape: [numExperts, outer] });
+}
+
+/**
+ * A layer of every expert on its own column block (dense dispatch): {@link blockExpertMatMul}
+ * plus expert e's bias on its output block, then `activation`:
+ * `out[:, e*M:(e+1)*M] = act(x[:, e*K:(e+1)*K] @ weights[e] + bias[e])`.
+ *
+ * With mdrec's native GEMM on `wasm`, the bias and a relu or linear activation are applied in
+ * place after the products and the backward pass masks dy and sums the bias gradient in one
+ * kernel (no separate Add, Relu, Step, Cast and Multiply over `[B, N*M]`). Elsewhere, and for
+ * other activations, it is the product, an add and {@link applyActivation}.
+ *
+ * @param x `[B, N * K]` float32.
+ * @param weights `[N, K, M]` float32.
+ * @param bias `[N, M]` float32.
+ * @param activation defaults to `"linear"`.
+ * @returns `[B, N * M]`.
+ * @example
+ * const hidden = blockExpertDense(x, kernel, bias, "relu"); // x [B, 4 * 256], kernel [4, 256, 128], bias [4, 128]
+ */
+export function blockExpertDense(
+  x: tf.Tensor2D,
+  weights: tf.Tensor3D,
+  bias: tf.Tensor2D,
+  activation: Activation = "linear",
+): tf.Tensor2D {
+  assertTensor("blockExpertDense weights", weights, { rank: 3, dtype: "float32" });
+  assertBias("blockExpertDense", bias, weights);
+  assertActivation("blockExpertDense activation", activation);
+  const [numExperts, , outer] = weights.shape;
+  const fused = activation === "relu" || activation === "linear";
+  if (useNativeEpilogue() && x?.shape?.[0] !== 0 && blockColumnsMatch(x, weights)) {
+    return tf.tidy(() => {
+      const value = nativeExpertDense(x, weights, bias, {
+        layout: "blocks",
+        numExperts,
+        segmentRows: [],
+        transposeB: false,
+        activation: fused ? activation : "linear",
+      });
+      return (fused ? value : applyActivation(value, activation)) as tf.Tensor2D;
+    });
+  }
+  return tf.tidy(
+    () =>
+      applyActivation(
+        tf.add(blockExpertMatMul(x, weights), tf.reshape(bias, [numExperts * outer])),
+        activation,
+      ) as tf.Tensor2D,
+  );
+}
+
+// Whether x has N * K columns (else blockExpertMatMul's own check reports it).
+function blockColumnsMatch(x: tf.Tensor2D, weights: tf.Tensor3D): boolean {
+  return x instanceof tf.Tensor && x.rank === 2 && x.shape[1] === weights.shape[0] * weights.shape[1];
+}
+
+/**
+ * A layer of every expert on its own contiguous run of rows (sparse dispatch):
+ * {@link segmentExpertMatMul} plus expert e's bias on its rows, then `activation`.
+ *
+ * With mdrec's native GEMM on `wasm`, the bias and a relu or linear activation are applied in
+ * place per segment and the backward pass masks dy and sums each expert's bias gradient in one
+ * kernel (no per-row bias gather, Add, Relu or their gradients). Elsewhere, and for other
+ * activations, it is the product, a gathered per-row bias and {@link applyActivation}.
+ *
+ * @param x `[R, K]` float32 rows grouped by expert.
+ * @param weights `[N, K, M]` float32.
+ * @param segmentRows `N` non-negative integers summing to `R`.
+ * @param bias `[N, M]` float32.
+ * @param activation defaults to `"linear"`.
+ * @returns `[R, M]`.
+ * @example
+ * const out = segmentExpertDense(routedRows, kernel, [3, 0, 5], bias, "relu"); // [8, M]
+ */
+export function segmentExpertDense(
+  x: tf.Tensor2D,
+  weights: tf.Tensor3D,
+  segmentRows: readonly number[],
+  bias: tf.Tensor2D,
+  activation: Activation = "linear",
+): tf.Tensor2D {
+  assertTensor("segmentExpertDense weights", weights, { rank: 3, dtype: "float32" });
+  assertBias("segmentExpertDense", bias, weights);
+  assertActivation("segmentExpertDense activation", activation);
+  const [numExperts, inner] = weights.shape;
+  const fused = activation === "relu" || activation === "linear";
+  const total = Array.isArray(segmentRows) ? segmentRows.reduce((sum, count) => sum + count, 0) : -1;
+  const valid =
+    x instanceof tf.Tensor &&
+    x.rank === 2 &&
+    x.shape[1] === inner &&
+    Array.isArray(segmentRows) &&
+    segmentRows.length === numExperts &&
+    segmentRows.every((count) => Number.isInteger(count) && count >= 0) &&
+    total === x.shape[0];
+  if (useNativeEpilogue() && valid && total > 0) {
+    return tf.tidy(() => {
+      const value = nativeExpertDense(x, weights, bias, {
+        layout: "segments",
+        numExperts,
+        segmentRows: [...segmentRows],
+        transposeB: false,
+        activation: fused ? activation : "linear",
+      });
+      return (fused ? value : applyActivation(value, activation)) as tf.Tensor2D;
+    });
+  }
+  // Invalid arguments get segmentExpertMatMul's messages.
+  const product = segmentExpertMatMul(x, weights, segmentRows);
+  return tf.tidy(() => {
+    const expertOfRow = new Int32Array(total);
+    let start = 0;
+    segmentRows.forEach((count, expert) => {
+      expertOfRow.fill(expert, start, start + count);
+      start += count;
+    });
+    const rowBias = gatherRows(bias, tf.tensor1d(expertOfRow, "int32")); // [R, M]
+    const out = applyActivation(tf.add(product, rowBias), activation) as tf.Tensor2D; // [R, M]
+    product.dispose();
+    return out;
   });
 }

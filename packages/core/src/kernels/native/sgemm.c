@@ -393,6 +393,120 @@ static napi_value bias_activation(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* Whether the byte ranges [a, a + a_bytes) and [b, b + b_bytes) share a byte. */
+static int ranges_overlap(int64_t a, int64_t a_bytes, int64_t b, int64_t b_bytes) {
+  return a_bytes > 0 && b_bytes > 0 && a < b + b_bytes && b < a + a_bytes;
+}
+
+/* dz = dy * step(out) (tfjs's relu gradient: NaN * 0 stays NaN), four lanes at a time with GCC /
+ * Clang vector extensions: plain loops of this compiled to a branch per element on baseline
+ * x86-64 (~10 ns each on random signs) instead of vector compares. */
+typedef float float4 __attribute__((vector_size(16)));
+typedef int32_t int4 __attribute__((vector_size(16)));
+
+static void relu_mask(const float *restrict dy, const float *restrict out, float *restrict dz,
+                      int64_t cols) {
+  const float4 zero = {0.0f, 0.0f, 0.0f, 0.0f};
+  const float4 one = {1.0f, 1.0f, 1.0f, 1.0f};
+  int64_t col = 0;
+  for (; col + 4 <= cols; col += 4) {
+    float4 d, o;
+    memcpy(&d, dy + col, sizeof d);
+    memcpy(&o, out + col, sizeof o);
+    const float4 step = (float4)((int4)(o > zero) & (int4)one); /* 1.0f where out > 0, else 0.0f */
+    const float4 result = d * step;
+    memcpy(dz + col, &result, sizeof result);
+  }
+  for (; col < cols; col++) dz[col] = dy[col] * (out[col] > 0.0f ? 1.0f : 0.0f);
+}
+
+/* One segment of epilogue_gradient on its own, with restrict-qualified outputs so the masking
+ * and the column sums vectorise (the caller checked that nothing overlaps). */
+static void epilogue_rows(const float *restrict dy, const float *restrict out, float *restrict dz,
+                          float *restrict sum, int64_t rows, int64_t cols) {
+  for (int64_t col = 0; col < cols; col++) sum[col] = 0.0f;
+  for (int64_t row = 0; row < rows; row++) {
+    const float *dy_row = dy + row * cols;
+    float *dz_row = dz + row * cols;
+    if (out != NULL) {
+      const float *out_row = out + row * cols;
+      relu_mask(dy_row, out_row, dz_row, cols);
+    } else {
+      for (int64_t col = 0; col < cols; col++) dz_row[col] = dy_row[col];
+    }
+    for (int64_t col = 0; col < cols; col++) sum[col] += dz_row[col];
+  }
+}
+
+/*
+ * epilogueGradient(buffer, dyOffset, outOffset, dzOffset, rows, cols, segmentRows, biasGradOffset)
+ * The backward pass of `out = act(z + bias_e)` for row-major [rows, cols] matrices, where the
+ * rows come in segments (`segmentRows`, an Int32Array summing to rows) and segment e uses bias
+ * row e: writes dz = dy where out > 0, else 0 (relu; outOffset < 0: linear, dz = dy) and
+ * biasGrad[e] = sum of dz over segment e's rows ([segments, cols]). The outputs may not overlap
+ * each other or the inputs.
+ */
+static napi_value epilogue_gradient(napi_env env, napi_callback_info info) {
+  size_t argc = 8;
+  napi_value argv[8];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 8) {
+    return throw_error(env, "epilogueGradient expects 8 arguments");
+  }
+  void *data = NULL;
+  size_t length = 0;
+  bool is_buffer = false;
+  napi_is_arraybuffer(env, argv[0], &is_buffer);
+  if (!is_buffer || napi_get_arraybuffer_info(env, argv[0], &data, &length) != napi_ok) {
+    return throw_error(env, "epilogueGradient: argument 0 must be an ArrayBuffer");
+  }
+  int64_t v[5];
+  for (int i = 0; i < 5; i++) {
+    if (napi_get_value_int64(env, argv[1 + i], &v[i]) != napi_ok || v[i] < -1 || v[i] > INT32_MAX) {
+      return throw_error(env, "epilogueGradient: offsets and sizes must be integers in [0, 2^31)");
+    }
+  }
+  int64_t dy_offset = v[0], out_offset = v[1], dz_offset = v[2], rows = v[3], cols = v[4];
+  int32_t *segments = NULL;
+  size_t count = 0;
+  if (!typed_array_arg(env, argv[6], napi_int32_array, (void **)&segments, &count) || count == 0) {
+    return throw_error(env, "epilogueGradient: segmentRows must be a non-empty Int32Array");
+  }
+  int64_t bias_offset = 0;
+  if (napi_get_value_int64(env, argv[7], &bias_offset) != napi_ok) bias_offset = -1;
+  int64_t total = 0;
+  for (size_t e = 0; e < count; e++) {
+    if (segments[e] < 0) return throw_error(env, "epilogueGradient: segmentRows must be non-negative");
+    total += segments[e];
+  }
+  const int64_t bytes = 4 * rows * cols;
+  if (total != rows || rows < 0 || cols < 0 || dy_offset < 0 || dz_offset < 0 || bias_offset < 0 ||
+      (dy_offset | dz_offset | bias_offset | (out_offset < 0 ? 0 : out_offset)) % 4 != 0 ||
+      dy_offset + bytes > (int64_t)length || dz_offset + bytes > (int64_t)length ||
+      (out_offset >= 0 && out_offset + bytes > (int64_t)length) ||
+      bias_offset + 4 * (int64_t)count * cols > (int64_t)length) {
+    return throw_error(env, "epilogueGradient: a matrix lies outside the buffer, is misaligned or the segments do not sum to rows");
+  }
+  uint8_t *base = (uint8_t *)data;
+  const float *dy = (const float *)(base + dy_offset);
+  const float *out = out_offset >= 0 ? (const float *)(base + out_offset) : NULL;
+  float *dz = (float *)(base + dz_offset);
+  float *bias_gradient = (float *)(base + bias_offset);
+  if (ranges_overlap(dz_offset, bytes, bias_offset, 4 * (int64_t)count * cols) ||
+      ranges_overlap(dz_offset, bytes, dy_offset, bytes) ||
+      (out != NULL && ranges_overlap(dz_offset, bytes, out_offset, bytes)) ||
+      ranges_overlap(bias_offset, 4 * (int64_t)count * cols, dy_offset, bytes) ||
+      (out != NULL && ranges_overlap(bias_offset, 4 * (int64_t)count * cols, out_offset, bytes))) {
+    return throw_error(env, "epilogueGradient: the outputs overlap each other or the inputs");
+  }
+  int64_t row = 0;
+  for (size_t e = 0; e < count; e++) {
+    epilogue_rows(dy + row * cols, out == NULL ? NULL : out + row * cols, dz + row * cols,
+                  bias_gradient + e * cols, segments[e], cols);
+    row += segments[e];
+  }
+  return NULL;
+}
+
 /* setThreads(count): OpenBLAS thread count (ignored by other BLAS libraries). */
 static napi_value set_threads(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -431,6 +545,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"info", NULL, describe, NULL, NULL, NULL, napi_default, NULL},
       {"biasActivation", NULL, bias_activation, NULL, NULL, NULL, napi_default, NULL},
       {"gatherConcat", NULL, gather_concat, NULL, NULL, NULL, napi_default, NULL},
+      {"epilogueGradient", NULL, epilogue_gradient, NULL, NULL, NULL, napi_default, NULL},
 #ifdef MDREC_HAS_ADAM
       {"adamUpdate", NULL, adam_update, NULL, NULL, NULL, napi_default, NULL},
 #endif
