@@ -142,7 +142,9 @@ describe("blockExpertDense and segmentExpertDense", () => {
           for (const activation of activations) {
             const wasm = run(layout, activation);
             const expected = cpu.get(`${layout} ${activation}`)!;
-            wasm.forEach((array, index) => expectClose(array, expected[index]!));
+            wasm.forEach((array, index) => {
+              expectClose(array, expected[index]!);
+            });
           }
         }
       }
