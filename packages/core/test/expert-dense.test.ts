@@ -11,6 +11,7 @@ import {
 import * as tf from "@tensorflow/tfjs-core";
 import { afterAll, describe, expect, it } from "vitest";
 import { loadNativeGemm } from "../src/kernels/native-gemm.js";
+import { expectAllClose, onBackend, seededValues } from "./helpers.js";
 
 const native = loadNativeGemm().available;
 
@@ -18,15 +19,6 @@ afterAll(async () => {
   unregisterFastKernels("wasm");
   await tf.setBackend("cpu");
 });
-
-/** Seeded values in [-1, 1). */
-function values(count: number, seed: number): Float32Array {
-  let state = seed >>> 0;
-  return Float32Array.from({ length: count }, () => {
-    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-    return state / 2 ** 31 - 1;
-  });
-}
 
 type Layout = "blocks" | "segments";
 const SEGMENTS = [4, 0, 3];
@@ -37,9 +29,9 @@ function run(layout: Layout, activation: Activation): Float32Array[] {
     const [experts, inner, outer] = [3, 5, 4];
     const rows = layout === "blocks" ? 6 : 7;
     const columns = layout === "blocks" ? experts * inner : inner;
-    const x = tf.tensor2d(values(rows * columns, 1), [rows, columns]);
-    const w = tf.tensor3d(values(experts * inner * outer, 2), [experts, inner, outer]);
-    const b = tf.tensor2d(values(experts * outer, 4), [experts, outer]);
+    const x = tf.tensor2d(seededValues(rows * columns, 1), [rows, columns]);
+    const w = tf.tensor3d(seededValues(experts * inner * outer, 2), [experts, inner, outer]);
+    const b = tf.tensor2d(seededValues(experts * outer, 4), [experts, outer]);
     const layer = (input: tf.Tensor, weights: tf.Tensor, bias: tf.Tensor) =>
       layout === "blocks"
         ? blockExpertDense(input as tf.Tensor2D, weights as tf.Tensor3D, bias as tf.Tensor2D, activation)
@@ -51,27 +43,12 @@ function run(layout: Layout, activation: Activation): Float32Array[] {
             activation,
           );
     const value = layer(x, w, b);
-    const probe = tf.tensor(values(value.size, 3), value.shape);
+    const probe = tf.tensor(seededValues(value.size, 3), value.shape);
     const grads = tf.grads((input: tf.Tensor, weights: tf.Tensor, bias: tf.Tensor) =>
       tf.sum(tf.mul(layer(input, weights, bias), probe)),
     )([x, w, b]);
     return [value, ...grads].map((tensor) => tensor.dataSync() as Float32Array);
   });
-}
-
-function expectClose(actual: Float32Array, expected: Float32Array, tolerance = 1e-5): void {
-  expect(actual.length).toBe(expected.length);
-  actual.forEach((value, index) => {
-    expect(Math.abs(value - expected[index]!)).toBeLessThanOrEqual(
-      tolerance * Math.max(1, Math.abs(expected[index]!)),
-    );
-  });
-}
-
-async function onBackend<T>(backend: string, body: () => T): Promise<T> {
-  await tf.setBackend(backend);
-  await tf.ready();
-  return body();
 }
 
 describe("blockExpertDense and segmentExpertDense", () => {
@@ -97,17 +74,17 @@ describe("blockExpertDense and segmentExpertDense", () => {
 
   it("has gradients that match finite differences (cpu)", async () => {
     await onBackend("cpu", () => {
-      const x = tf.tensor2d(values(7 * 5, 5), [7, 5]);
-      const w = tf.variable(tf.tensor3d(values(3 * 5 * 4, 6), [3, 5, 4]));
-      const b = tf.variable(tf.tensor2d(values(3 * 4, 7), [3, 4]));
-      const probe = tf.tensor2d(values(7 * 4, 8), [7, 4]);
+      const x = tf.tensor2d(seededValues(7 * 5, 5), [7, 5]);
+      const w = tf.variable(tf.tensor3d(seededValues(3 * 5 * 4, 6), [3, 5, 4]));
+      const b = tf.variable(tf.tensor2d(seededValues(3 * 4, 7), [3, 4]));
+      const probe = tf.tensor2d(seededValues(7 * 4, 8), [7, 4]);
       const loss = () =>
         tf.sum(
           tf.mul(segmentExpertDense(x, w as tf.Tensor3D, SEGMENTS, b as tf.Tensor2D, "tanh"), probe),
         ) as tf.Scalar;
       const { value, grads } = tf.variableGrads(loss, [w, b]);
       value.dispose();
-      for (const variable of [w, b]) {
+      for (const variable of [w, b] as tf.Variable[]) {
         const analytic = grads[variable.name]!.dataSync();
         const base = variable.dataSync().slice();
         for (const position of [0, 5, 11]) {
@@ -143,7 +120,7 @@ describe("blockExpertDense and segmentExpertDense", () => {
             const wasm = run(layout, activation);
             const expected = cpu.get(`${layout} ${activation}`)!;
             wasm.forEach((array, index) => {
-              expectClose(array, expected[index]!);
+              expectAllClose(array, expected[index]!);
             });
           }
         }

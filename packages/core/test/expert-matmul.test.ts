@@ -10,6 +10,7 @@ import {
 import * as tf from "@tensorflow/tfjs-core";
 import { afterAll, describe, expect, it } from "vitest";
 import { loadNativeGemm } from "../src/kernels/native-gemm.js";
+import { expectAllClose, onBackend, seededValues } from "./helpers.js";
 
 const native = loadNativeGemm().available;
 
@@ -17,15 +18,6 @@ afterAll(async () => {
   unregisterFastKernels("wasm");
   await tf.setBackend("cpu");
 });
-
-/** Seeded values in [-1, 1). */
-function values(count: number, seed: number): Float32Array {
-  let state = seed >>> 0;
-  return Float32Array.from({ length: count }, () => {
-    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-    return state / 2 ** 31 - 1;
-  });
-}
 
 interface Outputs {
   value: Float32Array;
@@ -40,12 +32,12 @@ function run(layout: "blocks" | "segments"): Outputs {
     const segments = [4, 0, 3];
     const rows = layout === "blocks" ? 6 : 7;
     const columns = layout === "blocks" ? experts * inner : inner;
-    const x = tf.tensor2d(values(rows * columns, 1), [rows, columns]);
-    const w = tf.tensor3d(values(experts * inner * outer, 2), [experts, inner, outer]);
+    const x = tf.tensor2d(seededValues(rows * columns, 1), [rows, columns]);
+    const w = tf.tensor3d(seededValues(experts * inner * outer, 2), [experts, inner, outer]);
     const product = (input: tf.Tensor2D, weights: tf.Tensor3D) =>
       layout === "blocks" ? blockExpertMatMul(input, weights) : segmentExpertMatMul(input, weights, segments);
     const value = product(x, w);
-    const probe = tf.tensor(values(value.size, 3), value.shape);
+    const probe = tf.tensor(seededValues(value.size, 3), value.shape);
     const [dx, dw] = tf.grads((input: tf.Tensor, weights: tf.Tensor) =>
       tf.sum(tf.mul(product(input as tf.Tensor2D, weights as tf.Tensor3D), probe)),
     )([x, w]);
@@ -55,21 +47,6 @@ function run(layout: "blocks" | "segments"): Outputs {
       dw: dw!.dataSync() as Float32Array,
     } as never;
   }) as unknown as Outputs;
-}
-
-function expectClose(actual: Float32Array, expected: Float32Array, tolerance = 1e-5): void {
-  expect(actual.length).toBe(expected.length);
-  actual.forEach((value, index) => {
-    expect(Math.abs(value - expected[index]!)).toBeLessThanOrEqual(
-      tolerance * Math.max(1, Math.abs(expected[index]!)),
-    );
-  });
-}
-
-async function onBackend<T>(backend: string, body: () => T): Promise<T> {
-  await tf.setBackend(backend);
-  await tf.ready();
-  return body();
 }
 
 describe("blockExpertMatMul and segmentExpertMatMul", () => {
@@ -88,9 +65,9 @@ describe("blockExpertMatMul and segmentExpertMatMul", () => {
 
   it("has gradients that match finite differences (cpu)", async () => {
     await onBackend("cpu", () => {
-      const x = tf.variable(tf.tensor2d(values(3 * 4, 5), [3, 4])); // [B=3, N*K=4]
-      const y = tf.variable(tf.tensor2d(values(3 * 2, 7), [3, 2])); // [R=3, K=2]
-      const w = tf.variable(tf.tensor3d(values(2 * 2 * 3, 6), [2, 2, 3])); // [N=2, K=2, M=3]
+      const x = tf.variable(tf.tensor2d(seededValues(3 * 4, 5), [3, 4])); // [B=3, N*K=4]
+      const y = tf.variable(tf.tensor2d(seededValues(3 * 2, 7), [3, 2])); // [R=3, K=2]
+      const w = tf.variable(tf.tensor3d(seededValues(2 * 2 * 3, 6), [2, 2, 3])); // [N=2, K=2, M=3]
       const loss = () =>
         tf.add(
           tf.sum(tf.square(blockExpertMatMul(x, w))),
@@ -122,9 +99,9 @@ describe("blockExpertMatMul and segmentExpertMatMul", () => {
       registerFastKernels("wasm", { nativeGemm });
       for (const layout of ["blocks", "segments"] as const) {
         const wasm = run(layout);
-        expectClose(wasm.value, cpu[layout].value);
-        expectClose(wasm.dx, cpu[layout].dx);
-        expectClose(wasm.dw, cpu[layout].dw);
+        expectAllClose(wasm.value, cpu[layout].value);
+        expectAllClose(wasm.dx, cpu[layout].dx);
+        expectAllClose(wasm.dw, cpu[layout].dw);
       }
     }
     registerFastKernels("wasm");

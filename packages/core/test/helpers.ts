@@ -97,3 +97,33 @@ export function maxAbsDifference(a: ArrayLike<number>, b: ArrayLike<number>): nu
 export function weightValues(weights: LayerVariable[]): Float32Array[] {
   return weights.map((weight) => weight.read().dataSync().slice() as Float32Array);
 }
+
+/** Seeded values in [-1, 1) (a linear congruential sequence). */
+export function seededValues(count: number, seed: number): Float32Array {
+  let state = seed >>> 0;
+  return Float32Array.from({ length: count }, () => {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    return state / 2 ** 31 - 1;
+  });
+}
+
+/** Asserts equal lengths and every element within `tolerance`, relative above magnitude 1. */
+export function expectAllClose(
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  tolerance = 1e-5,
+): void {
+  expect(actual.length).toBe(expected.length);
+  for (let index = 0; index < actual.length; index++) {
+    expect(Math.abs(actual[index]! - expected[index]!)).toBeLessThanOrEqual(
+      tolerance * Math.max(1, Math.abs(expected[index]!)),
+    );
+  }
+}
+
+/** Switches to `backend`, waits for it, then runs `body`. */
+export async function onBackend<T>(backend: string, body: () => T): Promise<T> {
+  await tf.setBackend(backend);
+  await tf.ready();
+  return body();
+}

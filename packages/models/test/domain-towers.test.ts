@@ -6,6 +6,12 @@ import { describe, expect, it } from "vitest";
 import { gradientValues, nonZeroCount, probeLoss, run, seededMatrix, variablesOf } from "./support.js";
 
 const domainsOf = (ids: number[]) => tf.tensor1d(ids, "int32");
+const MODES_AND_DISPATCHES = [
+  ["per-domain", "sparse"],
+  ["per-domain", "dense"],
+  ["shared", "sparse"],
+  ["shared", "dense"],
+] as const;
 
 describe("DomainTowers", () => {
   it("routes each row to its own domain's tower, sparse and dense (golden, linear towers)", () => {
@@ -90,12 +96,7 @@ describe("DomainTowers", () => {
   });
 
   it("matches finite-difference gradients in both modes and both dispatches", () => {
-    for (const [mode, dispatch] of [
-      ["per-domain", "sparse"],
-      ["per-domain", "dense"],
-      ["shared", "sparse"],
-      ["shared", "dense"],
-    ] as const) {
+    for (const [mode, dispatch] of MODES_AND_DISPATCHES) {
       const towers = new DomainTowers({
         numDomains: 2,
         numTasks: 2,
@@ -244,12 +245,7 @@ describe("DomainTowers", () => {
   });
 
   it("matches wasm within 1e-5 (forward and gradients, both dispatches)", async () => {
-    for (const [mode, dispatch] of [
-      ["per-domain", "sparse"],
-      ["per-domain", "dense"],
-      ["shared", "sparse"],
-      ["shared", "dense"],
-    ] as const) {
+    for (const [mode, dispatch] of MODES_AND_DISPATCHES) {
       const towers = new DomainTowers({ numDomains: 3, numTasks: 2, units: [4], mode, dispatch, seed: 2 });
       const x = seededMatrix(6, 5, 7);
       const domains = domainsOf([0, 1, 2, 2, 1, 0]);

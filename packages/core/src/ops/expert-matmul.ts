@@ -194,6 +194,28 @@ function nativeExpertDense(
   return layer(x, weights, bias) as tf.Tensor2D;
 }
 
+// The native layer with relu/linear fused; any other activation runs after a linear one.
+function nativeExpertLayer(
+  x: tf.Tensor2D,
+  weights: tf.Tensor3D,
+  bias: tf.Tensor2D,
+  activation: Activation,
+  layout: ExpertMatMulAttrs["layout"],
+  segmentRows: number[],
+): tf.Tensor2D {
+  const fused = activation === "relu" || activation === "linear";
+  return tf.tidy(() => {
+    const value = nativeExpertDense(x, weights, bias, {
+      layout,
+      numExperts: weights.shape[0],
+      segmentRows,
+      transposeB: false,
+      activation: fused ? activation : "linear",
+    });
+    return (fused ? value : applyActivation(value, activation)) as tf.Tensor2D;
+  });
+}
+
 function useNativeEpilogue(): boolean {
   const native = tf.getBackend() === "wasm" ? nativeExpertGemm(tf.backend()) : null;
   return native !== null && native.gemm.epilogueGradient !== undefined;
@@ -232,18 +254,8 @@ export function blockExpertDense(
   assertBias("blockExpertDense", bias, weights);
   assertActivation("blockExpertDense activation", activation);
   const [numExperts, , outer] = weights.shape;
-  const fused = activation === "relu" || activation === "linear";
   if (useNativeEpilogue() && x?.shape?.[0] !== 0 && blockColumnsMatch(x, weights)) {
-    return tf.tidy(() => {
-      const value = nativeExpertDense(x, weights, bias, {
-        layout: "blocks",
-        numExperts,
-        segmentRows: [],
-        transposeB: false,
-        activation: fused ? activation : "linear",
-      });
-      return (fused ? value : applyActivation(value, activation)) as tf.Tensor2D;
-    });
+    return nativeExpertLayer(x, weights, bias, activation, "blocks", []);
   }
   return tf.tidy(
     () =>
@@ -288,7 +300,6 @@ export function segmentExpertDense(
   assertBias("segmentExpertDense", bias, weights);
   assertActivation("segmentExpertDense activation", activation);
   const [numExperts, inner] = weights.shape;
-  const fused = activation === "relu" || activation === "linear";
   const total = Array.isArray(segmentRows) ? segmentRows.reduce((sum, count) => sum + count, 0) : -1;
   const valid =
     x instanceof tf.Tensor &&
@@ -299,16 +310,7 @@ export function segmentExpertDense(
     segmentRows.every((count) => Number.isInteger(count) && count >= 0) &&
     total === x.shape[0];
   if (useNativeEpilogue() && valid && total > 0) {
-    return tf.tidy(() => {
-      const value = nativeExpertDense(x, weights, bias, {
-        layout: "segments",
-        numExperts,
-        segmentRows: [...segmentRows],
-        transposeB: false,
-        activation: fused ? activation : "linear",
-      });
-      return (fused ? value : applyActivation(value, activation)) as tf.Tensor2D;
-    });
+    return nativeExpertLayer(x, weights, bias, activation, "segments", [...segmentRows]);
   }
   // Invalid arguments get segmentExpertMatMul's messages.
   const product = segmentExpertMatMul(x, weights, segmentRows);
