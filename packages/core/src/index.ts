@@ -45,8 +45,8 @@ export {
   type Activation,
   applyActivation,
   assertActivation,
-  denseActivation,
 } from "./ops/activations.js";
+export { denseActivation } from "./ops/dense.js";
 export {
   blockExpertDense,
   blockExpertMatMul,

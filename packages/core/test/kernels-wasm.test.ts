@@ -299,11 +299,15 @@ describe("wasm _FusedMatMul override", () => {
     const inputs = [randomInput(random, [5, 4]), randomInput(random, [4, 3]), randomInput(random, [3])];
     for (const activation of ["relu", "linear", "tanh"] as const) {
       const results = await across(MODES_WITHOUT_STOCK, inputs, (x, w, b) => {
-        const loss = (weights: tf.Tensor) =>
+        const loss = (input: tf.Tensor, weights: tf.Tensor, bias: tf.Tensor) =>
           tf.sum(
-            tf.square(denseActivation(x as tf.Tensor2D, weights as tf.Tensor2D, b!, activation)),
+            tf.square(denseActivation(input as tf.Tensor2D, weights as tf.Tensor2D, bias, activation)),
           ) as tf.Scalar;
-        return [denseActivation(x as tf.Tensor2D, w as tf.Tensor2D, b!, activation), tf.grad(loss)(w!)];
+        // Gradients for the input, the kernel and the bias.
+        return [
+          denseActivation(x as tf.Tensor2D, w as tf.Tensor2D, b!, activation),
+          ...tf.grads(loss)([x!, w!, b!]),
+        ];
       });
       for (const mode of ["fast", "native"] as const) {
         results[mode]?.forEach((output, index) => {

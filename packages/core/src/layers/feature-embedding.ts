@@ -215,37 +215,42 @@ export class FeatureEmbedding extends layers.Layer {
   }
 
   private checkValues(columns: tf.Tensor1D[]): void {
-    // One sync for every field: [min, max] per categorical field, sum(x * 0) per numeric field
-    // (NaN exactly when some value is NaN or infinite).
-    const summary = tf.tidy(() =>
-      tf.concat(
-        this.features.map((spec, index) => {
-          const column = columns[index]!;
-          if (spec.kind === "categorical")
-            return tf.stack([tf.cast(tf.min(column), "float32"), tf.cast(tf.max(column), "float32")]);
-          return tf.reshape(tf.sum(tf.mul(column, 0)), [1]);
-        }),
-      ),
-    ); // [2 * categorical + numeric]
-    const values = summary.dataSync();
-    summary.dispose();
-    let offset = 0;
-    this.features.forEach((spec, index) => {
-      if (spec.kind === "categorical") {
-        const low = values[offset]!;
-        const high = values[offset + 1]!;
-        offset += 2;
+    // A few kernels for all fields (not a handful per field: they ran on every training step):
+    // per categorical field [min, max] of its int32 ids, read without a float cast (ids past
+    // 2^24 would round), and per numeric field sum(x * 0), NaN exactly when some value is NaN or
+    // infinite. One sync each.
+    const categorical = this.features.flatMap((spec, index) => (spec.kind === "categorical" ? [index] : []));
+    const numeric = this.features.flatMap((spec, index) => (spec.kind === "categorical" ? [] : [index]));
+    if (categorical.length > 0) {
+      const range = tf.tidy(() => {
+        const ids = tf.stack(categorical.map((index) => columns[index]!)); // [categorical, B] int32
+        return tf.concat([tf.min(ids, 1), tf.max(ids, 1)]); // [2 * categorical]: minima, then maxima
+      });
+      const bounds = range.dataSync();
+      range.dispose();
+      categorical.forEach((index, position) => {
+        const spec = this.features[index] as CategoricalFeatureSpec;
+        const low = bounds[position]!;
+        const high = bounds[categorical.length + position]!;
         if (low < 0 || high >= spec.vocabularySize) this.throwBadId(spec, columns[index]!);
-      } else {
-        const probe = values[offset]!;
-        offset += 1;
-        if (Number.isNaN(probe)) {
-          const data = columns[index]!.dataSync();
-          const row = data.findIndex((value) => !Number.isFinite(value));
-          throw new DataError(`feature "${spec.name}" has a non-finite value ${data[row]} at row ${row}`);
-        }
-      }
-    });
+      });
+    }
+    if (numeric.length > 0) {
+      const probe = tf.tidy(() => {
+        const values = tf.stack(numeric.map((index) => columns[index]!)); // [numeric, B]
+        return tf.sum(tf.mul(values, 0), 1); // [numeric]
+      });
+      const probes = probe.dataSync();
+      probe.dispose();
+      numeric.forEach((index, position) => {
+        if (!Number.isNaN(probes[position]!)) return;
+        const data = columns[index]!.dataSync();
+        const row = data.findIndex((value) => !Number.isFinite(value));
+        throw new DataError(
+          `feature "${this.features[index]!.name}" has a non-finite value ${data[row]} at row ${row}`,
+        );
+      });
+    }
   }
 
   private throwBadId(spec: CategoricalFeatureSpec, column: tf.Tensor1D): never {

@@ -4,7 +4,8 @@ import { initializers, type LayerVariable, layers } from "@tensorflow/tfjs-layer
 import type { LayerArgs } from "@tensorflow/tfjs-layers/dist/engine/topology";
 import type { Kwargs } from "@tensorflow/tfjs-layers/dist/types";
 import { ConfigError } from "../errors.js";
-import { type Activation, applyActivation, assertActivation, denseActivation } from "../ops/activations.js";
+import { type Activation, applyActivation, assertActivation } from "../ops/activations.js";
+import { denseActivation } from "../ops/dense.js";
 import { deriveSeed, nextSeed } from "../random.js";
 import { assertInteger, assertKnownKeys, assertNumber, assertTensor, formatValue } from "../validate.js";
 import { disposeLayerWeights } from "./dispose.js";

@@ -1,5 +1,4 @@
 import * as tf from "@tensorflow/tfjs-core";
-import { fastKernelsEnabled } from "../kernels/register.js";
 import { assertOneOf } from "../validate.js";
 
 /** Activation names accepted by every mdrec block. */
@@ -50,32 +49,4 @@ export function applyActivation(x: tf.Tensor, activation: Activation): tf.Tensor
 /** Validates an activation name, naming the argument and the value received. */
 export function assertActivation(name: string, value: unknown): asserts value is Activation {
   assertOneOf(name, value, ACTIVATIONS);
-}
-
-/**
- * A dense layer `activation(x @ kernel + bias)`. Linear and relu go through one fused matmul
- * (`tf.fused.matMul`, whose gradient tfjs implements for those two; on `wasm` with mdrec's
- * native GEMM the bias and relu are one in-place pass after BLAS); other activations are
- * matmul, add, then {@link applyActivation}. Same values on every backend.
- *
- * @param x `[B, dIn]`.
- * @param kernel `[dIn, dOut]`.
- * @param bias `[dOut]`.
- * @returns `[B, dOut]`.
- * @example
- * const hidden = denseActivation(x, kernel, bias, "relu"); // [B, dOut]
- */
-export function denseActivation(
-  x: tf.Tensor2D,
-  kernel: tf.Tensor2D,
-  bias: tf.Tensor,
-  activation: Activation,
-): tf.Tensor2D {
-  // The stock wasm _FusedMatMul reads the bias rank from its buffer's first shape, so a reshaped
-  // bias fails there; mdrec's override (fast kernels) passes a view of the right shape.
-  const fusable = tf.getBackend() !== "wasm" || fastKernelsEnabled("wasm");
-  if (fusable && (activation === "relu" || activation === "linear")) {
-    return tf.fused.matMul({ a: x, b: kernel, bias, activation }) as tf.Tensor2D;
-  }
-  return tf.tidy(() => applyActivation(tf.add(tf.matMul(x, kernel), bias), activation) as tf.Tensor2D);
 }

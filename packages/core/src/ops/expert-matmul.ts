@@ -216,7 +216,8 @@ function nativeExpertLayer(
   });
 }
 
-function useNativeEpilogue(): boolean {
+/** Whether {@link blockExpertDense} and {@link segmentExpertDense} run their native kernels now. */
+export function nativeExpertLayersAvailable(): boolean {
   const native = tf.getBackend() === "wasm" ? nativeExpertGemm(tf.backend()) : null;
   return native !== null && native.gemm.epilogueGradient !== undefined;
 }
@@ -254,7 +255,7 @@ export function blockExpertDense(
   assertBias("blockExpertDense", bias, weights);
   assertActivation("blockExpertDense activation", activation);
   const [numExperts, , outer] = weights.shape;
-  if (useNativeEpilogue() && x?.shape?.[0] !== 0 && blockColumnsMatch(x, weights)) {
+  if (nativeExpertLayersAvailable() && x?.shape?.[0] !== 0 && blockColumnsMatch(x, weights)) {
     return nativeExpertLayer(x, weights, bias, activation, "blocks", []);
   }
   return tf.tidy(
@@ -309,7 +310,7 @@ export function segmentExpertDense(
     segmentRows.length === numExperts &&
     segmentRows.every((count) => Number.isInteger(count) && count >= 0) &&
     total === x.shape[0];
-  if (useNativeEpilogue() && valid && total > 0) {
+  if (nativeExpertLayersAvailable() && valid && total > 0) {
     return nativeExpertLayer(x, weights, bias, activation, "segments", [...segmentRows]);
   }
   // Invalid arguments get segmentExpertMatMul's messages.
