@@ -188,6 +188,20 @@ describe("FeatureEmbedding", () => {
     embedding.dispose();
   });
 
+  it("compares ids past 2^24 exactly (no float rounding in the range check)", () => {
+    // 2^24 + 1 rounds to 2^24 in float32, which would pass a check against vocabularySize 2^24 + 1.
+    const vocabularySize = 2 ** 24 + 1;
+    const embedding = new FeatureEmbedding({
+      features: [{ kind: "categorical", name: "item", vocabularySize }],
+      embeddingDim: 1,
+      seed: 3,
+    });
+    expect(() => embedding.embed({ item: tf.tensor1d([0, vocabularySize], "int32") })).toThrow(
+      `feature "item" has id ${vocabularySize} at row 1, outside [0, vocabularySize=${vocabularySize})`,
+    );
+    embedding.dispose();
+  });
+
   it("skips the value checks when validateIds is false", () => {
     const embedding = new FeatureEmbedding({
       features: [{ kind: "numeric", name: "price" }],
