@@ -222,9 +222,17 @@ export function nativeExpertLayersAvailable(): boolean {
   return native !== null && native.gemm.epilogueGradient !== undefined;
 }
 
-function assertBias(where: string, bias: tf.Tensor2D, weights: tf.Tensor3D): void {
+// The weights, bias [N, M] and activation checks shared by the two Dense ops.
+function assertLayerArguments(
+  where: string,
+  weights: tf.Tensor3D,
+  bias: tf.Tensor2D,
+  activation: unknown,
+): void {
+  assertTensor(`${where} weights`, weights, { rank: 3, dtype: "float32" });
   const [numExperts, , outer] = weights.shape;
   assertTensor(`${where} bias`, bias, { rank: 2, dtype: "float32", shape: [numExperts, outer] });
+  assertActivation(`${where} activation`, activation);
 }
 
 /**
@@ -251,9 +259,7 @@ export function blockExpertDense(
   bias: tf.Tensor2D,
   activation: Activation = "linear",
 ): tf.Tensor2D {
-  assertTensor("blockExpertDense weights", weights, { rank: 3, dtype: "float32" });
-  assertBias("blockExpertDense", bias, weights);
-  assertActivation("blockExpertDense activation", activation);
+  assertLayerArguments("blockExpertDense", weights, bias, activation);
   const [numExperts, , outer] = weights.shape;
   if (nativeExpertLayersAvailable() && x?.shape?.[0] !== 0 && blockColumnsMatch(x, weights)) {
     return nativeExpertLayer(x, weights, bias, activation, "blocks", []);
@@ -297,9 +303,7 @@ export function segmentExpertDense(
   bias: tf.Tensor2D,
   activation: Activation = "linear",
 ): tf.Tensor2D {
-  assertTensor("segmentExpertDense weights", weights, { rank: 3, dtype: "float32" });
-  assertBias("segmentExpertDense", bias, weights);
-  assertActivation("segmentExpertDense activation", activation);
+  assertLayerArguments("segmentExpertDense", weights, bias, activation);
   const [numExperts, inner] = weights.shape;
   const total = Array.isArray(segmentRows) ? segmentRows.reduce((sum, count) => sum + count, 0) : -1;
   const valid =
