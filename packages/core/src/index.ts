@@ -66,6 +66,7 @@ export {
   validateFeatureSpecs,
 } from "./types.js";
 export {
+  assertIdsInRange,
   assertInteger,
   assertKnownKeys,
   assertNumber,

@@ -1,6 +1,6 @@
 import type * as tf from "@tensorflow/tfjs-core";
 import { ConfigError, DataError } from "./errors.js";
-import { assertInteger, assertKnownKeys, assertTensor, formatValue } from "./validate.js";
+import { assertIdsInRange, assertInteger, assertKnownKeys, assertTensor, formatValue } from "./validate.js";
 
 const CATEGORICAL_KEYS = ["kind", "name", "vocabularySize", "embeddingDim"];
 const NUMERIC_KEYS = ["kind", "name", "boundaries", "embeddingDim"];
@@ -160,15 +160,7 @@ export function validateBatch(
       shape: [rows],
     });
   }
-  const domainIds = batch.domainIds.dataSync();
-  for (let row = 0; row < domainIds.length; row++) {
-    const id = domainIds[row]!;
-    if (id < 0 || id >= expected.numDomains) {
-      throw new DataError(
-        `batch.domainIds[${row}] must be in [0, numDomains=${expected.numDomains}), received ${id}`,
-      );
-    }
-  }
+  assertIdsInRange("batch.domainIds", batch.domainIds, expected.numDomains, "numDomains");
   const labels = batch.labels.dataSync();
   for (let index = 0; index < labels.length; index++) {
     const label = labels[index]!;

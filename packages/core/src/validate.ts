@@ -1,5 +1,5 @@
 import type * as tf from "@tensorflow/tfjs-core";
-import { ConfigError, ShapeError } from "./errors.js";
+import { ConfigError, DataError, ShapeError } from "./errors.js";
 
 const MAX_DESCRIBED_LENGTH = 200;
 
@@ -193,5 +193,22 @@ export function assertTensor(
         );
       }
     });
+  }
+}
+
+/**
+ * Checks that every id of an int32 `[B]` tensor is in `[0, count)` (one small device read),
+ * naming the first bad row: `${label}[row] must be in [0, ${countName}=count), received id`.
+ * @param label e.g. `"TopKGate domainIds"`.
+ * @example
+ * assertIdsInRange("batch.domainIds", domainIds, 3, "numDomains");
+ */
+export function assertIdsInRange(label: string, ids: tf.Tensor1D, count: number, countName: string): void {
+  const values = ids.dataSync();
+  for (let row = 0; row < values.length; row++) {
+    const id = values[row]!;
+    if (!(id >= 0 && id < count)) {
+      throw new DataError(`${label}[${row}] must be in [0, ${countName}=${count}), received ${id}`);
+    }
   }
 }

@@ -1,6 +1,7 @@
 import {
   ACTIVATIONS,
   applyActivation,
+  assertIdsInRange,
   assertInteger,
   assertKnownKeys,
   assertNumber,
@@ -43,6 +44,16 @@ describe("errors", () => {
 });
 
 describe("assert helpers", () => {
+  it("assertIdsInRange accepts ids in [0, count) and names the first bad row and value", () => {
+    const ids = tf.tensor1d([0, 2, 1], "int32");
+    expect(() => assertIdsInRange("batch.domainIds", ids, 3, "numDomains")).not.toThrow();
+    const bad = tf.tensor1d([0, 3, -1], "int32");
+    expect(() => assertIdsInRange("batch.domainIds", bad, 3, "numDomains")).toThrow(
+      new DataError("batch.domainIds[1] must be in [0, numDomains=3), received 3"),
+    );
+    tf.dispose([ids, bad]);
+  });
+
   it("assertInteger names the argument, the range and the value", () => {
     expect(() => assertInteger("k", 9, 1, 8, "numExperts=8")).toThrow(
       "k must be an integer in [1, numExperts=8], received 9",

@@ -1,11 +1,11 @@
-import { assertInteger, assertKnownKeys, nextSeed } from "@mdrec/core";
+import { assertIdsInRange, assertInteger, assertKnownKeys, nextSeed } from "@mdrec/core";
 import { denseWeights, type Routing } from "@mdrec/experts";
 import * as tf from "@tensorflow/tfjs-core";
 import { serialization } from "@tensorflow/tfjs-core";
 import { layers } from "@tensorflow/tfjs-layers";
 import type { LayerArgs } from "@tensorflow/tfjs-layers/dist/engine/topology";
 import type { Kwargs } from "@tensorflow/tfjs-layers/dist/types";
-import { assertGateInputs, assertIdsInRange, ConditionedLinear } from "./conditioning.js";
+import { assertGateInputs, ConditionedLinear } from "./conditioning.js";
 import type { Gate } from "./gate.js";
 
 /** Arguments of {@link CgcGate}. */

@@ -1,4 +1,4 @@
-import { assertInteger, assertOneOf, assertTensor, DataError, gatherRows } from "@mdrec/core";
+import { assertInteger, assertOneOf, assertTensor, gatherRows } from "@mdrec/core";
 import * as tf from "@tensorflow/tfjs-core";
 import { initializers, type LayerVariable } from "@tensorflow/tfjs-layers";
 import { oneHotFloat } from "./one-hot.js";
@@ -38,20 +38,6 @@ export function validateConditioning(
   const domainEmbeddingDim = args.domainEmbeddingDim ?? 8;
   assertInteger(`${where} domainEmbeddingDim`, domainEmbeddingDim, 1);
   return { domainConditioning, numDomains: args.numDomains, domainEmbeddingDim };
-}
-
-/**
- * Checks that every id is in `[0, count)` (one small device read), naming the first bad row.
- * @param label e.g. `"TopKGate domainIds"`.
- */
-export function assertIdsInRange(label: string, ids: tf.Tensor1D, count: number, countName: string): void {
-  const values = ids.dataSync();
-  for (let row = 0; row < values.length; row++) {
-    const id = values[row]!;
-    if (!(id >= 0 && id < count)) {
-      throw new DataError(`${label}[${row}] must be in [0, ${countName}=${count}), received ${id}`);
-    }
-  }
 }
 
 /** Creates a weight on the owning layer (`Layer.addWeight` is protected). */

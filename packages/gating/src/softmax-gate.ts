@@ -1,4 +1,4 @@
-import { assertInteger, assertKnownKeys, ConfigError, Mlp, nextSeed } from "@mdrec/core";
+import { assertIdsInRange, assertInteger, assertKnownKeys, ConfigError, Mlp, nextSeed } from "@mdrec/core";
 import type { Routing } from "@mdrec/experts";
 import * as tf from "@tensorflow/tfjs-core";
 import { serialization } from "@tensorflow/tfjs-core";
@@ -8,7 +8,6 @@ import type { Kwargs } from "@tensorflow/tfjs-layers/dist/types";
 import { type LoadBalanceOptions, validateLoadBalance, weightedBalanceLosses } from "./balance.js";
 import {
   assertGateInputs,
-  assertIdsInRange,
   ConditionedLinear,
   type ConditioningSettings,
   type DomainConditioning,

@@ -1,11 +1,11 @@
 import {
   type Activation,
   assertActivation,
+  assertIdsInRange,
   assertInteger,
   assertKnownKeys,
   assertOneOf,
   assertTensor,
-  DataError,
   deriveSeed,
   disposeLayerWeights,
   FeatureEmbedding,
@@ -319,15 +319,7 @@ export class DomainTowers extends layers.Layer {
       shape: [taskInputs[0]!.shape[0]],
     });
     // Dense dispatch would give an out-of-range row a zero logit instead of failing.
-    const ids = domainIds.dataSync();
-    for (let row = 0; row < ids.length; row++) {
-      const id = ids[row]!;
-      if (!(id >= 0 && id < this.numDomains)) {
-        throw new DataError(
-          `${this.name} domainIds[${row}] must be in [0, numDomains=${this.numDomains}), received ${id}`,
-        );
-      }
-    }
+    assertIdsInRange(`${this.name} domainIds`, domainIds, this.numDomains, "numDomains");
     return this.apply([...taskInputs, domainIds], { training }) as tf.Tensor2D;
   }
 
