@@ -36,6 +36,14 @@ export async function timeSteps(
   return times;
 }
 
+/**
+ * Steps per round when two contenders alternate (the first step of a round is not timed): in
+ * rounds both see the same load from other processes, and after that first step each runs with
+ * its own data in cache (single alternated steps measured each one cold, just after the other
+ * evicted it).
+ */
+export const ROUND_STEPS = 4;
+
 /** Bytes to MiB. */
 export function mebibytes(bytes: number): number {
   return bytes / (1024 * 1024);

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { type Batch, disposeBatch, initBackend } from "@mdrec/core";
 import { createModel } from "@mdrec/models";
 import { probeTorch, runTorchReference, type ThreadSetting } from "../lib/pytorch.js";
-import { median, timeSteps } from "../lib/stats.js";
+import { median, ROUND_STEPS, timeSteps } from "../lib/stats.js";
 import {
   concatRows,
   ModelTrainer,
@@ -29,13 +29,10 @@ interface StepTimes {
   inferenceMs: number;
 }
 
-/** Steps per round in {@link measure}; the first of each round is not timed. */
-const ROUND = 4;
-
 /**
  * Train-step and 4096-row inference medians of CESAA with `numSpecificExperts` experts under
  * sparse and dense dispatch. Both models exist side by side and their steps alternate in
- * rounds of {@link ROUND} (the first untimed), so both see the same load from other processes
+ * rounds of {@link ROUND_STEPS} (the first untimed), so both see the same load from other processes
  * and neither is measured right after the other evicted its weights from the caches.
  */
 async function measure(
@@ -63,7 +60,7 @@ async function measure(
     };
     for (let round = 0; round < (quick ? 1 : 4); round++) {
       for (let index = 0; index < DISPATCHES.length; index++) {
-        train[index]!.push(...(await timeSteps(trainStep(index), 1, ROUND - 1)));
+        train[index]!.push(...(await timeSteps(trainStep(index), 1, ROUND_STEPS - 1)));
       }
     }
     for (let round = 0; round < (quick ? 1 : 3); round++) {

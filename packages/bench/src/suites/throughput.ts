@@ -22,7 +22,7 @@ import {
   type TorchResult,
   TorchSession,
 } from "../lib/pytorch.js";
-import { mebibytes, median, quantile, timeSteps } from "../lib/stats.js";
+import { mebibytes, median, quantile, ROUND_STEPS, timeSteps } from "../lib/stats.js";
 import {
   concatRows,
   type HostBatch,
@@ -290,12 +290,13 @@ async function headToHead(
       probabilities.dispose();
     },
   };
-  // Rounds of BLOCK steps of one engine, then BLOCK of the other: both see the same load, and
-  // after the first step of a round each runs with its own data in cache (single alternated
-  // steps measured each engine cold, just after the other evicted it). The first step of each
-  // round is not timed.
-  const BLOCK = 4;
-  const alternate = async (rounds: number, command: "train" | "infer" | "latency", step: () => unknown) => {
+  // Rounds of ROUND_STEPS steps of one engine, then of the other (see ROUND_STEPS).
+  const BLOCK = ROUND_STEPS;
+  const alternate = async (
+    rounds: number,
+    command: "train" | "infer" | "latency",
+    step: () => void | Promise<void>,
+  ) => {
     const torch = command === "train" ? torchTrain : torchInference;
     const mdrecTimes: number[] = [];
     const torchTimes: number[] = [];
@@ -306,12 +307,7 @@ async function headToHead(
         const seconds = await torch.run(command);
         if (index > 0) theirs.push(seconds);
       }
-      const mine: number[] = [];
-      for (let index = 0; index < BLOCK; index++) {
-        const started = performance.now();
-        await step();
-        if (index > 0) mine.push(performance.now() - started);
-      }
+      const mine = await timeSteps(step, 1, BLOCK - 1);
       mdrecTimes.push(...mine);
       torchTimes.push(...theirs);
       ratios.push(median(theirs) / median(mine)); // > 1: mdrec is faster

@@ -72,7 +72,7 @@ export interface NativeGemm {
    * width, byte offset of the int32 ids). Returns null, or `[field, row, id]` of the first id out
    * of range without writing anything.
    */
-  gatherConcat?(
+  gatherConcat(
     buffer: ArrayBufferLike,
     outOffset: number,
     rows: number,
@@ -82,10 +82,9 @@ export interface NativeGemm {
    * Backward pass of `out = act(z + bias_e)` on row-major `[rows, cols]` matrices whose rows come
    * in segments (`segmentRows`), segment e using bias row e: writes `dz` (dy masked by out > 0
    * for relu; `outOffset` -1: linear, dz = dy) and `biasGrad[e]` = column sums of dz over segment
-   * e (`[segments, cols]`). Byte offsets; the outputs may not overlap anything. Absent from
-   * older builds.
+   * e (`[segments, cols]`). Byte offsets; the outputs may not overlap anything.
    */
-  epilogueGradient?(
+  epilogueGradient(
     buffer: ArrayBufferLike,
     dyOffset: number,
     outOffset: number,

@@ -136,9 +136,6 @@ const expertMatMul: KernelFunc = ({ inputs, backend: anyBackend, attrs }) => {
 // dz = dy masked by out > 0 (relu) or dy itself, and the per-expert column sums of dz.
 const expertEpilogueGradient: KernelFunc = ({ inputs, backend: anyBackend, attrs }) => {
   const { gemm, backend } = requireNative(anyBackend, EXPERT_EPILOGUE_GRADIENT);
-  if (gemm.epilogueGradient === undefined) {
-    throw new Error(`${EXPERT_EPILOGUE_GRADIENT} needs a native add-on built with epilogueGradient`);
-  }
   const { dy, out } = inputs as { dy: tf.TensorInfo; out?: tf.TensorInfo };
   const { layout, numExperts, segmentRows, activation } = attrs as unknown as ExpertMatMulAttrs;
   const [rows, columns] = dy.shape as [number, number];

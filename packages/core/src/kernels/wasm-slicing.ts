@@ -294,6 +294,11 @@ export function createConcat(
 /** Kernel: rows of several tables gathered side by side into one `[B, sum of widths]` output. */
 export const GATHER_CONCAT = "MdrecGatherConcat";
 
+// The error of an id outside its table, the same from the native and the TypeScript copy.
+function badIdError(field: number, row: number, id: number, tableRows: number): Error {
+  return new Error(`${GATHER_CONCAT}: field ${field} row ${row} has id ${id}, not in [0, ${tableRows - 1}]`);
+}
+
 /**
  * `GATHER_CONCAT` on `wasm`: inputs `t0..t{n-1}` (tables `[rows_i, width_i]`, float32) and
  * `i0..i{n-1}` (int32 `[B]` ids); writes row `ids_i[b]` of table i into columns
@@ -314,7 +319,7 @@ const gatherConcat: KernelFunc = ({ inputs, backend: anyBackend, attrs }) => {
   const rowLength = widths.reduce((sum, width) => sum + width, 0);
   const out = backend.makeOutput([rows, rowLength], "float32");
   const native = fastKernelState().nativeGemm;
-  if (native?.gatherConcat !== undefined) {
+  if (native !== null) {
     // Offsets after makeOutput: allocating can grow (and move) the heap.
     const plan = new Int32Array(4 * count);
     tables.forEach((table, field) => {
@@ -327,9 +332,7 @@ const gatherConcat: KernelFunc = ({ inputs, backend: anyBackend, attrs }) => {
     if (bad !== null) {
       backend.disposeData(out.dataId);
       const [field, row, id] = bad;
-      throw new Error(
-        `${GATHER_CONCAT}: field ${field} row ${row} has id ${id}, not in [0, ${tables[field]!.shape[0]! - 1}]`,
-      );
+      throw badIdError(field, row, id, tables[field]!.shape[0]!);
     }
     return out;
   }
@@ -346,9 +349,7 @@ const gatherConcat: KernelFunc = ({ inputs, backend: anyBackend, attrs }) => {
       const id = heap[idStart + row]!;
       if (!(id >= 0 && id < tableRows)) {
         backend.disposeData(out.dataId);
-        throw new Error(
-          `${GATHER_CONCAT}: field ${field} row ${row} has id ${id}, not in [0, ${tableRows - 1}]`,
-        );
+        throw badIdError(field, row, id, tableRows);
       }
       const from = source + id * width;
       const to = target + row * rowLength + column;

@@ -26,25 +26,24 @@ export function denseActivation(
   // The stock wasm _FusedMatMul reads the bias rank from its buffer's first shape, so a reshaped
   // bias fails there; mdrec's override (fast kernels) passes a view of the right shape.
   const fusable = tf.getBackend() !== "wasm" || fastKernelsEnabled("wasm");
-  const [inputDim, outputDim] = kernel.shape;
-  if (
-    fusable &&
-    (activation === "relu" || activation === "linear") &&
-    nativeExpertLayersAvailable() &&
-    x.shape[0] > 0 &&
-    x.shape[1] === inputDim &&
-    bias.size === outputDim
-  ) {
-    return tf.tidy(() =>
-      blockExpertDense(
-        x,
-        tf.reshape(kernel, [1, inputDim, outputDim]) as tf.Tensor3D,
-        tf.reshape(bias, [1, outputDim]) as tf.Tensor2D,
-        activation,
-      ),
-    ); // [B, dOut]
-  }
   if (fusable && (activation === "relu" || activation === "linear")) {
+    const [inputDim, outputDim] = kernel.shape;
+    // Mismatched shapes go to tf.fused.matMul, whose checks name them.
+    if (
+      nativeExpertLayersAvailable() &&
+      x.shape[0] > 0 &&
+      x.shape[1] === inputDim &&
+      bias.size === outputDim
+    ) {
+      return tf.tidy(() =>
+        blockExpertDense(
+          x,
+          tf.reshape(kernel, [1, inputDim, outputDim]) as tf.Tensor3D,
+          tf.reshape(bias, [1, outputDim]) as tf.Tensor2D,
+          activation,
+        ),
+      ); // [B, dOut]
+    }
     return tf.fused.matMul({ a: x, b: kernel, bias, activation }) as tf.Tensor2D;
   }
   return tf.tidy(() => applyActivation(tf.add(tf.matMul(x, kernel), bias), activation) as tf.Tensor2D);

@@ -47,8 +47,54 @@ function nativeExpertProduct(x: tf.Tensor2D, weights: tf.Tensor3D, attrs: Expert
   return product(x, weights) as tf.Tensor2D;
 }
 
-function useNative(): boolean {
+/** Whether the expert ops run their native kernels now (`wasm` with mdrec's native GEMM). */
+export function nativeExpertLayersAvailable(): boolean {
   return tf.getBackend() === "wasm" && nativeExpertGemm(tf.backend()) !== null;
+}
+
+// blockExpertMatMul's argument checks (blockExpertDense reports them under the same name).
+function assertBlockArguments(x: tf.Tensor2D, weights: tf.Tensor3D): void {
+  assertTensor("blockExpertMatMul weights", weights, { rank: 3, dtype: "float32" });
+  const [numExperts, inner] = weights.shape;
+  assertTensor("blockExpertMatMul x", x, { rank: 2, dtype: "float32" });
+  if (x.shape[1] !== numExperts * inner) {
+    throw new ShapeError(
+      `blockExpertMatMul x must have ${numExperts} x ${inner} = ${numExperts * inner} columns (weights [${weights.shape.join(", ")}]), received shape [${x.shape.join(", ")}]`,
+    );
+  }
+}
+
+// segmentExpertMatMul's argument checks (segmentExpertDense reports them under the same name);
+// returns the number of rows R.
+function assertSegmentArguments(
+  x: tf.Tensor2D,
+  weights: tf.Tensor3D,
+  segmentRows: readonly number[],
+): number {
+  assertTensor("segmentExpertMatMul weights", weights, { rank: 3, dtype: "float32" });
+  const [numExperts, inner] = weights.shape;
+  assertTensor("segmentExpertMatMul x", x, { rank: 2, dtype: "float32" });
+  if (x.shape[1] !== inner) {
+    throw new ShapeError(
+      `segmentExpertMatMul x must have ${inner} columns (weights [${weights.shape.join(", ")}]), received shape [${x.shape.join(", ")}]`,
+    );
+  }
+  if (!Array.isArray(segmentRows) || segmentRows.length !== numExperts) {
+    throw new ShapeError(
+      `segmentExpertMatMul segmentRows must list ${numExperts} row counts (one per expert), received ${JSON.stringify(segmentRows)}`,
+    );
+  }
+  let total = 0;
+  segmentRows.forEach((count, expert) => {
+    assertInteger(`segmentExpertMatMul segmentRows[${expert}]`, count, 0);
+    total += count;
+  });
+  if (total !== x.shape[0]) {
+    throw new ShapeError(
+      `segmentExpertMatMul segmentRows must sum to the ${x.shape[0]} rows of x, received ${JSON.stringify(segmentRows)} (sum ${total})`,
+    );
+  }
+  return total;
 }
 
 /**
@@ -66,16 +112,10 @@ function useNative(): boolean {
  * const hidden = blockExpertMatMul(x, kernel); // x [B, 4 * 256], kernel [4, 256, 128] -> [B, 4 * 128]
  */
 export function blockExpertMatMul(x: tf.Tensor2D, weights: tf.Tensor3D): tf.Tensor2D {
-  assertTensor("blockExpertMatMul weights", weights, { rank: 3, dtype: "float32" });
+  assertBlockArguments(x, weights);
   const [numExperts, inner, outer] = weights.shape;
-  assertTensor("blockExpertMatMul x", x, { rank: 2, dtype: "float32" });
-  if (x.shape[1] !== numExperts * inner) {
-    throw new ShapeError(
-      `blockExpertMatMul x must have ${numExperts} x ${inner} = ${numExperts * inner} columns (weights [${weights.shape.join(", ")}]), received shape [${x.shape.join(", ")}]`,
-    );
-  }
   const batch = x.shape[0];
-  if (useNative() && batch > 0) {
+  if (nativeExpertLayersAvailable() && batch > 0) {
     return nativeExpertProduct(x, weights, {
       layout: "blocks",
       numExperts,
@@ -112,31 +152,10 @@ export function segmentExpertMatMul(
   weights: tf.Tensor3D,
   segmentRows: readonly number[],
 ): tf.Tensor2D {
-  assertTensor("segmentExpertMatMul weights", weights, { rank: 3, dtype: "float32" });
+  const total = assertSegmentArguments(x, weights, segmentRows);
   const [numExperts, inner, outer] = weights.shape;
-  assertTensor("segmentExpertMatMul x", x, { rank: 2, dtype: "float32" });
-  if (x.shape[1] !== inner) {
-    throw new ShapeError(
-      `segmentExpertMatMul x must have ${inner} columns (weights [${weights.shape.join(", ")}]), received shape [${x.shape.join(", ")}]`,
-    );
-  }
-  if (!Array.isArray(segmentRows) || segmentRows.length !== numExperts) {
-    throw new ShapeError(
-      `segmentExpertMatMul segmentRows must list ${numExperts} row counts (one per expert), received ${JSON.stringify(segmentRows)}`,
-    );
-  }
-  let total = 0;
-  segmentRows.forEach((count, expert) => {
-    assertInteger(`segmentExpertMatMul segmentRows[${expert}]`, count, 0);
-    total += count;
-  });
-  if (total !== x.shape[0]) {
-    throw new ShapeError(
-      `segmentExpertMatMul segmentRows must sum to the ${x.shape[0]} rows of x, received ${JSON.stringify(segmentRows)} (sum ${total})`,
-    );
-  }
   if (total === 0) return tf.zeros([0, outer]) as tf.Tensor2D;
-  if (useNative()) {
+  if (nativeExpertLayersAvailable()) {
     return nativeExpertProduct(x, weights, {
       layout: "segments",
       numExperts,
@@ -216,12 +235,6 @@ function nativeExpertLayer(
   });
 }
 
-/** Whether {@link blockExpertDense} and {@link segmentExpertDense} run their native kernels now. */
-export function nativeExpertLayersAvailable(): boolean {
-  const native = tf.getBackend() === "wasm" ? nativeExpertGemm(tf.backend()) : null;
-  return native !== null && native.gemm.epilogueGradient !== undefined;
-}
-
 // The weights, bias [N, M] and activation checks shared by the two Dense ops.
 function assertLayerArguments(
   where: string,
@@ -260,8 +273,9 @@ export function blockExpertDense(
   activation: Activation = "linear",
 ): tf.Tensor2D {
   assertLayerArguments("blockExpertDense", weights, bias, activation);
+  assertBlockArguments(x, weights);
   const [numExperts, , outer] = weights.shape;
-  if (nativeExpertLayersAvailable() && x?.shape?.[0] !== 0 && blockColumnsMatch(x, weights)) {
+  if (nativeExpertLayersAvailable() && x.shape[0] > 0) {
     return nativeExpertLayer(x, weights, bias, activation, "blocks", []);
   }
   return tf.tidy(
@@ -271,11 +285,6 @@ export function blockExpertDense(
         activation,
       ) as tf.Tensor2D,
   );
-}
-
-// Whether x has N * K columns (else blockExpertMatMul's own check reports it).
-function blockColumnsMatch(x: tf.Tensor2D, weights: tf.Tensor3D): boolean {
-  return x instanceof tf.Tensor && x.rank === 2 && x.shape[1] === weights.shape[0] * weights.shape[1];
 }
 
 /**
@@ -304,20 +313,10 @@ export function segmentExpertDense(
   activation: Activation = "linear",
 ): tf.Tensor2D {
   assertLayerArguments("segmentExpertDense", weights, bias, activation);
-  const [numExperts, inner] = weights.shape;
-  const total = Array.isArray(segmentRows) ? segmentRows.reduce((sum, count) => sum + count, 0) : -1;
-  const valid =
-    x instanceof tf.Tensor &&
-    x.rank === 2 &&
-    x.shape[1] === inner &&
-    Array.isArray(segmentRows) &&
-    segmentRows.length === numExperts &&
-    segmentRows.every((count) => Number.isInteger(count) && count >= 0) &&
-    total === x.shape[0];
-  if (nativeExpertLayersAvailable() && valid && total > 0) {
+  const total = assertSegmentArguments(x, weights, segmentRows);
+  if (nativeExpertLayersAvailable() && total > 0) {
     return nativeExpertLayer(x, weights, bias, activation, "segments", [...segmentRows]);
   }
-  // Invalid arguments get segmentExpertMatMul's messages.
   const product = segmentExpertMatMul(x, weights, segmentRows);
   return tf.tidy(() => {
     const expertOfRow = new Int32Array(total);
