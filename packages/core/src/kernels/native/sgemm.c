@@ -65,6 +65,13 @@ static napi_value throw_error(napi_env env, const char *message) {
   return NULL;
 }
 
+/* Reads an ArrayBuffer argument (the wasm heap): its data and byte length. */
+static int arraybuffer_arg(napi_env env, napi_value value, void **data, size_t *length) {
+  bool is_buffer = false;
+  napi_is_arraybuffer(env, value, &is_buffer);
+  return is_buffer && napi_get_arraybuffer_info(env, value, data, length) == napi_ok;
+}
+
 /* Largest byte offset touched by a row-major matrix of `rows` x `cols` with leading dimension ld. */
 static int64_t extent(int64_t offset, int64_t rows, int64_t cols, int64_t ld, int64_t batch,
                       int64_t stride) {
@@ -117,9 +124,7 @@ static napi_value sgemm_batched(napi_env env, napi_callback_info info) {
   }
   void *data = NULL;
   size_t length = 0;
-  bool is_buffer = false;
-  napi_is_arraybuffer(env, argv[0], &is_buffer);
-  if (!is_buffer || napi_get_arraybuffer_info(env, argv[0], &data, &length) != napi_ok) {
+  if (!arraybuffer_arg(env, argv[0], &data, &length)) {
     return throw_error(env, "sgemmBatched: argument 0 must be an ArrayBuffer");
   }
   bool transpose_a = false, transpose_b = false;
@@ -201,9 +206,7 @@ static napi_value gather_concat(napi_env env, napi_callback_info info) {
   }
   void *data = NULL;
   size_t length = 0;
-  bool is_buffer = false;
-  napi_is_arraybuffer(env, argv[0], &is_buffer);
-  if (!is_buffer || napi_get_arraybuffer_info(env, argv[0], &data, &length) != napi_ok) {
+  if (!arraybuffer_arg(env, argv[0], &data, &length)) {
     return throw_error(env, "gatherConcat: argument 0 must be an ArrayBuffer");
   }
   int64_t out_offset = 0, rows = 0;
@@ -307,9 +310,7 @@ static napi_value adam_update(napi_env env, napi_callback_info info) {
   }
   void *data = NULL;
   size_t length = 0;
-  bool is_buffer = false;
-  napi_is_arraybuffer(env, argv[0], &is_buffer);
-  if (!is_buffer || napi_get_arraybuffer_info(env, argv[0], &data, &length) != napi_ok) {
+  if (!arraybuffer_arg(env, argv[0], &data, &length)) {
     return throw_error(env, "adamUpdate: argument 0 must be an ArrayBuffer");
   }
   int64_t v[8];
@@ -362,9 +363,7 @@ static napi_value bias_activation(napi_env env, napi_callback_info info) {
   }
   void *data = NULL;
   size_t length = 0;
-  bool is_buffer = false;
-  napi_is_arraybuffer(env, argv[0], &is_buffer);
-  if (!is_buffer || napi_get_arraybuffer_info(env, argv[0], &data, &length) != napi_ok) {
+  if (!arraybuffer_arg(env, argv[0], &data, &length)) {
     return throw_error(env, "biasActivation: argument 0 must be an ArrayBuffer");
   }
   int64_t v[4];
@@ -454,9 +453,7 @@ static napi_value epilogue_gradient(napi_env env, napi_callback_info info) {
   }
   void *data = NULL;
   size_t length = 0;
-  bool is_buffer = false;
-  napi_is_arraybuffer(env, argv[0], &is_buffer);
-  if (!is_buffer || napi_get_arraybuffer_info(env, argv[0], &data, &length) != napi_ok) {
+  if (!arraybuffer_arg(env, argv[0], &data, &length)) {
     return throw_error(env, "epilogueGradient: argument 0 must be an ArrayBuffer");
   }
   int64_t v[5];
