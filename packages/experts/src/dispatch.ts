@@ -13,13 +13,21 @@ export interface ExpertGroups {
 }
 
 /**
- * Groups the `B * k` routing slots by expert in O(B * k + N), checking every id.
+ * Groups the `B * k` routing slots by expert in O(B * k + N), checking every id: a counting
+ * sort, row order kept inside each expert's group.
  * @param indices row-major `[B, k]` expert ids, as read from `Routing.indices`.
+ * @param slotsPerRow k.
+ * @param numExperts N; ids must be in `[0, N)`.
+ * @param label names the ids in the error for one out of range.
+ * @example
+ * const groups = groupSlotsByExpert(domainIds.dataSync(), 1, numDomains, "domainIds");
+ * // groups.rows: row ids grouped by domain, groups.counts: rows per domain
  */
 export function groupSlotsByExpert(
   indices: ArrayLike<number>,
   slotsPerRow: number,
   numExperts: number,
+  label = "ExpertPool.sparse: routing.indices",
 ): ExpertGroups {
   const total = indices.length;
   const counts = new Array<number>(numExperts).fill(0);
@@ -28,7 +36,7 @@ export function groupSlotsByExpert(
     if (!(expert >= 0 && expert < numExperts)) {
       const row = Math.floor(position / slotsPerRow);
       throw new DataError(
-        `ExpertPool.sparse: routing.indices[${row}][${position - row * slotsPerRow}] must be in [0, numExperts=${numExperts}), received ${expert}`,
+        `${label}[${row}][${position - row * slotsPerRow}] must be in [0, numExperts=${numExperts}), received ${expert}`,
       );
     }
     counts[expert]! += 1;

@@ -4,5 +4,6 @@ export {
   ExpertPool,
   type ExpertPoolArgs,
 } from "./expert-pool.js";
+export { type ExpertGroups, groupSlotsByExpert } from "./dispatch.js";
 export { denseWeights, mixExperts } from "./mix.js";
 export { disposeRouting, type Routing } from "./routing.js";

@@ -7,5 +7,6 @@ export {
 export { CgcGate, type CgcGateArgs } from "./cgc-gate.js";
 export { DOMAIN_CONDITIONINGS, type DomainConditioning } from "./conditioning.js";
 export type { Gate } from "./gate.js";
+export { oneHotFloat } from "./one-hot.js";
 export { SoftmaxGate, type SoftmaxGateArgs } from "./softmax-gate.js";
 export { TopKGate, type TopKGateArgs } from "./top-k-gate.js";

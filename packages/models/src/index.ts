@@ -17,7 +17,7 @@ export {
 } from "./layers/domain-towers.js";
 export { PartitionedNorm, type PartitionedNormArgs } from "./layers/partitioned-norm.js";
 export { rowRouting } from "./layers/row-routing.js";
-export { StarFcn, type StarFcnArgs } from "./layers/star-fcn.js";
+export { type StarDispatch, StarFcn, type StarFcnArgs } from "./layers/star-fcn.js";
 export { Mmoe, type MmoeOptions } from "./mmoe.js";
 export type { BaseModelOptions, ModelConfig, ModelOutput, ModelSummary, MultiDomainModel } from "./model.js";
 export {

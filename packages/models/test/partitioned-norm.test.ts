@@ -46,6 +46,19 @@ describe("PartitionedNorm", () => {
     norm.dispose();
   });
 
+  it("normalises over the whole batch with a single domain (golden)", () => {
+    const norm = new PartitionedNorm({ numDomains: 1, epsilon: 1e-3 });
+    const output = run(() => norm.normalize(z(), tf.tensor1d([0, 0, 0, 0], "int32"), true));
+    // mean [4, 4], variance [5, 14]
+    const column = (value: number, variance: number) => (value - 4) / Math.sqrt(variance + 1e-3);
+    expectClose(
+      output,
+      [1, 3, 5, 7].flatMap((first, row) => [column(first, 5), column([2, 4, 10, 0][row]!, 14)]),
+      1e-5,
+    );
+    norm.dispose();
+  });
+
   it("updates only the moving statistics of domains present in the batch", () => {
     const norm = new PartitionedNorm({ numDomains: 3, momentum: 0.5 });
     run(() => norm.normalize(z(), ids(), true));

@@ -1,4 +1,4 @@
-import { ConfigError, loadLayer, saveLayer } from "@mdrec/core";
+import { ConfigError, DataError, loadLayer, saveLayer } from "@mdrec/core";
 import { StarFcn } from "@mdrec/models";
 import { checkVariableGradients, expectClose, onBackend, temporaryDirectory } from "@mdrec/test-utils";
 import * as tf from "@tensorflow/tfjs-core";
@@ -8,36 +8,39 @@ import { gradientValues, nonZeroCount, probeLoss, run, seededMatrix, variablesOf
 const domainsOf = (ids: number[]) => tf.tensor1d(ids, "int32");
 
 describe("StarFcn", () => {
-  it("uses W_shared * W_domain and b_shared + b_domain of each row's domain (golden)", () => {
-    const fcn = new StarFcn({ numDomains: 2, units: [1], activation: "linear", seed: 1 });
-    const x = tf.tensor2d([
-      [1, 1],
-      [1, 1],
-      [2, 0],
-    ]);
-    const domains = domainsOf([0, 1, 1]);
-    run(() => fcn.forward(x, domains));
-    // weights order: shared_kernel [2, 1], shared_bias [1], domain_kernel [2, D=2, 1], domain_bias [2, 1]
-    fcn.setWeights([
-      tf.tensor2d([[1], [2]]),
-      tf.tensor1d([0.5]),
-      tf.tensor3d([
-        [[1], [3]],
-        [[1], [-1]],
-      ]),
-      tf.tensor2d([[0], [1]]),
-    ]);
-    // W_0 = [1, 2], b_0 = 0.5; W_1 = [3, -2], b_1 = 1.5
-    expectClose(
-      run(() => fcn.forward(x, domains)),
-      [3.5, 2.5, 7.5],
-    );
-    const effective = fcn.domainWeights(0, 1);
-    expectClose(Array.from(effective.kernel.dataSync()), [3, -2]);
-    expectClose(Array.from(effective.bias.dataSync()), [1.5]);
-    tf.dispose([effective.kernel, effective.bias]);
-    fcn.dispose();
-  });
+  it.each(["sparse", "dense"] as const)(
+    "uses W_shared * W_domain and b_shared + b_domain of each row's domain (golden, %s)",
+    (dispatch) => {
+      const fcn = new StarFcn({ numDomains: 2, units: [1], activation: "linear", dispatch, seed: 1 });
+      const x = tf.tensor2d([
+        [1, 1],
+        [1, 1],
+        [2, 0],
+      ]);
+      const domains = domainsOf([0, 1, 1]);
+      run(() => fcn.forward(x, domains));
+      // weights order: shared_kernel [2, 1], shared_bias [1], domain_kernel [2, D=2, 1], domain_bias [2, 1]
+      fcn.setWeights([
+        tf.tensor2d([[1], [2]]),
+        tf.tensor1d([0.5]),
+        tf.tensor3d([
+          [[1], [3]],
+          [[1], [-1]],
+        ]),
+        tf.tensor2d([[0], [1]]),
+      ]);
+      // W_0 = [1, 2], b_0 = 0.5; W_1 = [3, -2], b_1 = 1.5
+      expectClose(
+        run(() => fcn.forward(x, domains)),
+        [3.5, 2.5, 7.5],
+      );
+      const effective = fcn.domainWeights(0, 1);
+      expectClose(Array.from(effective.kernel.dataSync()), [3, -2]);
+      expectClose(Array.from(effective.bias.dataSync()), [1.5]);
+      tf.dispose([effective.kernel, effective.bias]);
+      fcn.dispose();
+    },
+  );
 
   it("starts as the shared network (domain kernels 1, biases 0) for every domain", () => {
     const fcn = new StarFcn({ numDomains: 3, units: [4, 2], activation: "tanh", seed: 11 });
@@ -66,8 +69,8 @@ describe("StarFcn", () => {
     fcn.dispose();
   });
 
-  it("matches finite-difference gradients", () => {
-    const fcn = new StarFcn({ numDomains: 2, units: [3, 2], activation: "tanh", seed: 5 });
+  it.each(["sparse", "dense"] as const)("matches finite-difference gradients (%s)", (dispatch) => {
+    const fcn = new StarFcn({ numDomains: 2, units: [3, 2], activation: "tanh", dispatch, seed: 5 });
     const x = seededMatrix(5, 3, 6);
     const domains = domainsOf([0, 1, 1, 0, 1]);
     run(() => fcn.forward(x, domains));
@@ -104,8 +107,8 @@ describe("StarFcn", () => {
     fcn.dispose();
   });
 
-  it("leaks no tensors per call after warm-up", () => {
-    const fcn = new StarFcn({ numDomains: 2, units: [3, 1], dropout: 0.1, seed: 1 });
+  it.each(["sparse", "dense"] as const)("leaks no tensors per call after warm-up (%s)", (dispatch) => {
+    const fcn = new StarFcn({ numDomains: 2, units: [3, 1], dropout: 0.1, dispatch, seed: 1 });
     const x = seededMatrix(4, 3, 1);
     const domains = domainsOf([0, 1, 0, 1]);
     tf.tidy(() => {
@@ -150,35 +153,94 @@ describe("StarFcn", () => {
     expect(() => new StarFcn({ numDomains: 2, unit: [4] } as never)).toThrow(
       'Unknown key "unit" in StarFcn args',
     );
+    expect(() => new StarFcn({ numDomains: 2, units: [4], dispatch: "gather" as never })).toThrow(
+      new ConfigError('StarFcn dispatch must be one of "auto", "sparse", "dense", received "gather"'),
+    );
     const fcn = new StarFcn({ numDomains: 2, units: [2] });
     expect(() => fcn.domainWeights(0, 0)).toThrow(/needs a built layer/);
     expect(() => fcn.forward(tf.tensor2d([[1, 2]]), domainsOf([0, 1]))).toThrow(
       /domainIds must have shape \[1\], received \[2\]/,
     );
     run(() => fcn.forward(tf.tensor2d([[1, 2]]), domainsOf([1])));
+    for (const dispatch of ["sparse", "dense"] as const) {
+      const checked = new StarFcn({ numDomains: 2, units: [2], dispatch, name: "fcn" });
+      expect(() => checked.forward(tf.tensor2d([[1, 2]]), domainsOf([2]))).toThrow(
+        new DataError("fcn domainIds[0] must be in [0, numDomains=2), received 2"),
+      );
+      checked.dispose();
+    }
     expect(() => fcn.domainWeights(0, 2)).toThrow(
       "StarFcn domain must be an integer in [0, numDomains-1=1], received 2",
     );
     fcn.dispose();
   });
 
-  it("matches wasm within 1e-5 (forward and gradients)", async () => {
-    const fcn = new StarFcn({ numDomains: 3, units: [4, 2], seed: 2 });
-    const x = seededMatrix(6, 5, 7);
-    const domains = domainsOf([0, 1, 2, 2, 1, 0]);
-    run(() => fcn.forward(x, domains));
-    fcn.setWeights(
-      fcn.getWeights().map((weight, index) => tf.add(weight, tf.reshape(seededMatrix(1, 1, 20 + index), []))),
-    );
-    const forward = () => run(() => fcn.forward(x, domains));
-    const gradients = () =>
-      gradientValues(() => probeLoss(fcn.forward(x, domains, true)), fcn.trainableWeights);
-    const cpu = { forward: forward(), gradients: gradients() };
-    const wasm = await onBackend("wasm", () => ({ forward: forward(), gradients: gradients() }));
-    expectClose(wasm.forward, cpu.forward, 1e-5);
-    wasm.gradients.forEach((gradient, index) => {
-      expectClose(gradient, cpu.gradients[index]!, 1e-5);
+  it.each(["sparse", "dense"] as const)(
+    "matches wasm within 1e-5 (forward and gradients, %s)",
+    async (dispatch) => {
+      const fcn = new StarFcn({ numDomains: 3, units: [4, 2], dispatch, seed: 2 });
+      const x = seededMatrix(6, 5, 7);
+      const domains = domainsOf([0, 1, 2, 2, 1, 0]);
+      run(() => fcn.forward(x, domains));
+      fcn.setWeights(
+        fcn
+          .getWeights()
+          .map((weight, index) => tf.add(weight, tf.reshape(seededMatrix(1, 1, 20 + index), []))),
+      );
+      const forward = () => run(() => fcn.forward(x, domains));
+      const gradients = () =>
+        gradientValues(() => probeLoss(fcn.forward(x, domains, true)), fcn.trainableWeights);
+      const cpu = { forward: forward(), gradients: gradients() };
+      const wasm = await onBackend("wasm", () => ({ forward: forward(), gradients: gradients() }));
+      expectClose(wasm.forward, cpu.forward, 1e-5);
+      wasm.gradients.forEach((gradient, index) => {
+        expectClose(gradient, cpu.gradients[index]!, 1e-5);
+      });
+      fcn.dispose();
+    },
+  );
+
+  it("gives the same outputs and gradients with sparse and dense dispatch, rows of every domain in any order", () => {
+    const x = seededMatrix(9, 4, 31);
+    const domains = domainsOf([2, 0, 2, 1, 0, 0, 2, 1, 2]);
+    const results = (["sparse", "dense"] as const).map((dispatch) => {
+      const fcn = new StarFcn({ numDomains: 4, units: [5, 3, 2], activation: "tanh", dispatch, seed: 12 });
+      run(() => fcn.forward(x, domains));
+      fcn.setWeights(
+        fcn
+          .getWeights()
+          .map((weight, index) => tf.add(weight, tf.reshape(seededMatrix(1, 1, 40 + index), []))),
+      );
+      expect(fcn.sparseDispatch).toBe(dispatch === "sparse");
+      const forward = run(() => fcn.forward(x, domains, true));
+      const gradients = gradientValues(() => probeLoss(fcn.forward(x, domains, true)), fcn.trainableWeights);
+      fcn.dispose();
+      return { forward, gradients };
     });
-    fcn.dispose();
+    const [sparse, dense] = results as [(typeof results)[0], (typeof results)[0]];
+    expectClose(sparse.forward, dense.forward, 1e-5);
+    sparse.gradients.forEach((gradient, index) => {
+      expectClose(gradient, dense.gradients[index]!, 1e-5);
+    });
+    // domain 3 has no rows: its bias in layer 0 (domain_bias_0 [4, 5], row 3) gets zero gradient
+    expect(nonZeroCount([sparse.gradients[3]!.slice(15, 20)])).toBe(0);
+    expect(nonZeroCount([sparse.gradients[3]!.slice(0, 15)])).toBeGreaterThan(10);
+  });
+
+  it("picks sparse dispatch from 2 domains on under auto and keeps dispatch in its config", () => {
+    expect(new StarFcn({ numDomains: 1, units: [2] }).sparseDispatch).toBe(false);
+    expect(new StarFcn({ numDomains: 2, units: [2] }).sparseDispatch).toBe(true);
+    expect(new StarFcn({ numDomains: 8, units: [2], dispatch: "dense" }).sparseDispatch).toBe(false);
+    for (const dispatch of ["auto", "sparse", "dense"] as const) {
+      const fcn = new StarFcn({ numDomains: 3, units: [2], dispatch, seed: 1 });
+      expect(fcn.getConfig().dispatch).toBe(dispatch);
+      expect((StarFcn.fromConfig(StarFcn, fcn.getConfig()) as StarFcn).dispatch).toBe(dispatch);
+    }
+    const { dispatch: _dropped, ...oldConfig } = new StarFcn({
+      numDomains: 3,
+      units: [2],
+      dispatch: "dense",
+    }).getConfig();
+    expect((StarFcn.fromConfig(StarFcn, oldConfig) as StarFcn).dispatch).toBe("auto");
   });
 });

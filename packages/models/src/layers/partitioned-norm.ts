@@ -6,6 +6,7 @@ import {
   disposeLayerWeights,
   gatherRows,
 } from "@mdrec/core";
+import { oneHotFloat } from "@mdrec/gating";
 import * as tf from "@tensorflow/tfjs-core";
 import { serialization } from "@tensorflow/tfjs-core";
 import { initializers, type LayerVariable, layers } from "@tensorflow/tfjs-layers";
@@ -127,7 +128,7 @@ export class PartitionedNorm extends layers.Layer {
     z: tf.Tensor2D,
     domainIds: tf.Tensor1D,
   ): { mean: tf.Tensor2D; variance: tf.Tensor2D } {
-    const membership = tf.transpose(tf.cast(tf.oneHot(domainIds, this.numDomains), "float32")) as tf.Tensor2D; // [D, B]
+    const membership = tf.transpose(oneHotFloat(domainIds, this.numDomains)) as tf.Tensor2D; // [D, B]
     const counts = tf.reshape(tf.sum(membership, 1), [this.numDomains, 1]); // [D, 1]
     const divisor = tf.maximum(counts, 1); // [D, 1]
     const mean = tf.div(tf.matMul(membership, z), divisor) as tf.Tensor2D; // [D, units]
