@@ -90,10 +90,14 @@ static int64_t extent(int64_t offset, int64_t rows, int64_t cols, int64_t ld, in
  * and tower layers are this shape), while [1024, 128] @ [128, 128] already gains 1.17x. */
 #define NARROW_PRODUCT 96
 
-/* Products with fewer rows than this also run on one BLAS thread: [8, 512] @ [512, 128] (the
- * per-domain sums of a partitioned norm) takes 19 us on one thread and 29 us on two; from 32
- * rows on, two threads are level or ahead (measured on 2 cores). */
+/* Products with fewer rows or multiply-adds than these also run on one BLAS thread. Between
+ * other work the second thread has gone idle and waking it costs more than it saves (measured on
+ * 2 cores, with tfjs ops between calls): [8, 512] @ [512, 128] (a partitioned norm's per-domain
+ * sums) takes 19 us on one thread and 29 us on two; 8 expert segments of [64, 128] @ [128, 128]
+ * 0.33 ms and 0.50-0.58 ms; [128, 128] @ [128, 128] segments 0.47 and 0.52 ms; while
+ * [128, 128] @ [128, 256] segments (4.2M multiply-adds) gain 1.2x from the second thread. */
 #define SHORT_PRODUCT 32
+#define PARALLEL_MIN_MULTIPLY_ADDS 3000000
 
 /* C = op(A) @ op(B) by plain loops (row-major), summing over k in order. */
 static void small_sgemm(int transpose_a, int transpose_b, int64_t m, int64_t n, int64_t k,
@@ -166,11 +170,12 @@ static napi_value sgemm_batched(napi_env env, napi_callback_info info) {
     }
     return NULL;
   }
-  /* Narrow and short products run on one BLAS thread (see NARROW_PRODUCT, SHORT_PRODUCT); the
-   * count is restored after. */
+  /* Narrow, short and small products run on one BLAS thread (see NARROW_PRODUCT,
+   * SHORT_PRODUCT); the count is restored after. */
   int threads = blas_get_threads != NULL ? blas_get_threads() : 1;
   int single = blas_set_threads != NULL && threads > 1 &&
-               (n < NARROW_PRODUCT || k < NARROW_PRODUCT || m < SHORT_PRODUCT);
+               (n < NARROW_PRODUCT || k < NARROW_PRODUCT || m < SHORT_PRODUCT ||
+                m * n * k < PARALLEL_MIN_MULTIPLY_ADDS);
   if (single) blas_set_threads(1);
   for (int64_t i = 0; i < batch; i++) {
     if (k == 0) {
