@@ -389,7 +389,10 @@ describe("FusedAdamOptimizer on wasm", () => {
     await tf.setBackend("cpu");
   });
 
-  /** 5 steps of the fused optimizer on wasm with the add-on (the only wasm path it takes). */
+  /**
+   * 5 steps of the fused optimizer on wasm with the add-on (the only wasm path it takes): the
+   * first creates the moments and runs the kernel, the others update in place (no kernel).
+   */
   async function fusedOnWasm(setting: (typeof SETTINGS)[number]): Promise<Float32Array[]> {
     registerFastKernels("wasm", { nativeGemm: true });
     const { learningRate, beta1, beta2, epsilon } = setting;
@@ -397,7 +400,13 @@ describe("FusedAdamOptimizer on wasm", () => {
     const variables = makeVariables(SHAPES, 7);
     const names = await kernelNamesOf(() => train(optimizer, variables, 1));
     expect(names.includes(ADAM_UPDATE_KERNEL)).toBe(nativeAdam);
-    train(optimizer, variables, 4, { firstStep: 1 });
+    const dataIds = variables.map((variable) => variable.dataId);
+    const later = await kernelNamesOf(() => train(optimizer, variables, 1, { firstStep: 1 }));
+    expect(later.includes(ADAM_UPDATE_KERNEL)).toBe(false);
+    expect(variables.map((variable, index) => variable.dataId === dataIds[index])).toEqual(
+      variables.map(() => nativeAdam),
+    );
+    train(optimizer, variables, 3, { firstStep: 2 });
     const values = await snapshot(optimizer, variables);
     optimizer.dispose();
     tf.dispose(variables);
@@ -465,6 +474,38 @@ describe("FusedAdamOptimizer on wasm", () => {
     await tf.setBackend("wasm");
     expect(bitDifferences(onWasm, onCpu)).toBe(0);
   });
+
+  it.runIf(nativeAdam)(
+    "runs the kernel instead of updating in place while a clone shares a variable's memory",
+    async () => {
+      registerFastKernels("wasm", { nativeGemm: true });
+      const run = async (keepClone: boolean) => {
+        const variables = makeVariables([[4, 5], [3]], 9);
+        const optimizer = createAdamOptimizer(0.05);
+        train(optimizer, variables, 2);
+        // With mdrec's Identity kernel a clone shares the variable's buffer (reference count 2).
+        const clone = keepClone ? tf.clone(variables[0]!) : null;
+        const before = variables[0]!.dataSync().slice();
+        const dataIds = variables.map((variable) => variable.dataId);
+        const names = await kernelNamesOf(() => train(optimizer, variables, 1, { firstStep: 2 }));
+        const after = await snapshot(optimizer, variables);
+        const movedIds = variables.map((variable, index) => variable.dataId !== dataIds[index]);
+        const cloneValues = clone?.dataSync().slice();
+        clone?.dispose();
+        optimizer.dispose();
+        tf.dispose(variables);
+        return { before, after, names, movedIds, cloneValues };
+      };
+      const shared = await run(true);
+      const alone = await run(false);
+      expect(shared.cloneValues).toEqual(shared.before);
+      expect(shared.movedIds).toEqual([true, false]);
+      expect(shared.names).toContain(ADAM_UPDATE_KERNEL);
+      expect(alone.movedIds).toEqual([false, false]);
+      expect(alone.names).not.toContain(ADAM_UPDATE_KERNEL);
+      expect(bitDifferences(shared.after, alone.after)).toBe(0);
+    },
+  );
 
   it("leaves no tensor behind on wasm", () => {
     registerFastKernels("wasm", { nativeGemm: true });
@@ -534,6 +575,15 @@ describe("FusedAdamOptimizer on wasm", () => {
     );
     expect(() => update(buffer, 2, 0, 8, 16, 24, 4, 40, 48, ...scalars)).toThrow(
       "adamUpdate: an output overlaps an input or another output",
+    );
+    // In place (outputs at the value and moments): the numbers the call above wrote to fresh outputs.
+    const fresh = Array.from(floats.subarray(8, 14)); // new value, first moment, second moment
+    floats.set([1, -1, 2, -4, 0, 0, 0, 0], 0);
+    update(buffer, 2, 0, 8, 16, 24, 0, 16, 24, ...scalars);
+    expect([...floats.subarray(0, 2), ...floats.subarray(4, 8)]).toEqual(fresh);
+    expect(Array.from(floats.subarray(2, 4))).toEqual([2, -4]);
+    expect(() => update(buffer, 2, 0, 4, 16, 24, 0, 16, 24, ...scalars)).toThrow(
+      "adamUpdate: in place, the value, gradient and moments may not overlap",
     );
     expect(() => update(buffer, -1, 0, 8, 16, 24, 32, 40, 48, ...scalars)).toThrow(
       "adamUpdate: size and offsets must be integers in [0, buffer length]",

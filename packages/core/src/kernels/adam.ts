@@ -1,9 +1,18 @@
 import type * as tf from "@tensorflow/tfjs-core";
-import { getKernel, type KernelFunc, registerKernel, unregisterKernel, util } from "@tensorflow/tfjs-core";
+import {
+  backend as activeBackend,
+  getBackend as activeBackendName,
+  getKernel,
+  type KernelFunc,
+  registerKernel,
+  unregisterKernel,
+  util,
+} from "@tensorflow/tfjs-core";
 import { ConfigError, ShapeError } from "../errors.js";
 import { formatValue } from "../validate.js";
+import type { NativeGemm } from "./native-gemm.js";
 import { fastKernelState } from "./state.js";
-import { cachedWasmBackend, memoryOffset, sizeOf } from "./wasm-heap.js";
+import { cachedWasmBackend, memoryOffset, sizeOf, type WasmBackend } from "./wasm-heap.js";
 
 /** Name of mdrec's fused Adam kernel (`cpu` and `wasm` only). */
 export const ADAM_UPDATE_KERNEL = "MdrecAdamUpdate";
@@ -148,6 +157,78 @@ function portableAdamUpdate(args: Parameters<KernelFunc>[0], inputs: AdamInputs)
   return outputs.map((values) => backend.makeTensorInfo([...inputs.value.shape], "float32", values));
 }
 
+type NativeAdamUpdate = NonNullable<NativeGemm["adamUpdate"]>;
+
+// One call of the add-on's adamUpdate: new value and moments into `outputs` (the inputs
+// themselves for an update in place).
+function runNativeAdam(
+  adamUpdate: NativeAdamUpdate,
+  backend: WasmBackend,
+  size: number,
+  inputs: AdamInputs,
+  outputs: readonly [tf.TensorInfo, tf.TensorInfo, tf.TensorInfo],
+  constants: AdamConstants,
+): void {
+  const offset = (info: tf.TensorInfo) => memoryOffset(backend, info);
+  adamUpdate(
+    backend.wasm.HEAPU8.buffer,
+    size,
+    offset(inputs.value),
+    offset(inputs.gradient),
+    offset(inputs.firstMoment),
+    offset(inputs.secondMoment),
+    offset(outputs[0]),
+    offset(outputs[1]),
+    offset(outputs[2]),
+    constants.beta1,
+    constants.oneMinusBeta1,
+    constants.beta2,
+    constants.oneMinusBeta2,
+    constants.oneMinusAccBeta1,
+    constants.oneMinusAccBeta2,
+    constants.epsilon,
+    constants.negativeLearningRate,
+  );
+}
+
+/**
+ * The fused Adam step written over the variable and its two moments where they are (no new
+ * buffers, no kernel launch), the same bits as {@link ADAM_UPDATE_KERNEL}. Only on `wasm` with
+ * the native add-on, for float32 tensors of one shape, and only when nothing else holds their
+ * memory: each has backend reference count 1 (no clone, reshape or saved copy shares it, so no
+ * other tensor sees the values change) and the gradient is none of them.
+ * @returns false, having changed nothing, when any of that does not hold: then run the kernel.
+ */
+export function adamUpdateInPlace(
+  value: tf.Tensor,
+  gradient: tf.Tensor,
+  firstMoment: tf.Tensor,
+  secondMoment: tf.Tensor,
+  attributes: AdamUpdateAttributes,
+): boolean {
+  const native = fastKernelState().nativeGemm;
+  if (native?.adamUpdate === undefined || value.size === 0 || activeBackendName() !== "wasm") return false;
+  const backend = cachedWasmBackend(activeBackend());
+  if (backend === null) return false;
+  const written = [value, firstMoment, secondMoment];
+  const tensors = [value, gradient, firstMoment, secondMoment];
+  const alone = written.every((tensor) => backend.dataIdMap.get(tensor.dataId)?.refCount === 1);
+  const fitting = tensors.every(
+    (tensor) => tensor.dtype === "float32" && util.arraysEqual(tensor.shape, value.shape),
+  );
+  if (!alone || !fitting || written.some((tensor) => tensor.dataId === gradient.dataId)) return false;
+  const inputs: AdamInputs = { value, gradient, firstMoment, secondMoment };
+  runNativeAdam(
+    native.adamUpdate.bind(native),
+    backend,
+    value.size,
+    inputs,
+    [value, firstMoment, secondMoment],
+    adamConstants(attributes),
+  );
+  return true;
+}
+
 const wasmAdamUpdate: KernelFunc = (args) => {
   const inputs = checkInputs(args.inputs);
   const backend = cachedWasmBackend(args.backend);
@@ -165,26 +246,7 @@ const wasmAdamUpdate: KernelFunc = (args) => {
   if (size === 0) return [...outputs];
   const native = fastKernelState().nativeGemm;
   if (native?.adamUpdate !== undefined) {
-    const offset = (info: tf.TensorInfo) => memoryOffset(backend, info);
-    native.adamUpdate(
-      backend.wasm.HEAPU8.buffer,
-      size,
-      offset(inputs.value),
-      offset(inputs.gradient),
-      offset(inputs.firstMoment),
-      offset(inputs.secondMoment),
-      offset(outputs[0]),
-      offset(outputs[1]),
-      offset(outputs[2]),
-      constants.beta1,
-      constants.oneMinusBeta1,
-      constants.beta2,
-      constants.oneMinusBeta2,
-      constants.oneMinusAccBeta1,
-      constants.oneMinusAccBeta2,
-      constants.epsilon,
-      constants.negativeLearningRate,
-    );
+    runNativeAdam(native.adamUpdate.bind(native), backend, size, inputs, outputs, constants);
     return [...outputs];
   }
   // Views after the last allocation: growing the wasm memory detaches earlier ones.

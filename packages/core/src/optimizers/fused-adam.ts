@@ -1,6 +1,11 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { ConfigError } from "../errors.js";
-import { ADAM_UPDATE_KERNEL, type AdamUpdateAttributes, fusedAdamActive } from "../kernels/adam.js";
+import {
+  ADAM_UPDATE_KERNEL,
+  type AdamUpdateAttributes,
+  adamUpdateInPlace,
+  fusedAdamActive,
+} from "../kernels/adam.js";
 import { assertNumber, formatValue } from "../validate.js";
 
 /** The private fields of tfjs's `AdamOptimizer` that the fused update reads and writes. */
@@ -30,8 +35,12 @@ function assertAdamArguments(learningRate: number, beta1: number, beta2: number,
  * variable's value and moments are updated by the `MdrecAdamUpdate` kernel, which reproduces
  * `tf.train.adam`'s op sequence in float32 bit for bit. It runs on `cpu` (a TypeScript loop,
  * ~14x faster than tfjs's ops) and on `wasm` when mdrec's fast kernels run with the native add-on
- * (a C loop on the wasm heap, ~3-6x faster). Other backends, `wasm` without the add-on (where
- * tfjs's SIMD kernels beat a JavaScript loop) and `MDREC_FUSED_ADAM=0` run tfjs's own update.
+ * (a C loop on the wasm heap, ~3-6x faster). On `wasm` the loop writes over the variable and its
+ * moments where they are whenever no other tensor shares their memory (no clone or reshape of
+ * the variable is alive), saving three new buffers and a kernel launch per variable; otherwise
+ * the kernel writes fresh buffers and the old values stay with whoever holds them. Other
+ * backends, `wasm` without the add-on (where tfjs's SIMD kernels beat a JavaScript loop) and
+ * `MDREC_FUSED_ADAM=0` run tfjs's own update.
  *
  * Everything else is `tf.AdamOptimizer`'s: slot variables `<name>/m` and `<name>/v`, `getWeights`
  * / `setWeights`, `getConfig` and the class name `Adam`, so states and configs move freely
@@ -113,6 +122,8 @@ export class FusedAdamOptimizer extends tf.AdamOptimizer {
           this.stockUpdate(value, gradient, firstMoment, secondMoment, oneMinusAccBeta1, oneMinusAccBeta2);
           return;
         }
+        // Where nothing else holds their memory, the add-on updates all three where they are.
+        if (adamUpdateInPlace(value, gradient, firstMoment, secondMoment, attributes)) return;
         const [newValue, newFirstMoment, newSecondMoment] = tf
           .engine()
           .runKernel<tf.Tensor[]>(

@@ -302,6 +302,27 @@ static void adam_loop(int64_t size, const float *value, const float *gradient, c
   }
 }
 
+/* adam_loop with each output written over its own input (value, first, second moment): every
+ * element is read before it is written, in the same order and with the same operations. */
+static void adam_loop_in_place(int64_t size, float *value, const float *gradient, float *first,
+                               float *second, const float constants[8]) {
+  const float beta1 = constants[0], one_minus_beta1 = constants[1];
+  const float beta2 = constants[2], one_minus_beta2 = constants[3];
+  const float one_minus_acc_beta1 = constants[4], one_minus_acc_beta2 = constants[5];
+  const float epsilon = constants[6], negative_learning_rate = constants[7];
+  for (int64_t i = 0; i < size; i++) {
+    const float g = gradient[i];
+    const float m = first[i] * beta1 + g * one_minus_beta1;
+    const float s = second[i] * beta2 + (g * g) * one_minus_beta2;
+    const float m_hat = m / one_minus_acc_beta1;
+    const float s_hat = s / one_minus_acc_beta2;
+    const float step = m_hat / (sqrtf(s_hat) + epsilon) * negative_learning_rate;
+    first[i] = m;
+    second[i] = s;
+    value[i] = step + value[i];
+  }
+}
+
 /*
  * adamUpdate(buffer, size, valueOffset, gradientOffset, firstMomentOffset, secondMomentOffset,
  *            newValueOffset, newFirstMomentOffset, newSecondMomentOffset, beta1, oneMinusBeta1,
@@ -312,7 +333,9 @@ static void adam_loop(int64_t size, const float *value, const float *gradient, c
  *   value' = (m' / (1 - beta1^t)) / (sqrt(v' / (1 - beta2^t)) + epsilon) * -lr + value
  * Offsets in bytes into `buffer` (an ArrayBuffer), the scalars already rounded to float32 by
  * the caller. Every range is bounds-checked first, and the outputs may not overlap each other
- * or the inputs (the inputs may share memory).
+ * or the inputs (the inputs may share memory), except in place: when every output offset equals
+ * its input's (value, first moment, second moment), the three are updated where they are, and
+ * then the gradient may not overlap them.
  */
 static napi_value adam_update(napi_env env, napi_callback_info info) {
   size_t argc = 17;
@@ -338,10 +361,15 @@ static napi_value adam_update(napi_env env, napi_callback_info info) {
       return throw_error(env, "adamUpdate: a tensor lies outside the buffer or is not 4-byte aligned");
     }
   }
-  for (int output = 5; output < 8; output++) {
-    for (int other = 1; other < output; other++) {
-      if (size > 0 && v[output] < v[other] + bytes && v[other] < v[output] + bytes) {
-        return throw_error(env, "adamUpdate: an output overlaps an input or another output");
+  /* In place: newValue, newFirst, newSecond (5, 6, 7) at value, first, second (1, 3, 4); then
+   * the four inputs may not overlap, else no output may overlap an input or another output. */
+  const int in_place = v[5] == v[1] && v[6] == v[3] && v[7] == v[4];
+  for (int later = in_place ? 2 : 5; later < (in_place ? 5 : 8); later++) {
+    for (int other = 1; other < later; other++) {
+      if (size > 0 && v[later] < v[other] + bytes && v[other] < v[later] + bytes) {
+        return throw_error(env, in_place
+                                    ? "adamUpdate: in place, the value, gradient and moments may not overlap"
+                                    : "adamUpdate: an output overlaps an input or another output");
       }
     }
   }
@@ -354,6 +382,11 @@ static napi_value adam_update(napi_env env, napi_callback_info info) {
   uint8_t *base = (uint8_t *)data;
   float constants[8];
   for (int i = 0; i < 8; i++) constants[i] = (float)scalars[i];
+  if (in_place) {
+    adam_loop_in_place(size, (float *)(base + v[1]), (const float *)(base + v[2]),
+                       (float *)(base + v[3]), (float *)(base + v[4]), constants);
+    return NULL;
+  }
   adam_loop(size, (const float *)(base + v[1]), (const float *)(base + v[2]),
             (const float *)(base + v[3]), (const float *)(base + v[4]), (float *)(base + v[5]),
             (float *)(base + v[6]), (float *)(base + v[7]), constants);
