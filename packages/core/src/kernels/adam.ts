@@ -159,6 +159,13 @@ function portableAdamUpdate(args: Parameters<KernelFunc>[0], inputs: AdamInputs)
 
 type NativeAdamUpdate = NonNullable<NativeGemm["adamUpdate"]>;
 
+type AdamOutputs = readonly [tf.TensorInfo, tf.TensorInfo, tf.TensorInfo];
+
+/** The seven tensors of one update in the order the loops take them: inputs, then outputs. */
+function adamOperands(inputs: AdamInputs, outputs: AdamOutputs): tf.TensorInfo[] {
+  return [inputs.value, inputs.gradient, inputs.firstMoment, inputs.secondMoment, ...outputs];
+}
+
 // One call of the add-on's adamUpdate: new value and moments into `outputs` (the inputs
 // themselves for an update in place).
 function runNativeAdam(
@@ -166,20 +173,22 @@ function runNativeAdam(
   backend: WasmBackend,
   size: number,
   inputs: AdamInputs,
-  outputs: readonly [tf.TensorInfo, tf.TensorInfo, tf.TensorInfo],
+  outputs: AdamOutputs,
   constants: AdamConstants,
 ): void {
-  const offset = (info: tf.TensorInfo) => memoryOffset(backend, info);
+  const [value, gradient, first, second, newValue, newFirst, newSecond] = adamOperands(inputs, outputs).map(
+    (info) => memoryOffset(backend, info),
+  ) as [number, number, number, number, number, number, number];
   adamUpdate(
     backend.wasm.HEAPU8.buffer,
     size,
-    offset(inputs.value),
-    offset(inputs.gradient),
-    offset(inputs.firstMoment),
-    offset(inputs.secondMoment),
-    offset(outputs[0]),
-    offset(outputs[1]),
-    offset(outputs[2]),
+    value,
+    gradient,
+    first,
+    second,
+    newValue,
+    newFirst,
+    newSecond,
     constants.beta1,
     constants.oneMinusBeta1,
     constants.beta2,
@@ -251,17 +260,10 @@ const wasmAdamUpdate: KernelFunc = (args) => {
   }
   // Views after the last allocation: growing the wasm memory detaches earlier ones.
   const heap = backend.wasm.HEAPU8.buffer;
-  const view = (info: tf.TensorInfo) => new Float32Array(heap, memoryOffset(backend, info), size);
-  adamLoop(
-    constants,
-    view(inputs.value),
-    view(inputs.gradient),
-    view(inputs.firstMoment),
-    view(inputs.secondMoment),
-    view(outputs[0]),
-    view(outputs[1]),
-    view(outputs[2]),
-  );
+  const [value, gradient, first, second, newValue, newFirst, newSecond] = adamOperands(inputs, outputs).map(
+    (info) => new Float32Array(heap, memoryOffset(backend, info), size),
+  ) as [Float32Array, Float32Array, Float32Array, Float32Array, Float32Array, Float32Array, Float32Array];
+  adamLoop(constants, value, gradient, first, second, newValue, newFirst, newSecond);
   return [...outputs];
 };
 

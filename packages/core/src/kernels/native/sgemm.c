@@ -281,45 +281,44 @@ static napi_value gather_concat(napi_env env, napi_callback_info info) {
 #if defined(FLT_EVAL_METHOD) && FLT_EVAL_METHOD == 0
 #define MDREC_HAS_ADAM 1
 
-/* The loop on its own, so the compiler sees restrict-qualified outputs and vectorises it. */
+/* One element of the step, in tfjs's op order with float32 roundings. */
+struct adam_result {
+  float value, first, second;
+};
+static inline struct adam_result adam_element(float value, float g, float first, float second,
+                                              const float constants[8]) {
+  struct adam_result r;
+  r.first = first * constants[0] + g * constants[1];
+  r.second = second * constants[2] + (g * g) * constants[3];
+  const float m_hat = r.first / constants[4];
+  const float s_hat = r.second / constants[5];
+  const float step = m_hat / (sqrtf(s_hat) + constants[6]) * constants[7];
+  r.value = step + value;
+  return r;
+}
+
+/* The loop on its own, so the compiler sees restrict-qualified outputs and vectorises it.
+ * constants: beta1, 1 - beta1, beta2, 1 - beta2, 1 - beta1^t, 1 - beta2^t, epsilon, -lr. */
 static void adam_loop(int64_t size, const float *value, const float *gradient, const float *first,
                       const float *second, float *restrict new_value, float *restrict new_first,
                       float *restrict new_second, const float constants[8]) {
-  const float beta1 = constants[0], one_minus_beta1 = constants[1];
-  const float beta2 = constants[2], one_minus_beta2 = constants[3];
-  const float one_minus_acc_beta1 = constants[4], one_minus_acc_beta2 = constants[5];
-  const float epsilon = constants[6], negative_learning_rate = constants[7];
   for (int64_t i = 0; i < size; i++) {
-    const float g = gradient[i];
-    const float m = first[i] * beta1 + g * one_minus_beta1;
-    const float s = second[i] * beta2 + (g * g) * one_minus_beta2;
-    const float m_hat = m / one_minus_acc_beta1;
-    const float s_hat = s / one_minus_acc_beta2;
-    const float step = m_hat / (sqrtf(s_hat) + epsilon) * negative_learning_rate;
-    new_first[i] = m;
-    new_second[i] = s;
-    new_value[i] = step + value[i];
+    const struct adam_result r = adam_element(value[i], gradient[i], first[i], second[i], constants);
+    new_first[i] = r.first;
+    new_second[i] = r.second;
+    new_value[i] = r.value;
   }
 }
 
 /* adam_loop with each output written over its own input (value, first, second moment): every
- * element is read before it is written, in the same order and with the same operations. */
+ * element is read before it is written, with the same operations. */
 static void adam_loop_in_place(int64_t size, float *value, const float *gradient, float *first,
                                float *second, const float constants[8]) {
-  const float beta1 = constants[0], one_minus_beta1 = constants[1];
-  const float beta2 = constants[2], one_minus_beta2 = constants[3];
-  const float one_minus_acc_beta1 = constants[4], one_minus_acc_beta2 = constants[5];
-  const float epsilon = constants[6], negative_learning_rate = constants[7];
   for (int64_t i = 0; i < size; i++) {
-    const float g = gradient[i];
-    const float m = first[i] * beta1 + g * one_minus_beta1;
-    const float s = second[i] * beta2 + (g * g) * one_minus_beta2;
-    const float m_hat = m / one_minus_acc_beta1;
-    const float s_hat = s / one_minus_acc_beta2;
-    const float step = m_hat / (sqrtf(s_hat) + epsilon) * negative_learning_rate;
-    first[i] = m;
-    second[i] = s;
-    value[i] = step + value[i];
+    const struct adam_result r = adam_element(value[i], gradient[i], first[i], second[i], constants);
+    first[i] = r.first;
+    second[i] = r.second;
+    value[i] = r.value;
   }
 }
 
