@@ -3,7 +3,15 @@ import { DomainTowers, type DomainTowersArgs } from "@mdrec/models";
 import { checkVariableGradients, expectClose, onBackend, temporaryDirectory } from "@mdrec/test-utils";
 import * as tf from "@tensorflow/tfjs-core";
 import { describe, expect, it } from "vitest";
-import { gradientValues, nonZeroCount, probeLoss, run, seededMatrix, variablesOf } from "./support.js";
+import {
+  expectWasmMatchesCpu,
+  gradientValues,
+  nonZeroCount,
+  probeLoss,
+  run,
+  seededMatrix,
+  variablesOf,
+} from "./support.js";
 
 const domainsOf = (ids: number[]) => tf.tensor1d(ids, "int32");
 const MODES_AND_DISPATCHES = [
@@ -249,15 +257,11 @@ describe("DomainTowers", () => {
       const towers = new DomainTowers({ numDomains: 3, numTasks: 2, units: [4], mode, dispatch, seed: 2 });
       const x = seededMatrix(6, 5, 7);
       const domains = domainsOf([0, 1, 2, 2, 1, 0]);
-      const forward = () => run(() => towers.forward(x, domains));
-      const gradients = () =>
-        gradientValues(() => probeLoss(towers.forward(x, domains, true)), towers.trainableWeights);
-      const cpu = { forward: forward(), gradients: gradients() };
-      const wasm = await onBackend("wasm", () => ({ forward: forward(), gradients: gradients() }));
-      expectClose(wasm.forward, cpu.forward, 1e-5);
-      wasm.gradients.forEach((gradient, index) => {
-        expectClose(gradient, cpu.gradients[index]!, 1e-5);
-      });
+      await expectWasmMatchesCpu(
+        () => towers.forward(x, domains),
+        () => towers.forward(x, domains, true),
+        towers,
+      );
       towers.dispose();
     }
   });

@@ -1,9 +1,17 @@
 import { ConfigError, DataError, loadLayer, saveLayer } from "@mdrec/core";
 import { StarFcn } from "@mdrec/models";
-import { checkVariableGradients, expectClose, onBackend, temporaryDirectory } from "@mdrec/test-utils";
+import { checkVariableGradients, expectClose, expectNoLeak, temporaryDirectory } from "@mdrec/test-utils";
 import * as tf from "@tensorflow/tfjs-core";
 import { describe, expect, it } from "vitest";
-import { gradientValues, nonZeroCount, probeLoss, run, seededMatrix, variablesOf } from "./support.js";
+import {
+  expectWasmMatchesCpu,
+  gradientValues,
+  nonZeroCount,
+  probeLoss,
+  run,
+  seededMatrix,
+  variablesOf,
+} from "./support.js";
 
 const domainsOf = (ids: number[]) => tf.tensor1d(ids, "int32");
 
@@ -114,12 +122,10 @@ describe("StarFcn", () => {
     tf.tidy(() => {
       fcn.forward(x, domains);
     });
-    const before = tf.memory().numTensors;
-    tf.tidy(() => {
+    expectNoLeak(() => {
       fcn.forward(x, domains, true);
       fcn.forward(x, domains, false);
     });
-    expect(tf.memory().numTensors).toBe(before);
     tf.dispose([x, domains]);
     fcn.dispose();
   });
@@ -187,15 +193,11 @@ describe("StarFcn", () => {
           .getWeights()
           .map((weight, index) => tf.add(weight, tf.reshape(seededMatrix(1, 1, 20 + index), []))),
       );
-      const forward = () => run(() => fcn.forward(x, domains));
-      const gradients = () =>
-        gradientValues(() => probeLoss(fcn.forward(x, domains, true)), fcn.trainableWeights);
-      const cpu = { forward: forward(), gradients: gradients() };
-      const wasm = await onBackend("wasm", () => ({ forward: forward(), gradients: gradients() }));
-      expectClose(wasm.forward, cpu.forward, 1e-5);
-      wasm.gradients.forEach((gradient, index) => {
-        expectClose(gradient, cpu.gradients[index]!, 1e-5);
-      });
+      await expectWasmMatchesCpu(
+        () => fcn.forward(x, domains),
+        () => fcn.forward(x, domains, true),
+        fcn,
+      );
       fcn.dispose();
     },
   );

@@ -1,4 +1,5 @@
 // Helpers of the models tests beyond the shared ones in @mdrec/test-utils.
+import { expectClose, onBackend } from "@mdrec/test-utils";
 import * as tf from "@tensorflow/tfjs-core";
 import type { LayerVariable } from "@tensorflow/tfjs-layers";
 
@@ -46,4 +47,33 @@ export function seededMatrix(rows: number, columns: number, seed: number): tf.Te
 export function probeLoss(output: tf.Tensor): tf.Scalar {
   const weights = tf.randomUniform(output.shape, -1, 1, "float32", 99);
   return tf.sum(tf.mul(output, weights));
+}
+
+/**
+ * Runs a layer's forward pass and the gradients of `probeLoss` of its training output on `cpu`
+ * (the active backend) and on `wasm`, and asserts that they agree within 1e-5.
+ * @param forward the inference output, e.g. `() => layer.forward(x, domains)`.
+ * @param trainingOutput the training output whose probe loss is differentiated.
+ * @param layer its `trainableWeights` are read after `forward` ran (a first call builds them).
+ * @returns the `cpu` values, for further checks.
+ */
+export async function expectWasmMatchesCpu(
+  forward: () => tf.Tensor,
+  trainingOutput: () => tf.Tensor,
+  layer: { readonly trainableWeights: LayerVariable[] },
+): Promise<{ forward: number[]; gradients: number[][] }> {
+  const measure = () => {
+    const output = run(forward);
+    return {
+      forward: output,
+      gradients: gradientValues(() => probeLoss(trainingOutput()), layer.trainableWeights),
+    };
+  };
+  const cpu = measure();
+  const wasm = await onBackend("wasm", measure);
+  expectClose(wasm.forward, cpu.forward, 1e-5);
+  wasm.gradients.forEach((gradient, index) => {
+    expectClose(gradient, cpu.gradients[index]!, 1e-5);
+  });
+  return cpu;
 }

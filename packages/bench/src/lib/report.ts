@@ -88,7 +88,7 @@ function reported(label: string, suite: string, name: string, target = "(reporte
 
 /** The issue 7 targets that the results cover, as markdown table rows. */
 function targetRows(results: BenchResults): string[] {
-  const dispatch = "sparse-dispatch";
+  const dispatchSuite = "sparse-dispatch";
   const targets: TargetRow[] = [
     {
       label: "MMoE training, default backend / PyTorch (head-to-head)",
@@ -126,39 +126,39 @@ function targetRows(results: BenchResults): string[] {
     ),
     {
       label: "CESAA N=16 dense/sparse train step ratio / ideal 4.5",
-      suite: dispatch,
+      suite: dispatchSuite,
       name: "N=16 train ratio / ideal",
       target: ">= 0.8",
       pass: (value) => value >= 0.8,
     },
     reported(
       "CESAA N=16 fixed per-step cost F (ms, sparse step on 16-row batches)",
-      dispatch,
+      dispatchSuite,
       "N=16 fixed per-step cost F",
     ),
     reported(
       "CESAA N=16 ratio / ideal reachable with that F (no dispatch overhead at all)",
-      dispatch,
+      dispatchSuite,
       "N=16 ratio / ideal reachable with F",
     ),
     reported(
       "CESAA N=16 largest F (ms) that allows 0.8 x ideal",
-      dispatch,
+      dispatchSuite,
       "N=16 largest F that allows 0.8 x ideal",
     ),
     reported(
       "PyTorch reference, same comparison: N=16 dense/sparse train step ratio / ideal 4.5",
-      dispatch,
+      dispatchSuite,
       "PyTorch N=16 train ratio / ideal",
     ),
     reported(
       "CESAA N=16 sparse train step, PyTorch / mdrec (> 1: mdrec faster)",
-      dispatch,
+      dispatchSuite,
       "N=16 sparse train step, PyTorch / mdrec",
     ),
     reported(
       "CESAA sparse train step N=32 / N=4 (flat = 1)",
-      dispatch,
+      dispatchSuite,
       "N=32 sparse train step / N=4",
       "roughly flat (reported)",
     ),

@@ -203,9 +203,10 @@ function runNativeAdam(
 /**
  * The fused Adam step written over the variable and its two moments where they are (no new
  * buffers, no kernel launch), the same bits as {@link ADAM_UPDATE_KERNEL}. Only on `wasm` with
- * the native add-on, for float32 tensors of one shape, and only when nothing else holds their
- * memory: each has backend reference count 1 (no clone, reshape or saved copy shares it, so no
- * other tensor sees the values change) and the gradient is none of them.
+ * the native add-on, and only when nothing else holds their memory: each has backend reference
+ * count 1 (no clone, reshape or saved copy shares it, so no other tensor sees the values change)
+ * and the gradient is none of them. The caller has checked what the kernel checks: all four are
+ * float32 of the value's shape.
  * @returns false, having changed nothing, when any of that does not hold: then run the kernel.
  */
 export function adamUpdateInPlace(
@@ -220,12 +221,8 @@ export function adamUpdateInPlace(
   const backend = cachedWasmBackend(activeBackend());
   if (backend === null) return false;
   const written = [value, firstMoment, secondMoment];
-  const tensors = [value, gradient, firstMoment, secondMoment];
   const alone = written.every((tensor) => backend.dataIdMap.get(tensor.dataId)?.refCount === 1);
-  const fitting = tensors.every(
-    (tensor) => tensor.dtype === "float32" && util.arraysEqual(tensor.shape, value.shape),
-  );
-  if (!alone || !fitting || written.some((tensor) => tensor.dataId === gradient.dataId)) return false;
+  if (!alone || written.some((tensor) => tensor.dataId === gradient.dataId)) return false;
   const inputs: AdamInputs = { value, gradient, firstMoment, secondMoment };
   runNativeAdam(
     native.adamUpdate.bind(native),
