@@ -13,7 +13,7 @@ import {
 import * as tf from "@tensorflow/tfjs-core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { ADAM_UPDATE_KERNEL, configureFusedAdam, fusedAdamActive } from "../src/kernels/adam.js";
-import { loadNativeGemm } from "../src/kernels/native-gemm.js";
+import { defaultBlasThreads, loadNativeGemm } from "../src/kernels/native-gemm.js";
 
 // The shapes of a small model: a scalar, a bias, a kernel and a 10k x 16 embedding table.
 const SHAPES = [[], [3], [4, 5], [10000, 16]];
@@ -543,6 +543,56 @@ describe("FusedAdamOptimizer on wasm", () => {
     registerFastKernels("wasm", { nativeGemm: true });
     expect(fusedAdamActive("wasm")).toBe(nativeAdam);
     expect(describeFastKernels("wasm").endsWith(", fused Adam")).toBe(nativeAdam);
+  });
+
+  it.runIf(nativeAdam)("splits large updates over the add-on's threads with the same bits", () => {
+    if (!native.available || native.gemm.adamUpdate === undefined) return;
+    const gemm = native.gemm;
+    const size = 100_003; // above the split threshold (65536), not a multiple of the 16-float slices
+    const scalars = [0.9, 0.1, 0.999, 0.001, 0.271, 0.003, 1e-7, -0.01].map(Math.fround) as [
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+    ];
+    const run = (threads: number, inPlace: boolean): Float32Array => {
+      const buffer = new ArrayBuffer(4 * size * 7);
+      const floats = new Float32Array(buffer);
+      const random = new SeededRandom(5);
+      for (let index = 0; index < 4 * size; index++) floats[index] = random.nextNormal();
+      for (let index = 3 * size; index < 4 * size; index++) floats[index]! *= floats[index]!; // v >= 0
+      gemm.setThreads(threads);
+      const [value, gradient, first, second] = [0, 1, 2, 3].map((slot) => 4 * slot * size) as [
+        number,
+        number,
+        number,
+        number,
+      ];
+      const outputs = inPlace ? [value, first, second] : [4, 5, 6].map((slot) => 4 * slot * size);
+      gemm.adamUpdate!(
+        buffer,
+        size,
+        value,
+        gradient,
+        first,
+        second,
+        outputs[0]!,
+        outputs[1]!,
+        outputs[2]!,
+        ...scalars,
+      );
+      return floats;
+    };
+    for (const inPlace of [false, true]) {
+      const single = run(1, inPlace);
+      const split = run(2, inPlace);
+      expect(bitDifferences([split], [single])).toBe(0);
+    }
+    gemm.setThreads(defaultBlasThreads(process.env));
   });
 
   it.runIf(nativeAdam)("bounds-checks every range of the add-on's adamUpdate", () => {

@@ -136,6 +136,159 @@ describe("native GEMM add-on", () => {
     expect(Array.from(floats.subarray(24, 32))).toEqual([0, 0, 0, 0, 0, 0, 0, 0]);
   });
 
+  it.runIf(status.available)("runs grouped products with a per-group bias and relu, bounds-checked", () => {
+    if (!status.available) return;
+    const buffer = new ArrayBuffer(4 * 64);
+    const floats = new Float32Array(buffer);
+    // Rows of A [3, 2] in groups of 2, 0 and 1 rows; W_g [2, 2] per group; bias_g [2].
+    floats.set([1, 2, 3, 4, 5, 6], 0); // A
+    floats.set([1, 0, 0, 1, 0, 0, 0, 0, -1, 1, 1, -1], 8); // W_0 = I, W_1 = 0, W_2
+    floats.set([10, -10, 0, 0, 0.5, 0.5], 20); // bias rows
+    const plan = (groups: number[][]) => Float64Array.from(groups.flat());
+    const forward = plan([
+      [2, 2, 0, 32, 128, 80],
+      [0, 2, 16, 48, 144, 88],
+      [1, 2, 16, 64, 144, 96],
+    ]);
+    status.gemm.sgemmGrouped(buffer, false, false, 2, 2, 2, 2, forward, true);
+    // Group 0: [1, 2] + [10, -10] -> [11, 0]; [3, 4] -> [13, 0]; group 2: [5, 6] @ W_2 = [1, -1] + 0.5.
+    expect(Array.from(floats.subarray(32, 38))).toEqual([11, 0, 13, 0, 1.5, 0]);
+    // Weight gradients A_g^T @ dy_g: group 1 has no rows, so its [2, 2] block is zeros.
+    floats.set([1, 1, 1, 1, 1, 1], 40); // dy [3, 2]
+    floats.fill(7, 48, 60);
+    const weights = plan([
+      [2, 2, 0, 160, 192, -1],
+      [2, 0, 16, 176, 208, -1],
+      [2, 1, 16, 176, 224, -1],
+    ]);
+    status.gemm.sgemmGrouped(buffer, true, false, 2, 2, 2, 2, weights, false);
+    expect(Array.from(floats.subarray(48, 60))).toEqual([4, 4, 6, 6, 0, 0, 0, 0, 5, 5, 6, 6]);
+    expect(() =>
+      status.gemm.sgemmGrouped(buffer, false, false, 2, 2, 2, 2, plan([[2, 2, 0, 32, 250, -1]]), false),
+    ).toThrow("sgemmGrouped: a matrix of the plan lies outside the buffer or is misaligned");
+    expect(() =>
+      status.gemm.sgemmGrouped(buffer, false, false, 2, 2, 2, 2, plan([[2, 2, 0, 32, -4, -1]]), false),
+    ).toThrow("sgemmGrouped: plan entries must be non-negative integers below 2^33 (biasOffset may be -1)");
+    expect(() =>
+      status.gemm.sgemmGrouped(buffer, false, false, 2, 2, 2, 2, Float64Array.from([2, 2, 0]), false),
+    ).toThrow("sgemmGrouped: plan must be a Float64Array of 6 numbers per group");
+  });
+
+  it.runIf(status.available)("spreads large products over its threads, deterministically", () => {
+    if (!status.available) return;
+    const buffer = new ArrayBuffer(4 << 20);
+    const floats = new Float32Array(buffer);
+    for (let index = 0; index < floats.length; index++) floats[index] = Math.sin(index * 0.37) * 0.5;
+    const MB = 1 << 20;
+    const outputs = (threads: number): Float32Array[] => {
+      status.gemm.setThreads(threads);
+      const results: Float32Array[] = [];
+      const take = (offset: number, count: number) =>
+        results.push(floats.slice(offset / 4, offset / 4 + count));
+      // One product: split by rows on two threads ([256, 96] @ [96, 160], 3.9M multiply-adds) ...
+      status.gemm.sgemmBatched(buffer, false, false, 256, 160, 96, 1, 0, 96, 0, MB, 160, 0, 2 * MB, 160, 0);
+      take(2 * MB, 256 * 160);
+      // ... and by columns ([96, 112] @ [112, 400]^T, 4.3M).
+      status.gemm.sgemmBatched(buffer, false, true, 96, 400, 112, 1, 0, 112, 0, MB, 112, 0, 2 * MB, 400, 0);
+      take(2 * MB, 96 * 400);
+      // Column blocks side by side in the rows of C (the block-diagonal expert layers).
+      status.gemm.sgemmBatched(
+        buffer,
+        false,
+        false,
+        300,
+        64,
+        128,
+        3,
+        0,
+        384,
+        128,
+        MB,
+        64,
+        128 * 64,
+        2 * MB,
+        192,
+        64,
+      );
+      take(2 * MB, 300 * 192);
+      // Uneven expert segments, bias and relu, one group empty.
+      const rows = [130, 0, 47, 201, 90];
+      const plan = new Float64Array(6 * rows.length);
+      let start = 0;
+      rows.forEach((count, group) => {
+        plan.set(
+          [
+            count,
+            128,
+            4 * start * 128,
+            MB + 4 * group * 128 * 144,
+            2 * MB + 4 * start * 144,
+            3 * MB + 4 * group * 144,
+          ],
+          6 * group,
+        );
+        start += count;
+      });
+      status.gemm.sgemmGrouped(buffer, false, false, 144, 128, 144, 144, plan, true);
+      take(2 * MB, start * 144);
+      // Overlapping outputs (C stride 0) are written in order: the last entry wins.
+      status.gemm.sgemmBatched(
+        buffer,
+        false,
+        false,
+        128,
+        128,
+        128,
+        2,
+        0,
+        128,
+        0,
+        MB,
+        128,
+        128 * 128,
+        2 * MB,
+        128,
+        0,
+      );
+      take(2 * MB, 128 * 128);
+      return results;
+    };
+    const single = outputs(1);
+    const pooled = outputs(2);
+    const again = outputs(2);
+    status.gemm.setThreads(1);
+    // Split products may take OpenBLAS kernels of another block size (last-bit differences), so
+    // the pooled results match the single-thread ones to rounding, and themselves bit for bit.
+    single.forEach((values, index) => {
+      let largest = 0;
+      values.forEach((value, position) => {
+        largest = Math.max(largest, Math.abs(value - pooled[index]![position]!) / (1 + Math.abs(value)));
+      });
+      expect(largest).toBeLessThan(1e-5);
+      expect(again[index]).toEqual(pooled[index]);
+    });
+    // The overlapping call equals the second entry's product alone.
+    status.gemm.sgemmBatched(
+      buffer,
+      false,
+      false,
+      128,
+      128,
+      128,
+      1,
+      0,
+      128,
+      0,
+      MB + 4 * 128 * 128,
+      128,
+      0,
+      2 * MB,
+      128,
+      0,
+    );
+    expect(floats.slice((2 * MB) / 4, (2 * MB) / 4 + 128 * 128)).toEqual(single[4]);
+  });
+
   it.runIf(status.available)("masks dy by a relu output and sums each segment's bias gradient", () => {
     if (!status.available) return;
     const buffer = new ArrayBuffer(4 * 64);

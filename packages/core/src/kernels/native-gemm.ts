@@ -31,6 +31,24 @@ export interface NativeGemm {
     strideC: number,
   ): void;
   /**
+   * For each group g of `plan` (six numbers per group: `m, k, aOffset, bOffset, cOffset,
+   * biasOffset`), `C_g = op(A_g) @ op(B_g)` (row-major `[m, n]`, zeros when `k` is 0), then when
+   * `biasOffset >= 0` or `relu`, `C_g = act(C_g + bias_g)` with the `[n]` bias at `biasOffset`
+   * (-1: none). Offsets in bytes. With more than one thread (see `setThreads`) the products are
+   * spread over the pool, each product (or a half of one, for balance) on one thread.
+   */
+  sgemmGrouped(
+    buffer: ArrayBufferLike,
+    transposeA: boolean,
+    transposeB: boolean,
+    n: number,
+    lda: number,
+    ldb: number,
+    ldc: number,
+    plan: Float64Array,
+    relu: boolean,
+  ): void;
+  /**
    * One fused Adam step over `size` floats of `buffer` (byte offsets), tfjs's op sequence in
    * float32 (see `kernels/adam.ts`); the scalars must already be float32 values. Absent from
    * builds whose C compiler evaluates float arithmetic in a wider type.
@@ -94,7 +112,9 @@ export interface NativeGemm {
     segmentRows: Int32Array,
     biasGradOffset: number,
   ): void;
+  /** Threads of the add-on's pool, the caller included (OpenBLAS only; others keep their own). */
   setThreads(threads: number): void;
+  /** The BLAS library opened and the pool's threads (-1 when the library is not OpenBLAS). */
   info(): { library: string; threads: number };
 }
 
@@ -151,9 +171,9 @@ function loadAddon(path: string): NativeGemm {
 let cached: NativeGemmStatus | undefined;
 
 /**
- * BLAS threads to use: `MDREC_BLAS_THREADS` when set (a positive integer, else a ConfigError
- * naming the value), otherwise every core Node reports. Measured on 2-core machines, two
- * threads make the 4096-row MMoE inference matmuls ~1.3x faster and leave training unchanged.
+ * Threads of the native add-on ("BLAS threads"; its own pool runs products and large Adam
+ * updates, OpenBLAS itself stays on one thread): `MDREC_BLAS_THREADS` when set (a positive
+ * integer, else a ConfigError naming the value), otherwise every core Node reports.
  */
 export function defaultBlasThreads(env: Record<string, string | undefined>): number {
   const text = env.MDREC_BLAS_THREADS?.trim();
@@ -227,6 +247,7 @@ export function findOrBuildNativeGemm(env: Record<string, string | undefined>): 
         "-o",
         partial,
         ...flags,
+        "-pthread",
         "-ldl",
         "-lm",
       ],

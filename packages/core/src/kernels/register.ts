@@ -46,9 +46,10 @@ export interface RegisterFastKernelsOptions {
    */
   nativeGemm?: boolean;
   /**
-   * BLAS threads for the native GEMM. Defaults to the `MDREC_BLAS_THREADS` environment variable,
-   * else the number of cores Node reports (`os.availableParallelism()`). Set 1 when several
-   * processes share the cores (e.g. parallel test workers): BLAS threads then compete.
+   * Threads of the native add-on (its pool spreads products and large Adam updates; OpenBLAS
+   * itself stays on one). Defaults to the `MDREC_BLAS_THREADS` environment variable, else the
+   * number of cores Node reports (`os.availableParallelism()`). Set 1 when several processes
+   * share the cores (e.g. parallel test workers): the threads then compete.
    */
   blasThreads?: number;
   /** Environment to read `MDREC_NATIVE_GEMM` and `MDREC_BLAS_THREADS` from. Defaults to `process.env`. */

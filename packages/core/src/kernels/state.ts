@@ -6,7 +6,7 @@ export interface NativeGemmInfo {
   enabled: boolean;
   /** The BLAS library in use, e.g. `libopenblas.so.0`. */
   library?: string;
-  /** BLAS threads the library reports (-1 when it cannot tell). */
+  /** Threads of the add-on's pool (-1 when the BLAS library is not OpenBLAS and threads itself). */
   threads?: number;
   /** Why the add-on is not in use (disabled, no compiler, no BLAS, ...). */
   reason?: string;

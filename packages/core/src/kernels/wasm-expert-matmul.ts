@@ -101,35 +101,25 @@ const expertMatMul: KernelFunc = ({ inputs, backend: anyBackend, attrs }) => {
     if (epilogue) gemm.biasActivation(buffer, outOffset, rows, numExperts * n, biasOffset, relu);
     return out;
   }
+  // One grouped call: expert e's rows [start, start + count) against W_e (and bias row e).
+  const plan = new Float64Array(6 * numExperts);
   let start = 0;
   for (let expert = 0; expert < numExperts; expert++) {
     const count = segmentRows[expert]!;
-    if (count > 0) {
-      gemm.sgemmBatched(
-        buffer,
-        false,
-        transposeB,
+    plan.set(
+      [
         count,
-        n,
         k,
-        1,
         aOffset + 4 * start * aColumns,
-        aColumns,
-        0,
         bOffset + 4 * expert * bRows * bColumns,
-        bColumns,
-        0,
         outOffset + 4 * start * n,
-        n,
-        0,
-      );
-      if (epilogue) {
-        const expertBias = biasOffset < 0 ? -1 : biasOffset + 4 * expert * n;
-        gemm.biasActivation(buffer, outOffset + 4 * start * n, count, n, expertBias, relu);
-      }
-    }
+        epilogue && biasOffset >= 0 ? biasOffset + 4 * expert * n : -1,
+      ],
+      6 * expert,
+    );
     start += count;
   }
+  gemm.sgemmGrouped(buffer, false, transposeB, n, aColumns, bColumns, n, plan, epilogue && relu);
   return out;
 };
 
@@ -195,30 +185,25 @@ const expertWeightGradient: KernelFunc = ({ inputs, backend: anyBackend, attrs }
     );
     return out;
   }
+  // dW_e [K, M] = a_e^T @ dy_e over expert e's rows; no rows (k 0) writes zeros.
+  const plan = new Float64Array(6 * numExperts);
   let start = 0;
   for (let expert = 0; expert < numExperts; expert++) {
     const count = segmentRows[expert]!;
-    // count 0 makes the add-on write zeros (an empty inner dimension).
-    gemm.sgemmBatched(
-      buffer,
-      true,
-      false,
-      k,
-      m,
-      count,
-      1,
-      aOffset + 4 * start * aColumns,
-      aColumns,
-      0,
-      dyOffset + 4 * start * m,
-      m,
-      0,
-      outOffset + 4 * expert * k * m,
-      m,
-      0,
+    plan.set(
+      [
+        k,
+        count,
+        aOffset + 4 * start * aColumns,
+        dyOffset + 4 * start * m,
+        outOffset + 4 * expert * k * m,
+        -1,
+      ],
+      6 * expert,
     );
     start += count;
   }
+  gemm.sgemmGrouped(buffer, true, false, m, aColumns, m, m, plan, false);
   return out;
 };
 

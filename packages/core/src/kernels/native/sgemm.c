@@ -1,8 +1,12 @@
 /*
  * mdrec native GEMM: a Node-API add-on that runs single-precision matrix products with the
  * system BLAS (`cblas_sgemm`, OpenBLAS on Debian) directly on the tfjs wasm backend's heap, so
- * tensors never leave wasm memory. It also holds the fused Adam update (one pass per variable). Optional: @mdrec/core compiles it on first use when a C
- * compiler is present and falls back to its pure TypeScript kernels otherwise.
+ * tensors never leave wasm memory. It also holds the fused Adam update (one pass per variable).
+ * Optional: @mdrec/core compiles it on first use when a C compiler is present and falls back to
+ * its pure TypeScript kernels otherwise.
+ *
+ * Threads: OpenBLAS runs on one; the add-on's own small pool (see pool_threads) spreads the
+ * products of a call and large Adam updates over the threads set by setThreads.
  *
  * The BLAS library is opened with dlopen at load time (no link-time dependency, no -dev
  * package needed): $MDREC_BLAS_LIBRARY, else the usual OpenBLAS / reference CBLAS names.
@@ -11,10 +15,13 @@
 #include <float.h>
 #include <math.h>
 #include <node_api.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 enum { ROW_MAJOR = 101, NO_TRANS = 111, TRANS = 112 };
 
@@ -22,11 +29,9 @@ typedef void (*sgemm_fn)(int order, int trans_a, int trans_b, int m, int n, int 
                          const float *a, int lda, const float *b, int ldb, float beta, float *c,
                          int ldc);
 typedef void (*set_threads_fn)(int threads);
-typedef int (*get_threads_fn)(void);
 
 static sgemm_fn blas_sgemm = NULL;
 static set_threads_fn blas_set_threads = NULL;
-static get_threads_fn blas_get_threads = NULL;
 static char blas_name[512] = "";
 static char load_error[1024] = "";
 
@@ -35,8 +40,8 @@ static int open_blas(void) {
                               "libcblas.so.3", "libblas.so.3", "libopenblas.dylib",
                               "/System/Library/Frameworks/Accelerate.framework/Accelerate"};
   size_t count = sizeof(candidates) / sizeof(candidates[0]);
-  /* OpenBLAS starts one thread per core when it loads unless told otherwise; on small shared
-   * machines one thread is fastest, and callers can raise it through setThreads. */
+  /* OpenBLAS starts one thread per core when it loads unless told otherwise; it runs on one, and
+   * the add-on's own pool spreads products over threads (see pool_threads, setThreads). */
   setenv("OPENBLAS_NUM_THREADS", "1", 0);
   for (size_t i = 0; i < count; i++) {
     if (candidates[i] == NULL || candidates[i][0] == '\0') continue;
@@ -53,7 +58,8 @@ static int open_blas(void) {
     }
     blas_sgemm = found;
     blas_set_threads = (set_threads_fn)dlsym(handle, "openblas_set_num_threads");
-    blas_get_threads = (get_threads_fn)dlsym(handle, "openblas_get_num_threads");
+    /* Even when OPENBLAS_NUM_THREADS asked for more: threads come from the add-on's pool. */
+    if (blas_set_threads != NULL) blas_set_threads(1);
     snprintf(blas_name, sizeof(blas_name), "%s", candidates[i]);
     return 1;
   }
@@ -84,20 +90,44 @@ static int64_t extent(int64_t offset, int64_t rows, int64_t cols, int64_t ld, in
  * of every row of a batch. */
 #define SMALL_PRODUCT 8192
 
-/* Products with fewer output columns or a shorter inner dimension than this run on one BLAS
- * thread: OpenBLAS splits their rows over its threads and the hand-off costs more than it saves
- * (measured on 2 cores: [1024, 128] @ [128, 24] takes 71 us on one thread, 164 us on two; gate
- * and tower layers are this shape), while [1024, 128] @ [128, 128] already gains 1.17x. */
+/* A call of one product with fewer output columns or a shorter inner dimension than this runs on
+ * the caller's thread: splitting its rows over threads costs more than it saves (measured on 2
+ * cores with OpenBLAS's threads: [1024, 128] @ [128, 24] takes 71 us on one thread, 164 us on
+ * two; gate and tower layers are this shape), while [1024, 128] @ [128, 128] already gains 1.17x. */
 #define NARROW_PRODUCT 96
 
-/* Products with fewer rows or multiply-adds than these also run on one BLAS thread. Between
- * other work the second thread has gone idle and waking it costs more than it saves (measured on
- * 2 cores, with tfjs ops between calls): [8, 512] @ [512, 128] (a partitioned norm's per-domain
+/* So do calls of one product with fewer rows than SHORT_PRODUCT and calls of fewer multiply-adds
+ * in all than PARALLEL_MIN_MULTIPLY_ADDS (measured on 2 cores with OpenBLAS's threads, with tfjs
+ * ops between calls): [8, 512] @ [512, 128] (a partitioned norm's per-domain
  * sums) takes 19 us on one thread and 29 us on two; 8 expert segments of [64, 128] @ [128, 128]
  * 0.33 ms and 0.50-0.58 ms; [128, 128] @ [128, 128] segments 0.47 and 0.52 ms; while
  * [128, 128] @ [128, 256] segments (4.2M multiply-adds) gain 1.2x from the second thread. */
 #define SHORT_PRODUCT 32
+#define MAX_POOL_THREADS 16
 #define PARALLEL_MIN_MULTIPLY_ADDS 3000000
+
+/* One product of a call, or a block of its output rows or columns. */
+struct gemm_task {
+  int64_t m, n, k, cost;
+  const float *a, *b, *bias;
+  float *c;
+  int owner; /* the thread that runs it: 0 is the caller */
+};
+
+/* The products of one add-on call. `sequential`: their outputs may overlap, so one thread runs
+ * them in order. `epilogue`: bias and/or relu after each product. */
+struct gemm_job {
+  struct gemm_task *tasks;
+  int count, transpose_a, transpose_b, relu, epilogue, sequential;
+  int64_t lda, ldb, ldc;
+};
+
+static void run_job(struct gemm_job *job, int64_t capacity);
+static struct gemm_job *new_job(int count, int transpose_a, int transpose_b, int64_t lda, int64_t ldb,
+                                int64_t ldc, int64_t *capacity);
+static void add_task(struct gemm_job *job, int64_t m, int64_t n, int64_t k, const float *a,
+                     const float *b, float *c, const float *bias);
+static void free_job(struct gemm_job *job);
 
 /* C = op(A) @ op(B) by plain loops (row-major), summing over k in order. */
 static void small_sgemm(int transpose_a, int transpose_b, int64_t m, int64_t n, int64_t k,
@@ -170,23 +200,19 @@ static napi_value sgemm_batched(napi_env env, napi_callback_info info) {
     }
     return NULL;
   }
-  /* Narrow, short and small products run on one BLAS thread (see NARROW_PRODUCT,
-   * SHORT_PRODUCT); the count is restored after. */
-  int threads = blas_get_threads != NULL ? blas_get_threads() : 1;
-  int single = blas_set_threads != NULL && threads > 1 &&
-               (n < NARROW_PRODUCT || k < NARROW_PRODUCT || m < SHORT_PRODUCT ||
-                m * n * k < PARALLEL_MIN_MULTIPLY_ADDS);
-  if (single) blas_set_threads(1);
+  int64_t capacity = 0;
+  struct gemm_job *job = new_job((int)batch, transpose_a, transpose_b, lda, ldb, ldc, &capacity);
+  if (job == NULL) return throw_error(env, "sgemmBatched: out of memory");
   for (int64_t i = 0; i < batch; i++) {
-    if (k == 0) {
-      for (int64_t row = 0; row < m; row++) memset(c + i * stride_c + row * ldc, 0, 4 * n);
-      continue;
-    }
-    blas_sgemm(ROW_MAJOR, transpose_a ? TRANS : NO_TRANS, transpose_b ? TRANS : NO_TRANS, (int)m,
-               (int)n, (int)k, 1.0f, a + i * stride_a, (int)lda, b + i * stride_b, (int)ldb, 0.0f,
-               c + i * stride_c, (int)ldc);
+    add_task(job, m, n, k, a + i * stride_a, b + i * stride_b, c + i * stride_c, NULL);
   }
-  if (single) blas_set_threads(threads);
+  /* Entries whose outputs overlap (stride 0 broadcasts C too) are written in order by one thread.
+   * They are apart when each starts past the previous one's last row, or when they are column
+   * blocks side by side within the rows (the block-diagonal expert layers). */
+  const int apart = stride_c >= (m - 1) * ldc + n || (stride_c >= n && (batch - 1) * stride_c + n <= ldc);
+  job->sequential = batch > 1 && m > 0 && n > 0 && !apart;
+  run_job(job, capacity);
+  free_job(job);
   return NULL;
 }
 
@@ -201,6 +227,391 @@ static int typed_array_arg(napi_env env, napi_value value, napi_typedarray_type 
   if (napi_get_typedarray_info(env, value, &type, count, data, &array_buffer, &offset) != napi_ok)
     return 0;
   return type == want;
+}
+
+/* ---- Grouped products on a small pool of threads ---------------------------------------- */
+
+/* Adds `bias` (NULL: none) to each of `rows` rows of `cols` floats at `c` (row stride ldc), then
+ * with `relu` clamps negatives to 0 (NaN stays NaN, as in tfjs's Relu). */
+static void bias_activation_rows(float *c, int64_t rows, int64_t cols, int64_t ldc,
+                                 const float *bias, int relu) {
+  for (int64_t row = 0; row < rows; row++) {
+    float *out = c + row * ldc;
+    if (bias != NULL)
+      for (int64_t col = 0; col < cols; col++) out[col] += bias[col];
+    if (relu)
+      for (int64_t col = 0; col < cols; col++) out[col] = out[col] < 0.0f ? 0.0f : out[col];
+  }
+}
+
+/* Room for `count` products plus the blocks split off them for balance; NULL when out of memory. */
+static struct gemm_job *new_job(int count, int transpose_a, int transpose_b, int64_t lda, int64_t ldb,
+                                int64_t ldc, int64_t *capacity) {
+  struct gemm_job *job = (struct gemm_job *)calloc(1, sizeof(struct gemm_job));
+  if (job == NULL) return NULL;
+  *capacity = (int64_t)count + 4 * MAX_POOL_THREADS;
+  job->tasks = (struct gemm_task *)malloc(sizeof(struct gemm_task) * (size_t)*capacity);
+  if (job->tasks == NULL) {
+    free(job);
+    return NULL;
+  }
+  job->transpose_a = transpose_a;
+  job->transpose_b = transpose_b;
+  job->lda = lda;
+  job->ldb = ldb;
+  job->ldc = ldc;
+  return job;
+}
+
+static void add_task(struct gemm_job *job, int64_t m, int64_t n, int64_t k, const float *a,
+                     const float *b, float *c, const float *bias) {
+  job->tasks[job->count++] = (struct gemm_task){
+      .m = m, .n = n, .k = k, .cost = m * n * (k > 0 ? k : 1), .a = a, .b = b, .bias = bias, .c = c};
+}
+
+static void free_job(struct gemm_job *job) {
+  free(job->tasks);
+  free(job);
+}
+
+static void run_task(const struct gemm_job *job, const struct gemm_task *task) {
+  if (task->m == 0 || task->n == 0) return;
+  if (task->k == 0) {
+    for (int64_t row = 0; row < task->m; row++) memset(task->c + row * job->ldc, 0, 4 * task->n);
+  } else {
+    blas_sgemm(ROW_MAJOR, job->transpose_a ? TRANS : NO_TRANS, job->transpose_b ? TRANS : NO_TRANS,
+               (int)task->m, (int)task->n, (int)task->k, 1.0f, task->a, (int)job->lda, task->b,
+               (int)job->ldb, 0.0f, task->c, (int)job->ldc);
+  }
+  if (job->epilogue) bias_activation_rows(task->c, task->m, task->n, job->ldc, task->bias, job->relu);
+}
+
+static void run_owned(const struct gemm_job *job, int owner) {
+  for (int i = 0; i < job->count; i++)
+    if (job->tasks[i].owner == owner) run_task(job, &job->tasks[i]);
+}
+
+/* Threads for products (the caller included), set by setThreads. OpenBLAS itself always runs on
+ * one thread: its own workers spin for a while after each threaded call (OPENBLAS_THREAD_TIMEOUT,
+ * ~0.1 s by default) and took the second core from everything else (measured: 16 expert segments
+ * spread over two threads ran at 140-157 GFLOP/s alone, 83-93 next to OpenBLAS-threaded calls). */
+static int pool_threads = 1;
+
+/* Worker threads 1..MAX_POOL_THREADS-1 (the caller is thread 0). One job runs at a time
+ * (pool_busy; a second caller, e.g. from another Node worker thread, runs its products on its own
+ * thread instead). A job is posted by bumping pool_generation; workers spin for POOL_SPIN_NS after
+ * each job before they sleep on pool_wake, and the caller spins until pool_pending is 0: on the
+ * shared VMs waking a sleeping thread took long enough to make 4096-row inference 1.25x slower
+ * than with OpenBLAS's own (spinning) threads. */
+#define POOL_SPIN_NS 2000000
+static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t pool_wake = PTHREAD_COND_INITIALIZER;
+static int pool_started = 1; /* threads running, the caller included */
+static int pool_busy = 0;
+static unsigned long pool_generation = 0; /* atomic */
+static int pool_pending = 0;              /* atomic: workers still running the job */
+static int pool_sleepers = 0;             /* atomic: workers asleep or about to be */
+/* The posted job: work(context, self, threads) runs thread `self`'s share. */
+typedef void (*pool_work_fn)(const void *context, int self, int threads);
+static pool_work_fn pool_work = NULL;
+static const void *pool_context = NULL;
+static int pool_job_threads = 0; /* threads of the posted job; workers >= it sit it out */
+/* The generation each worker was started in (set under pool_lock before it starts), so a job
+ * posted before the new thread first looks is not missed. */
+static unsigned long pool_start_generation[MAX_POOL_THREADS];
+
+static int64_t now_ns(void) {
+  struct timespec time;
+  clock_gettime(CLOCK_MONOTONIC, &time);
+  return (int64_t)time.tv_sec * 1000000000 + time.tv_nsec;
+}
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ __volatile__("yield");
+#endif
+}
+
+/* Waits until pool_generation differs from `seen`, spinning first; returns the new generation. */
+static unsigned long pool_wait(unsigned long seen) {
+  const int64_t deadline = now_ns() + POOL_SPIN_NS;
+  for (unsigned spins = 1;; spins++) {
+    unsigned long generation = __atomic_load_n(&pool_generation, __ATOMIC_ACQUIRE);
+    if (generation != seen) return generation;
+    cpu_relax();
+    if (spins % 256 == 0) {
+      if (now_ns() > deadline) break;
+      sched_yield(); /* let other runnable threads (the JS engine's helpers) have the core */
+    }
+  }
+  pthread_mutex_lock(&pool_lock);
+  __atomic_add_fetch(&pool_sleepers, 1, __ATOMIC_SEQ_CST);
+  while (__atomic_load_n(&pool_generation, __ATOMIC_SEQ_CST) == seen)
+    pthread_cond_wait(&pool_wake, &pool_lock);
+  __atomic_sub_fetch(&pool_sleepers, 1, __ATOMIC_SEQ_CST);
+  pthread_mutex_unlock(&pool_lock);
+  return __atomic_load_n(&pool_generation, __ATOMIC_ACQUIRE);
+}
+
+static void *pool_worker(void *argument) {
+  const int self = (int)(intptr_t)argument;
+  unsigned long seen = __atomic_load_n(&pool_start_generation[self], __ATOMIC_ACQUIRE);
+  for (;;) {
+    seen = pool_wait(seen);
+    const int threads = __atomic_load_n(&pool_job_threads, __ATOMIC_ACQUIRE);
+    if (self >= threads) continue;
+    pool_work(pool_context, self, threads);
+    __atomic_sub_fetch(&pool_pending, 1, __ATOMIC_ACQ_REL);
+  }
+  return NULL;
+}
+
+static int pool_reserve(int threads);
+
+/* Posts work(context, ...) to workers 1..threads-1, runs the caller's share (0) and waits for the
+ * rest. */
+static void pool_run(pool_work_fn work, const void *context, int threads) {
+  pool_work = work;
+  pool_context = context;
+  __atomic_store_n(&pool_job_threads, threads, __ATOMIC_RELEASE);
+  __atomic_store_n(&pool_pending, threads - 1, __ATOMIC_RELEASE);
+  __atomic_add_fetch(&pool_generation, 1, __ATOMIC_SEQ_CST);
+  if (__atomic_load_n(&pool_sleepers, __ATOMIC_SEQ_CST) > 0) {
+    pthread_mutex_lock(&pool_lock);
+    pthread_cond_broadcast(&pool_wake);
+    pthread_mutex_unlock(&pool_lock);
+  }
+  work(context, 0, threads);
+  while (__atomic_load_n(&pool_pending, __ATOMIC_ACQUIRE) > 0) cpu_relax();
+}
+
+/* Reserves up to `wanted` pool threads for one job (the caller included); 1 when the pool is
+ * busy with another caller's job. Release with pool_release when more than 1. */
+static int pool_acquire(int wanted) {
+  int usable = 1;
+  pthread_mutex_lock(&pool_lock);
+  if (!pool_busy) usable = pool_reserve(wanted);
+  if (usable > 1) pool_busy = 1;
+  pthread_mutex_unlock(&pool_lock);
+  return usable;
+}
+
+static void pool_release(void) {
+  pthread_mutex_lock(&pool_lock);
+  pool_busy = 0;
+  pthread_mutex_unlock(&pool_lock);
+}
+
+static void gemm_work(const void *context, int self, int threads) {
+  (void)threads;
+  run_owned((const struct gemm_job *)context, self);
+}
+
+/* Starts workers until `threads` threads (the caller included) can run; returns how many can.
+ * Called with pool_lock held. */
+static int pool_reserve(int threads) {
+  if (threads > MAX_POOL_THREADS) threads = MAX_POOL_THREADS;
+  while (pool_started < threads) {
+    pthread_t thread;
+    pthread_attr_t attributes;
+    pthread_attr_init(&attributes);
+    pthread_attr_setdetachstate(&attributes, PTHREAD_CREATE_DETACHED);
+    __atomic_store_n(&pool_start_generation[pool_started], __atomic_load_n(&pool_generation, __ATOMIC_SEQ_CST), __ATOMIC_RELEASE);
+    int failed = pthread_create(&thread, &attributes, pool_worker, (void *)(intptr_t)pool_started);
+    pthread_attr_destroy(&attributes);
+    if (failed) break;
+    pool_started++;
+  }
+  return pool_started < threads ? pool_started : threads;
+}
+
+static int compare_cost(const void *left, const void *right) {
+  const struct gemm_task *a = (const struct gemm_task *)left, *b = (const struct gemm_task *)right;
+  return a->cost < b->cost ? 1 : a->cost > b->cost ? -1 : 0;
+}
+
+/* Largest-first assignment of the tasks to `threads` threads; returns the busiest thread's cost. */
+static int64_t assign_tasks(struct gemm_task *tasks, int count, int threads) {
+  int64_t load[MAX_POOL_THREADS] = {0};
+  qsort(tasks, (size_t)count, sizeof *tasks, compare_cost);
+  int64_t busiest = 0;
+  for (int i = 0; i < count; i++) {
+    int least = 0;
+    for (int t = 1; t < threads; t++)
+      if (load[t] < load[least]) least = t;
+    tasks[i].owner = least;
+    load[least] += tasks[i].cost;
+    if (load[least] > busiest) busiest = load[least];
+  }
+  return busiest;
+}
+
+static int64_t task_cost(const struct gemm_task *task) {
+  return task->m * task->n * (task->k > 0 ? task->k : 1);
+}
+
+/* Splits task `index` in two along its longer output side (rows, or columns in multiples of 16)
+ * and appends the second half; returns 0 when it is too small to split. */
+static int split_task(struct gemm_job *job, int index) {
+  struct gemm_task *task = &job->tasks[index];
+  struct gemm_task second = *task;
+  if (task->m >= task->n) {
+    const int64_t first = task->m / 2;
+    if (first < SHORT_PRODUCT) return 0;
+    second.m = task->m - first;
+    second.a = job->transpose_a ? task->a + first : task->a + first * job->lda;
+    second.c = task->c + first * job->ldc;
+    task->m = first;
+  } else {
+    const int64_t first = (task->n / 2 + 15) / 16 * 16;
+    if (task->n < 64 || first >= task->n) return 0;
+    second.n = task->n - first;
+    second.b = job->transpose_b ? task->b + first * job->ldb : task->b + first;
+    second.c = task->c + first;
+    if (task->bias != NULL) second.bias = task->bias + first;
+    task->n = first;
+  }
+  task->cost = task_cost(task);
+  second.cost = task_cost(&second);
+  job->tasks[job->count++] = second;
+  return 1;
+}
+
+/* Whether a job of one product is too narrow or short to gain from more threads. */
+static int single_thread_product(const struct gemm_task *task) {
+  return task->n < NARROW_PRODUCT || task->k < NARROW_PRODUCT || task->m < SHORT_PRODUCT;
+}
+
+/* Runs every task of `job`: on the caller's thread when the work is small, else spread over the
+ * pool, each product (or block of one) on one BLAS thread. */
+static void run_job(struct gemm_job *job, int64_t capacity) {
+  int64_t total = 0;
+  for (int i = 0; i < job->count; i++) total += job->tasks[i].cost;
+  int usable = 1;
+  const int threads = __atomic_load_n(&pool_threads, __ATOMIC_RELAXED);
+  if (threads > 1 && !job->sequential && total >= PARALLEL_MIN_MULTIPLY_ADDS &&
+      !(job->count == 1 && single_thread_product(&job->tasks[0]))) {
+    usable = pool_acquire(threads);
+  }
+  if (usable == 1) {
+    for (int i = 0; i < job->count; i++) run_task(job, &job->tasks[i]);
+    return;
+  }
+  /* Split the largest products until the busiest thread has at most 10% over its share. */
+  int64_t busiest = assign_tasks(job->tasks, job->count, usable);
+  while (busiest * 10 > total * 11 / usable && job->count < capacity && split_task(job, 0)) {
+    busiest = assign_tasks(job->tasks, job->count, usable);
+  }
+  pool_run(gemm_work, job, usable);
+  pool_release();
+}
+
+/* Whether any two tasks' output ranges overlap (tasks not yet split; rows of n floats, stride ldc). */
+static int compare_start(const void *left, const void *right) {
+  const float *a = *(const float *const *)left, *b = *(const float *const *)right;
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+static int outputs_overlap(const struct gemm_job *job, int64_t n, int64_t ldc) {
+  if (job->count < 2 || n == 0) return 0;
+  /* Pairs (start, end) sorted by start; any start before the previous end overlaps. */
+  const float **ranges = (const float **)malloc(sizeof(float *) * 2 * (size_t)job->count);
+  if (ranges == NULL) return 1;
+  int used = 0;
+  for (int i = 0; i < job->count; i++) {
+    const struct gemm_task *task = &job->tasks[i];
+    if (task->m == 0) continue;
+    ranges[2 * used] = task->c;
+    ranges[2 * used + 1] = task->c + (task->m - 1) * ldc + n;
+    used++;
+  }
+  qsort(ranges, (size_t)used, 2 * sizeof(float *), compare_start);
+  int overlap = 0;
+  for (int i = 1; i < used && !overlap; i++) overlap = ranges[2 * i] < ranges[2 * i - 1];
+  free(ranges);
+  return overlap;
+}
+
+/*
+ * sgemmGrouped(buffer, transposeA, transposeB, n, lda, ldb, ldc, plan, relu)
+ * For each group g, with plan (a Float64Array) holding six numbers per group
+ * [m, k, aOffset, bOffset, cOffset, biasOffset]: C_g = op(A_g) @ op(B_g), row-major, C_g being
+ * [m, n] (zeros when k is 0); then when biasOffset >= 0 or relu, C_g = act(C_g + bias_g) with the
+ * [n] bias at biasOffset (-1: none). Offsets in bytes. The groups' outputs may not overlap. With
+ * more than one BLAS thread configured, the products are spread over that many threads, each
+ * product on one (the sparse expert segments: many products of ~100 rows).
+ */
+static napi_value sgemm_grouped(napi_env env, napi_callback_info info) {
+  size_t argc = 9;
+  napi_value argv[9];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 9) {
+    return throw_error(env, "sgemmGrouped expects 9 arguments");
+  }
+  void *data = NULL;
+  size_t length = 0;
+  if (!arraybuffer_arg(env, argv[0], &data, &length)) {
+    return throw_error(env, "sgemmGrouped: argument 0 must be an ArrayBuffer");
+  }
+  bool transpose_a = false, transpose_b = false, relu = false;
+  napi_get_value_bool(env, argv[1], &transpose_a);
+  napi_get_value_bool(env, argv[2], &transpose_b);
+  napi_get_value_bool(env, argv[8], &relu);
+  int64_t v[4];
+  for (int i = 0; i < 4; i++) {
+    if (napi_get_value_int64(env, argv[3 + i], &v[i]) != napi_ok || v[i] < 0 || v[i] > INT32_MAX) {
+      return throw_error(env, "sgemmGrouped: n and the leading dimensions must be integers in [0, 2^31)");
+    }
+  }
+  int64_t n = v[0], lda = v[1], ldb = v[2], ldc = v[3];
+  double *plan = NULL;
+  size_t plan_length = 0;
+  if (!typed_array_arg(env, argv[7], napi_float64_array, (void **)&plan, &plan_length) ||
+      plan_length % 6 != 0) {
+    return throw_error(env, "sgemmGrouped: plan must be a Float64Array of 6 numbers per group");
+  }
+  const int groups = (int)(plan_length / 6);
+  if (plan_length / 6 > 65536) return throw_error(env, "sgemmGrouped: at most 65536 groups");
+  if (groups == 0 || n == 0) return NULL;
+  int64_t capacity = 0;
+  struct gemm_job *job = new_job(groups, transpose_a, transpose_b, lda, ldb, ldc, &capacity);
+  if (job == NULL) return throw_error(env, "sgemmGrouped: out of memory");
+  job->relu = relu;
+  job->epilogue = relu;
+  uint8_t *base = (uint8_t *)data;
+  for (int g = 0; g < groups; g++) {
+    const double *p = plan + 6 * g;
+    int64_t q[6];
+    for (int i = 0; i < 6; i++) {
+      if (!(p[i] >= -1 && p[i] <= (double)INT32_MAX * 4) || p[i] != (double)(int64_t)p[i] ||
+          (i < 5 && p[i] < 0)) {
+        free_job(job);
+        return throw_error(env, "sgemmGrouped: plan entries must be non-negative integers below 2^33 (biasOffset may be -1)");
+      }
+      q[i] = (int64_t)p[i];
+    }
+    const int64_t m = q[0], k = q[1];
+    const int64_t a_rows = transpose_a ? k : m, a_cols = transpose_a ? m : k;
+    const int64_t b_rows = transpose_b ? n : k, b_cols = transpose_b ? k : n;
+    if (m > INT32_MAX || k > INT32_MAX || (lda < a_cols && a_rows > 0) || (ldb < b_cols && b_rows > 0) ||
+        ldc < n || (q[2] | q[3] | q[4]) % 4 != 0 || (q[5] >= 0 && q[5] % 4 != 0) ||
+        extent(q[2], a_rows, a_cols, lda, 1, 0) > (int64_t)length ||
+        extent(q[3], b_rows, b_cols, ldb, 1, 0) > (int64_t)length ||
+        extent(q[4], m, n, ldc, 1, 0) > (int64_t)length ||
+        (q[5] >= 0 && q[5] + 4 * n > (int64_t)length)) {
+      free_job(job);
+      return throw_error(env, "sgemmGrouped: a matrix of the plan lies outside the buffer or is misaligned");
+    }
+    if (q[5] >= 0) job->epilogue = 1;
+    add_task(job, m, n, k, (const float *)(base + q[2]), (const float *)(base + q[3]),
+             (float *)(base + q[4]), q[5] >= 0 ? (const float *)(base + q[5]) : NULL);
+  }
+  /* Outputs that overlap (which callers should not pass) are written in order, by one thread. */
+  job->sequential = outputs_overlap(job, n, ldc);
+  run_job(job, capacity);
+  free_job(job);
+  return NULL;
 }
 
 /*
@@ -322,6 +733,34 @@ static void adam_loop_in_place(int64_t size, float *value, const float *gradient
   }
 }
 
+/* One adamUpdate call: value, gradient, first, second, newValue, newFirst, newSecond. */
+struct adam_job {
+  int64_t size;
+  int in_place;
+  float *tensors[7];
+  float constants[8];
+};
+
+/* Variables of at least this many floats are updated by every pool thread, each a contiguous
+ * slice (the loop is bound by memory bandwidth, which one core on these VMs does not saturate). */
+#define ADAM_PARALLEL_MIN 65536
+
+/* Thread `self`'s slice of the update: [size * self / threads, size * (self + 1) / threads),
+ * boundaries rounded to 16 floats (64-byte lines). */
+static void adam_work(const void *context, int self, int threads) {
+  const struct adam_job *job = (const struct adam_job *)context;
+  const int64_t begin = self == 0 ? 0 : (job->size * self / threads) / 16 * 16;
+  const int64_t end = self == threads - 1 ? job->size : (job->size * (self + 1) / threads) / 16 * 16;
+  if (end <= begin) return;
+  float *const *t = job->tensors;
+  if (job->in_place) {
+    adam_loop_in_place(end - begin, t[0] + begin, t[1] + begin, t[2] + begin, t[3] + begin, job->constants);
+  } else {
+    adam_loop(end - begin, t[0] + begin, t[1] + begin, t[2] + begin, t[3] + begin, t[4] + begin,
+              t[5] + begin, t[6] + begin, job->constants);
+  }
+}
+
 /*
  * adamUpdate(buffer, size, valueOffset, gradientOffset, firstMomentOffset, secondMomentOffset,
  *            newValueOffset, newFirstMomentOffset, newSecondMomentOffset, beta1, oneMinusBeta1,
@@ -378,17 +817,18 @@ static napi_value adam_update(napi_env env, napi_callback_info info) {
       return throw_error(env, "adamUpdate: the Adam scalars must be numbers");
     }
   }
-  uint8_t *base = (uint8_t *)data;
-  float constants[8];
-  for (int i = 0; i < 8; i++) constants[i] = (float)scalars[i];
-  if (in_place) {
-    adam_loop_in_place(size, (float *)(base + v[1]), (const float *)(base + v[2]),
-                       (float *)(base + v[3]), (float *)(base + v[4]), constants);
-    return NULL;
+  struct adam_job job = {.size = size, .in_place = in_place};
+  for (int i = 0; i < 7; i++) job.tensors[i] = (float *)((uint8_t *)data + v[1 + i]);
+  for (int i = 0; i < 8; i++) job.constants[i] = (float)scalars[i];
+  /* Elementwise, so any split gives the same bits; small variables stay on the caller's thread. */
+  const int threads = size >= ADAM_PARALLEL_MIN ? __atomic_load_n(&pool_threads, __ATOMIC_RELAXED) : 1;
+  const int usable = threads > 1 ? pool_acquire(threads) : 1;
+  if (usable > 1) {
+    pool_run(adam_work, &job, usable);
+    pool_release();
+  } else {
+    adam_work(&job, 0, 1);
   }
-  adam_loop(size, (const float *)(base + v[1]), (const float *)(base + v[2]),
-            (const float *)(base + v[3]), (const float *)(base + v[4]), (float *)(base + v[5]),
-            (float *)(base + v[6]), (float *)(base + v[7]), constants);
   return NULL;
 }
 #endif
@@ -548,7 +988,8 @@ static napi_value epilogue_gradient(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* setThreads(count): OpenBLAS thread count (ignored by other BLAS libraries). */
+/* setThreads(count): threads for products, the caller included (the add-on's pool; OpenBLAS
+ * itself stays on one). Ignored for other BLAS libraries, which keep their own threading. */
 static napi_value set_threads(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -557,7 +998,14 @@ static napi_value set_threads(napi_env env, napi_callback_info info) {
   if (argc != 1 || napi_get_value_int32(env, argv[0], &threads) != napi_ok || threads < 1) {
     return throw_error(env, "setThreads expects a positive integer");
   }
-  if (blas_set_threads != NULL) blas_set_threads(threads);
+  /* OpenBLAS stays on one thread; the add-on's own pool spreads products (see pool_threads).
+   * Other libraries keep their own threading. */
+  if (blas_set_threads != NULL) {
+    blas_set_threads(1);
+    pthread_mutex_lock(&pool_lock);
+    __atomic_store_n(&pool_threads, threads > MAX_POOL_THREADS ? MAX_POOL_THREADS : threads, __ATOMIC_RELAXED);
+    pthread_mutex_unlock(&pool_lock);
+  }
   return NULL;
 }
 
@@ -567,7 +1015,7 @@ static napi_value describe(napi_env env, napi_callback_info info) {
   napi_value result, library, threads;
   napi_create_object(env, &result);
   napi_create_string_utf8(env, blas_name, NAPI_AUTO_LENGTH, &library);
-  napi_create_int32(env, blas_get_threads != NULL ? blas_get_threads() : -1, &threads);
+  napi_create_int32(env, blas_set_threads != NULL ? pool_threads : -1, &threads);
   napi_set_named_property(env, result, "library", library);
   napi_set_named_property(env, result, "threads", threads);
   return result;
@@ -582,6 +1030,7 @@ static napi_value init(napi_env env, napi_value exports) {
   }
   napi_property_descriptor properties[] = {
       {"sgemmBatched", NULL, sgemm_batched, NULL, NULL, NULL, napi_default, NULL},
+      {"sgemmGrouped", NULL, sgemm_grouped, NULL, NULL, NULL, napi_default, NULL},
       {"setThreads", NULL, set_threads, NULL, NULL, NULL, napi_default, NULL},
       {"info", NULL, describe, NULL, NULL, NULL, napi_default, NULL},
       {"biasActivation", NULL, bias_activation, NULL, NULL, NULL, napi_default, NULL},
