@@ -501,37 +501,44 @@ describe("wasm Slice, SplitV, Unpack, GatherV2 and Transpose overrides", () => {
     const table = randomInput(random, [40, 70]);
     const narrow = randomInput(random, [40, 3]);
     const ids = Int32Array.from([0, 39, 5, 5, 17, 0]);
-    const results = await across(["stock", "fast", "cpu"], [table, narrow], (wide, small) => {
+    const results = await across(MATMUL_MODES, [table, narrow], (wide, small) => {
       const indices = tf.tensor1d(ids, "int32");
       const matrix = tf.tensor2d(ids, [2, 3], "int32");
       return [
-        tf.gather(wide!, indices), // rows of 70: memcpy path
+        tf.gather(wide!, indices), // rows of 70: memcpy path (the add-on's row copies with it)
         tf.gather(small!, indices), // rows of 3: loop path
         tf.gather(small!, matrix), // 2-D indices
         tf.gather(wide!, tf.tensor1d([69, 1, 1], "int32"), 1), // inner axis
+        tf.gather(tf.cast(wide!, "int32"), indices), // int32 rows
       ];
     });
-    results.fast.forEach((fast, index) => {
-      expect(fast.shape, `output ${index}`).toEqual(results.cpu[index]!.shape);
-      expect(Array.from(fast.values), `output ${index}`).toEqual(Array.from(results.stock[index]!.values));
-      expect(Array.from(fast.values), `output ${index}`).toEqual(Array.from(results.cpu[index]!.values));
-    });
+    for (const mode of MODES_WITHOUT_STOCK) {
+      results[mode as "fast"]!.forEach((output, index) => {
+        expect(output.shape, `${mode} output ${index}`).toEqual(results.stock[index]!.shape);
+        expect(Array.from(output.values), `${mode} output ${index}`).toEqual(
+          Array.from(results.stock[index]!.values),
+        );
+      });
+    }
   });
 
-  it("rejects an out-of-range index with the stock message and leaks nothing", async () => {
-    await use("fast");
-    const table = tf.tensor2d([
-      [1, 2],
-      [3, 4],
-    ]);
-    const bad = tf.tensor1d([1, 2], "int32");
-    const buffers = wasmDataIds();
-    const tensors = tf.memory().numTensors;
-    expect(() => tf.gather(table, bad)).toThrow("GatherV2: the index value 2 is not in [0, 1]");
-    expect(wasmDataIds()).toBe(buffers);
-    expect(tf.memory().numTensors).toBe(tensors);
-    tf.dispose([table, bad]);
-  });
+  it.each(MODES_WITHOUT_STOCK.filter((mode) => mode !== "cpu"))(
+    "rejects an out-of-range index with the stock message and leaks nothing (%s)",
+    async (mode) => {
+      await use(mode);
+      const table = tf.tensor2d([
+        [1, 2],
+        [3, 4],
+      ]);
+      const bad = tf.tensor1d([1, 2], "int32");
+      const buffers = wasmDataIds();
+      const tensors = tf.memory().numTensors;
+      expect(() => tf.gather(table, bad)).toThrow("GatherV2: the index value 2 is not in [0, 1]");
+      expect(wasmDataIds()).toBe(buffers);
+      expect(tf.memory().numTensors).toBe(tensors);
+      tf.dispose([table, bad]);
+    },
+  );
 });
 
 describe("XNNPACK operator cache", () => {

@@ -164,6 +164,7 @@ export function createUnpack(
  * Override of the wasm `GatherV2` kernel for `batchDims = 0` (embedding lookups, routed rows):
  * the stock kernel's generic strided C++ loop took ~100 ms to gather 8192 rows of 128 floats;
  * copying whole rows from the heap takes ~3 ms. Out-of-range indices throw the stock message.
+ * With the native add-on, gathers along axis 0 of float32 / int32 tensors copy rows in C.
  */
 export function createGatherV2(
   stock: KernelFunc,
@@ -192,6 +193,13 @@ export function createGatherV2(
       }
     }
     if (sizeOf(outShape) === 0) return out;
+    const native = fastKernelState().nativeGemm;
+    if (native !== null && outer === 1 && (x.dtype === "float32" || x.dtype === "int32")) {
+      // Rows of 4-byte elements: the add-on's gather (memcpy per row, ids checked above).
+      const plan = Int32Array.from([memoryOffset(backend, x), axisSize, inner, memoryOffset(backend, indices)]);
+      native.gatherConcat(backend.wasm.HEAPU8.buffer, memoryOffset(backend, out), count, plan);
+      return out;
+    }
     const source = heapView(backend, x);
     const target = heapView(backend, out);
     let written = 0;
