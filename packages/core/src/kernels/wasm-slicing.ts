@@ -196,7 +196,12 @@ export function createGatherV2(
     const native = fastKernelState().nativeGemm;
     if (native !== null && outer === 1 && (x.dtype === "float32" || x.dtype === "int32")) {
       // Rows of 4-byte elements: the add-on's gather (memcpy per row, ids checked above).
-      const plan = Int32Array.from([memoryOffset(backend, x), axisSize, inner, memoryOffset(backend, indices)]);
+      const plan = Int32Array.from([
+        memoryOffset(backend, x),
+        axisSize,
+        inner,
+        memoryOffset(backend, indices),
+      ]);
       native.gatherConcat(backend.wasm.HEAPU8.buffer, memoryOffset(backend, out), count, plan);
       return out;
     }
