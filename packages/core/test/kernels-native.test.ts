@@ -289,6 +289,72 @@ describe("native GEMM add-on", () => {
     expect(floats.slice((2 * MB) / 4, (2 * MB) / 4 + 128 * 128)).toEqual(single[4]);
   });
 
+  it.runIf(status.available)("serves callers on several threads at once (Node worker threads)", async () => {
+    if (!status.available) return;
+    // Each worker loads the add-on and multiplies [256, 128] @ [128, 160] (5.2M multiply-adds,
+    // pooled when the pool is free, on the worker's own thread when another caller holds it).
+    const source = `
+      const { parentPort, workerData } = require("node:worker_threads");
+      const addon = { exports: {} };
+      process.dlopen(addon, workerData.path);
+      addon.exports.setThreads(2);
+      const buffer = new ArrayBuffer(4 * (256 * 128 + 128 * 160 + 256 * 160));
+      const floats = new Float32Array(buffer);
+      for (let i = 0; i < 256 * 128 + 128 * 160; i++) floats[i] = Math.sin(i * 0.37) * 0.5;
+      const c = 4 * (256 * 128 + 128 * 160);
+      let first = null;
+      for (let round = 0; round < 40; round++) {
+        addon.exports.sgemmBatched(buffer, false, false, 256, 160, 128, 1, 0, 128, 0, 4 * 256 * 128, 160, 0, c, 160, 0);
+        const result = floats.slice(c / 4);
+        if (first === null) first = result;
+        for (let i = 0; i < result.length; i++) {
+          if (Math.abs(result[i] - first[i]) > 1e-5 * (1 + Math.abs(first[i]))) throw new Error("round " + round + " differs");
+        }
+      }
+      parentPort.postMessage(first);
+    `;
+    const { Worker } = await import("node:worker_threads");
+    const run = () =>
+      new Promise<Float32Array>((resolve, reject) => {
+        const worker = new Worker(source, { eval: true, workerData: { path: status.path } });
+        worker.once("message", (value: Float32Array) => resolve(value));
+        worker.once("error", reject);
+      });
+    const results = await Promise.all([run(), run(), run()]);
+    // The reference: the same product on this thread, on one thread.
+    const buffer = new ArrayBuffer(4 * (256 * 128 + 128 * 160 + 256 * 160));
+    const floats = new Float32Array(buffer);
+    for (let index = 0; index < 256 * 128 + 128 * 160; index++) floats[index] = Math.sin(index * 0.37) * 0.5;
+    const c = 4 * (256 * 128 + 128 * 160);
+    status.gemm.setThreads(1);
+    status.gemm.sgemmBatched(
+      buffer,
+      false,
+      false,
+      256,
+      160,
+      128,
+      1,
+      0,
+      128,
+      0,
+      4 * 256 * 128,
+      160,
+      0,
+      c,
+      160,
+      0,
+    );
+    const expected = floats.slice(c / 4);
+    for (const result of results) {
+      let largest = 0;
+      expected.forEach((value, index) => {
+        largest = Math.max(largest, Math.abs(value - result[index]!) / (1 + Math.abs(value)));
+      });
+      expect(largest).toBeLessThan(1e-5);
+    }
+  });
+
   it.runIf(status.available)("masks dy by a relu output and sums each segment's bias gradient", () => {
     if (!status.available) return;
     const buffer = new ArrayBuffer(4 * 64);
