@@ -375,6 +375,12 @@ describe("FusedAdamOptimizer on cpu", () => {
   });
 });
 
+/** The eight float32 scalars of the add-on's adamUpdate, from beta1 to the negative learning rate. */
+type AdamScalars = [number, number, number, number, number, number, number, number];
+function adamScalars(values: AdamScalars): AdamScalars {
+  return values.map(Math.fround) as AdamScalars;
+}
+
 describe("FusedAdamOptimizer on wasm", () => {
   const native = loadNativeGemm();
   const nativeAdam = native.available && native.gemm.adamUpdate !== undefined;
@@ -549,16 +555,7 @@ describe("FusedAdamOptimizer on wasm", () => {
     if (!native.available || native.gemm.adamUpdate === undefined) return;
     const gemm = native.gemm;
     const size = 100_003; // above the split threshold (65536), not a multiple of the 16-float slices
-    const scalars = [0.9, 0.1, 0.999, 0.001, 0.271, 0.003, 1e-7, -0.01].map(Math.fround) as [
-      number,
-      number,
-      number,
-      number,
-      number,
-      number,
-      number,
-      number,
-    ];
+    const scalars = adamScalars([0.9, 0.1, 0.999, 0.001, 0.271, 0.003, 1e-7, -0.01]);
     const run = (threads: number, inPlace: boolean): Float32Array => {
       const buffer = new ArrayBuffer(4 * size * 7);
       const floats = new Float32Array(buffer);
@@ -602,16 +599,7 @@ describe("FusedAdamOptimizer on wasm", () => {
     const floats = new Float32Array(buffer);
     floats.set([1, -1], 0); // value
     floats.set([2, -4], 2); // gradient; moments at 4 and 6 are zero
-    const scalars = [0.9, 0.1, 0.999, 0.001, 0.1, 0.001, 0, -0.1].map(Math.fround) as [
-      number,
-      number,
-      number,
-      number,
-      number,
-      number,
-      number,
-      number,
-    ];
+    const scalars = adamScalars([0.9, 0.1, 0.999, 0.001, 0.1, 0.001, 0, -0.1]);
     update(buffer, 2, 0, 8, 16, 24, 32, 40, 48, ...scalars);
     expect(Array.from(floats.subarray(8, 10))).toEqual([Math.fround(0.9), Math.fround(-0.9)]);
     expect(() => update(buffer, 2, 0, 8, 16, 24, 32, 40, 52, ...scalars)).toThrow(

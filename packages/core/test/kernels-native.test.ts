@@ -29,6 +29,15 @@ afterAll(async () => {
   await tf.setBackend("cpu");
 });
 
+/** Largest |expected - actual| / (1 + |expected|) over the elements. */
+function largestRelativeDifference(expected: Float32Array, actual: Float32Array): number {
+  let largest = 0;
+  expected.forEach((value, index) => {
+    largest = Math.max(largest, Math.abs(value - actual[index]!) / (1 + Math.abs(value)));
+  });
+  return largest;
+}
+
 describe("native GEMM add-on", () => {
   it("falls back with a reason, never an exception, when the compiler is missing", () => {
     const result = findOrBuildNativeGemm({
@@ -180,6 +189,26 @@ describe("native GEMM add-on", () => {
     const floats = new Float32Array(buffer);
     for (let index = 0; index < floats.length; index++) floats[index] = Math.sin(index * 0.37) * 0.5;
     const MB = 1 << 20;
+    // `batch` products [128, 128] @ B_i (B_i at byte bOffset + 4 * i * strideB), all written at 2 MB.
+    const squareProducts = (batch: number, bOffset: number, strideB: number) =>
+      status.gemm.sgemmBatched(
+        buffer,
+        false,
+        false,
+        128,
+        128,
+        128,
+        batch,
+        0,
+        128,
+        0,
+        bOffset,
+        128,
+        strideB,
+        2 * MB,
+        128,
+        0,
+      );
     const outputs = (threads: number): Float32Array[] => {
       status.gemm.setThreads(threads);
       const results: Float32Array[] = [];
@@ -232,24 +261,7 @@ describe("native GEMM add-on", () => {
       status.gemm.sgemmGrouped(buffer, false, false, 144, 128, 144, 144, plan, true);
       take(2 * MB, start * 144);
       // Overlapping outputs (C stride 0) are written in order: the last entry wins.
-      status.gemm.sgemmBatched(
-        buffer,
-        false,
-        false,
-        128,
-        128,
-        128,
-        2,
-        0,
-        128,
-        0,
-        MB,
-        128,
-        128 * 128,
-        2 * MB,
-        128,
-        0,
-      );
+      squareProducts(2, MB, 128 * 128);
       take(2 * MB, 128 * 128);
       return results;
     };
@@ -260,32 +272,11 @@ describe("native GEMM add-on", () => {
     // Split products may take OpenBLAS kernels of another block size (last-bit differences), so
     // the pooled results match the single-thread ones to rounding, and themselves bit for bit.
     single.forEach((values, index) => {
-      let largest = 0;
-      values.forEach((value, position) => {
-        largest = Math.max(largest, Math.abs(value - pooled[index]![position]!) / (1 + Math.abs(value)));
-      });
-      expect(largest).toBeLessThan(1e-5);
+      expect(largestRelativeDifference(values, pooled[index]!)).toBeLessThan(1e-5);
       expect(again[index]).toEqual(pooled[index]);
     });
     // The overlapping call equals the second entry's product alone.
-    status.gemm.sgemmBatched(
-      buffer,
-      false,
-      false,
-      128,
-      128,
-      128,
-      1,
-      0,
-      128,
-      0,
-      MB + 4 * 128 * 128,
-      128,
-      0,
-      2 * MB,
-      128,
-      0,
-    );
+    squareProducts(1, MB + 4 * 128 * 128, 0);
     expect(floats.slice((2 * MB) / 4, (2 * MB) / 4 + 128 * 128)).toEqual(single[4]);
   });
 
@@ -346,13 +337,7 @@ describe("native GEMM add-on", () => {
       0,
     );
     const expected = floats.slice(c / 4);
-    for (const result of results) {
-      let largest = 0;
-      expected.forEach((value, index) => {
-        largest = Math.max(largest, Math.abs(value - result[index]!) / (1 + Math.abs(value)));
-      });
-      expect(largest).toBeLessThan(1e-5);
-    }
+    for (const result of results) expect(largestRelativeDifference(expected, result)).toBeLessThan(1e-5);
   });
 
   it.runIf(status.available)("masks dy by a relu output and sums each segment's bias gradient", () => {

@@ -539,9 +539,10 @@ static int outputs_overlap(const struct gemm_job *job, int64_t n, int64_t ldc) {
  * For each group g, with plan (a Float64Array) holding six numbers per group
  * [m, k, aOffset, bOffset, cOffset, biasOffset]: C_g = op(A_g) @ op(B_g), row-major, C_g being
  * [m, n] (zeros when k is 0); then when biasOffset >= 0 or relu, C_g = act(C_g + bias_g) with the
- * [n] bias at biasOffset (-1: none). Offsets in bytes. The groups' outputs may not overlap. With
- * more than one BLAS thread configured, the products are spread over that many threads, each
- * product on one (the sparse expert segments: many products of ~100 rows).
+ * [n] bias at biasOffset (-1: none). Offsets in bytes. The groups' outputs should not overlap
+ * (overlapping ones are written in order, by one thread). With more than one pool thread
+ * (setThreads), the products are spread over the pool, each product (or a half of one, for
+ * balance) on one thread: the sparse expert segments are many products of ~100 rows.
  */
 static napi_value sgemm_grouped(napi_env env, napi_callback_info info) {
   size_t argc = 9;
