@@ -4,11 +4,7 @@ import { serialization } from "@tensorflow/tfjs-core";
 import { initializers, type LayerVariable, layers } from "@tensorflow/tfjs-layers";
 import type { LayerArgs } from "@tensorflow/tfjs-layers/dist/engine/topology";
 import type { Kwargs } from "@tensorflow/tfjs-layers/dist/types";
-import {
-  assertMutualInformationInputs,
-  domainExpertStatistics,
-  entropiesFromDistributions,
-} from "./mutual-information.js";
+import { assertMutualInformationInputs, mutualInformationTerms } from "./mutual-information.js";
 
 /** Arguments of {@link MutualInformationLoss}. */
 export interface MutualInformationLossArgs {
@@ -141,39 +137,37 @@ export class MutualInformationLoss extends layers.Layer {
   override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Kwargs): tf.Tensor[] {
     const [probs, domainIds] = inputs as [tf.Tensor2D, tf.Tensor1D];
     const training = kwargs?.training === true;
+    const ids = (kwargs?.ids as Int32Array | undefined) ?? (domainIds.dataSync() as Int32Array);
     return tf.tidy(() => {
-      const batch = domainExpertStatistics(probs, domainIds, this.numDomains);
-      let domainPrior = batch.domainPrior; // [D]
-      let conditional = batch.conditional; // [D, N]
-      if (this.domainExpertAverage && this.domainAverage) {
-        const momentum = this.movingAverage;
-        const storedConditional = this.domainExpertAverage.read(); // [D, N]
-        const present = tf.reshape(batch.present, [this.numDomains, 1]); // [D, 1]
-        const blended = tf.add(tf.mul(storedConditional, momentum), tf.mul(conditional, 1 - momentum)); // [D, N]
-        // Absent domains have no batch estimate: keep their stored row.
-        conditional = tf.add(
-          tf.mul(blended, present),
-          tf.mul(storedConditional, tf.sub(1, present)),
-        ) as tf.Tensor2D;
-        domainPrior = tf.add(
-          tf.mul(this.domainAverage.read(), momentum),
-          tf.mul(domainPrior, 1 - momentum),
-        ) as tf.Tensor1D;
-        if (training) {
-          this.domainExpertAverage.write(conditional);
-          this.domainAverage.write(domainPrior);
+      const stored =
+        this.domainExpertAverage && this.domainAverage
+          ? {
+              momentum: this.movingAverage,
+              conditional: this.domainExpertAverage.read() as tf.Tensor2D,
+              domainPrior: this.domainAverage.read() as tf.Tensor1D,
+            }
+          : undefined;
+      const { terms, conditional, domainPrior } = mutualInformationTerms(
+        probs,
+        domainIds,
+        ids,
+        this.numDomains,
+        {
+          weight: this.weight,
+          expertEntropyWeight: this.expertEntropyWeight,
+          conditionalEntropyWeight: this.conditionalEntropyWeight,
+        },
+        stored,
+      );
+      try {
+        if (stored !== undefined && training) {
+          this.domainExpertAverage!.write(conditional);
+          this.domainAverage!.write(domainPrior);
         }
+      } finally {
+        tf.dispose([conditional, domainPrior]);
       }
-      const { mutualInformation, expertEntropy, conditionalEntropy } = entropiesFromDistributions(
-        domainPrior,
-        conditional,
-      );
-      const objective = tf.sub(
-        tf.mul(expertEntropy, this.expertEntropyWeight),
-        tf.mul(conditionalEntropy, this.conditionalEntropyWeight),
-      );
-      const loss = tf.mul(tf.neg(objective), this.weight) as tf.Scalar;
-      return [loss, mutualInformation, expertEntropy, conditionalEntropy];
+      return tf.unstack(terms); // loss, I(D;E), H(E), H(E|D)
     });
   }
 
@@ -184,10 +178,13 @@ export class MutualInformationLoss extends layers.Layer {
    * @param training updates the moving averages (when enabled).
    */
   compute(probs: tf.Tensor2D, domainIds: tf.Tensor1D, training = false): MutualInformationLossOutput {
-    assertMutualInformationInputs(this.name, probs, domainIds, this.numDomains, this.numExperts);
-    const [loss, mutualInformation, expertEntropy, conditionalEntropy] = this.apply([probs, domainIds], {
-      training,
-    }) as tf.Scalar[];
+    const ids = assertMutualInformationInputs(this.name, probs, domainIds, this.numDomains, this.numExperts);
+    // Once built, `call` directly: Layer.apply's bookkeeping cost more than the term itself.
+    const [loss, mutualInformation, expertEntropy, conditionalEntropy] = (
+      this.built
+        ? this.call([probs, domainIds], { training, ids })
+        : this.apply([probs, domainIds], { training, ids })
+    ) as tf.Scalar[];
     return {
       loss: loss!,
       mutualInformation: mutualInformation!,

@@ -199,6 +199,51 @@ describe("MutualInformationLoss", () => {
     expectClose(layer.getWeights()[0]!, blendedAgain, 1e-6);
   });
 
+  it("every output's closed-form gradient matches autodiff through the plain ops and finite differences", () => {
+    const layer = new MutualInformationLoss({
+      numDomains: 3,
+      numExperts: 4,
+      weight: 0.2,
+      expertEntropyWeight: 1.5,
+      conditionalEntropyWeight: 0.5,
+    });
+    // Column 3 holds probabilities far below the log floor (1e-10): clipped, f'(p) = log(eps) there.
+    const logits = tf.tensor2d([
+      [1, 2, 0.5, -40],
+      [0.3, -1, 2, -40],
+      [2, 2, 1, -40],
+      [-1, 0, 0.2, -40],
+      [0.5, 1.5, -0.5, -40],
+    ]);
+    const p = tf.softmax(logits) as tf.Tensor2D;
+    const batchIds = tf.tensor1d([0, 2, 2, 0, 2], "int32"); // domain 1 absent
+    // dy . [loss, I, H(E), H(E|D)] with every component non-zero.
+    const mix = [0.3, -1.2, 0.7, 2];
+    const fused = (input: tf.Tensor) => {
+      const out = layer.compute(input as tf.Tensor2D, batchIds, true);
+      return tf.addN(
+        [out.loss, out.mutualInformation, out.expertEntropy, out.conditionalEntropy].map((t, i) =>
+          tf.mul(t, mix[i]!),
+        ),
+      ) as tf.Scalar;
+    };
+    const plain = (input: tf.Tensor) => {
+      const out = domainExpertEntropies(input as tf.Tensor2D, batchIds, 3);
+      const loss = tf.mul(
+        tf.neg(tf.sub(tf.mul(out.expertEntropy, 1.5), tf.mul(out.conditionalEntropy, 0.5))),
+        0.2,
+      );
+      return tf.addN(
+        [loss, out.mutualInformation, out.expertEntropy, out.conditionalEntropy].map((t, i) =>
+          tf.mul(t, mix[i]!),
+        ),
+      ) as tf.Scalar;
+    };
+    expectClose(fused(p), Array.from(plain(p).dataSync()), 1e-6);
+    expectClose(tf.grad(fused)(p), Array.from(tf.grad(plain)(p).dataSync()), 1e-6);
+    checkInputGradients(fused, [p], 5, 1e-3);
+  });
+
   it("with a moving average the gradient flows through the batch part only", () => {
     const layer = new MutualInformationLoss({ numDomains: 2, numExperts: 3, movingAverage: 0.7, weight: 1 });
     const p = tf.softmax(tf.randomNormal([5, 3], 0, 1, "float32", 8)) as tf.Tensor2D;
