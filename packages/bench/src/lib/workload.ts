@@ -2,6 +2,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type Batch, createAdamOptimizer, type FeatureSpec, SeededRandom } from "@mdrec/core";
 import type { BaseModelOptions, MultiDomainModel } from "@mdrec/models";
+import { binaryCrossEntropyWithLogits } from "@mdrec/trainer";
 import * as tf from "@tensorflow/tfjs-core";
 
 /**
@@ -186,7 +187,7 @@ export class ModelTrainer {
     const loss = tf.tidy(() => {
       const { value, grads } = tf.variableGrads(() => {
         const output = this.model.call(batch, { training: true });
-        let total = tf.losses.sigmoidCrossEntropy(batch.labels, output.logits) as tf.Scalar;
+        let total = binaryCrossEntropyWithLogits(output.logits, batch.labels);
         for (const auxiliary of Object.values(output.auxLosses)) total = tf.add(total, auxiliary);
         return total;
       }, variables);
