@@ -401,6 +401,36 @@ describe("native GEMM add-on", () => {
     );
   });
 
+  it.runIf(status.available)("scatters dy's field columns back into each table, refusing bad plans", () => {
+    if (!status.available) return;
+    const buffer = new ArrayBuffer(4 * 64);
+    const floats = new Float32Array(buffer);
+    const ints = new Int32Array(buffer);
+    floats.set([1, 2, 3, 4, 5, 6, 7, 8, 9], 0); // dy [3, 3]: field 0 in columns 0-1, field 1 in column 2
+    ints.set([2, 0, 2], 10); // ids of field 0 (table [3, 2])
+    ints.set([1, 1, 0], 14); // ids of field 1 (table [2, 1])
+    floats.fill(-5, 20, 28); // stale values: the gradients are zeroed first
+    const plan = Int32Array.from([80, 3, 2, 40, 104, 2, 1, 56]);
+    status.gemm.scatterConcat(buffer, 0, 3, plan);
+    expect(Array.from(floats.subarray(20, 26))).toEqual([4, 5, 0, 0, 1 + 7, 2 + 8]);
+    expect(Array.from(floats.subarray(26, 28))).toEqual([9, 3 + 6]);
+    expect(() =>
+      status.gemm.scatterConcat(buffer, 0, 3, Int32Array.from([80, 3, 2, 40, 84, 2, 1, 56])),
+    ).toThrow("scatterConcat: a gradient overlaps dy, the ids or another gradient");
+    expect(() =>
+      status.gemm.scatterConcat(buffer, 0, 3, Int32Array.from([16, 3, 2, 40, 104, 2, 1, 56])),
+    ).toThrow("scatterConcat: a gradient overlaps dy, the ids or another gradient");
+    expect(() =>
+      status.gemm.scatterConcat(buffer, 0, 3, Int32Array.from([80, 2, 2, 40, 104, 2, 1, 56])),
+    ).toThrow("scatterConcat: field 0 row 0 has id 2, not in [0, 2)");
+    expect(() => status.gemm.scatterConcat(buffer, 0, 3, Int32Array.from([250, 3, 2, 40]))).toThrow(
+      "scatterConcat: a gradient or id tensor lies outside the buffer",
+    );
+    expect(() => status.gemm.scatterConcat(buffer, 0, 3, Int32Array.from([80, 3, 2]))).toThrow(
+      "scatterConcat: plan must be an Int32Array of 4 integers per field",
+    );
+  });
+
   it("is reported by nativeGemmStatus and the backend phrase, and can be switched off", () => {
     registerFastKernels("wasm", { nativeGemm: false });
     expect(nativeGemmStatus()).toEqual({ enabled: false, reason: "disabled by option nativeGemm" });

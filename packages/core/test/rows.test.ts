@@ -6,6 +6,7 @@ import {
   registerFastKernels,
   ShapeError,
   scatterAddRows,
+  SeededRandom,
   unregisterFastKernels,
 } from "@mdrec/core";
 import * as tf from "@tensorflow/tfjs-core";
@@ -196,14 +197,37 @@ describe("gatherConcatRows", () => {
     expect(secondGrad).toEqual([9, 3 + 6, 0]);
   });
 
+  // 200 rows over small tables: many repeated ids, so the order of the sums shows in the bits.
+  const runLarge = () =>
+    tf.tidy(() => {
+      const random = new SeededRandom(3);
+      const tables = [
+        tf.randomNormal([50, 7], 0, 1, "float32", 1),
+        tf.randomNormal([30, 16], 0, 1, "float32", 2),
+      ] as tf.Tensor2D[];
+      const ids = tables.map((table) =>
+        tf.tensor1d(
+          Array.from({ length: 200 }, () => random.nextInt(table.shape[0])),
+          "int32",
+        ),
+      );
+      const probe = tf.randomNormal([200, 23], 0, 1, "float32", 4);
+      const grads = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+        tf.sum(tf.mul(gatherConcatRows([a as tf.Tensor2D, b as tf.Tensor2D], ids), probe)),
+      )(tables);
+      return grads.map((tensor) => Array.from(tensor.dataSync()));
+    });
+
   it("gives the same values and gradients on wasm with the fast kernels (native copy or TypeScript loop), without leaking", async () => {
     const cpu = run();
+    const largeOnCpu = runLarge();
     await tf.setBackend("wasm");
     await tf.ready();
     try {
       for (const nativeGemm of [true, false]) {
         registerFastKernels("wasm", { nativeGemm });
         expect(run()).toEqual(cpu);
+        expect(runLarge()).toEqual(largeOnCpu);
         const before = tf.memory().numTensors;
         run();
         expect(tf.memory().numTensors).toBe(before);

@@ -97,6 +97,13 @@ export interface NativeGemm {
     plan: Int32Array,
   ): [number, number, number] | null;
   /**
+   * The backward pass of {@link gatherConcat}: `plan` holds four integers per field (byte offset
+   * of the field's gradient `[tableRows, width]`, table rows, width, byte offset of its int32 ids
+   * `[rows]`); each gradient is zeroed, then the field's columns of row r of the row-major dy
+   * `[rows, sum of widths]` at byte `dyOffset` are added into row `ids[r]`, rows in order.
+   */
+  scatterConcat(buffer: ArrayBufferLike, dyOffset: number, rows: number, plan: Int32Array): void;
+  /**
    * Backward pass of `out = act(z + bias_e)` on row-major `[rows, cols]` matrices whose rows come
    * in segments (`segmentRows`), segment e using bias row e: writes `dz` (dy masked by out > 0
    * for relu; `outOffset` -1: linear, dz = dy) and `biasGrad[e]` = column sums of dz over segment

@@ -374,8 +374,42 @@ const gatherConcat: KernelFunc = ({ inputs, backend: anyBackend, attrs }) => {
 };
 
 /** Registers {@link GATHER_CONCAT} on `wasm` (idempotent). */
+/** Kernel: the gradients of {@link GATHER_CONCAT}'s tables (wasm with the native add-on only). */
+export const SCATTER_CONCAT = "MdrecScatterConcat";
+
+/**
+ * `SCATTER_CONCAT` on `wasm`: input `dy` `[B, sum of widths]` and `i0..i{n-1}` (int32 ids, `B`
+ * elements each), attribute `tableShapes` (`[rows_i, width_i]`); outputs the `n` table gradients,
+ * each the scatter-add of its columns of dy into the rows its ids name: one pass in the add-on
+ * instead of a Slice and a ScatterNd per table.
+ */
+const scatterConcat: KernelFunc = ({ inputs, backend: anyBackend, attrs }) => {
+  const backend = cachedWasmBackend(anyBackend);
+  const native = fastKernelState().nativeGemm;
+  if (backend === null || native === null) {
+    throw new Error(`${SCATTER_CONCAT} needs the wasm backend with mdrec's native add-on`);
+  }
+  const { tableShapes } = attrs as unknown as { tableShapes: [number, number][] };
+  const named = inputs as unknown as Record<string, tf.TensorInfo>;
+  const dy = named.dy!;
+  const gradients = tableShapes.map((shape) => backend.makeOutput([...shape], "float32"));
+  // Offsets after every makeOutput: allocating can grow (and move) the heap.
+  const plan = new Int32Array(4 * tableShapes.length);
+  tableShapes.forEach(([rows, width], field) => {
+    plan.set(
+      [memoryOffset(backend, gradients[field]!), rows, width, memoryOffset(backend, named[`i${field}`]!)],
+      4 * field,
+    );
+  });
+  native.scatterConcat(backend.wasm.HEAPU8.buffer, memoryOffset(backend, dy), dy.shape[0]!, plan);
+  return gradients;
+};
+
 export function registerGatherConcat(): void {
   if (getKernel(GATHER_CONCAT, "wasm") === undefined) {
     registerKernel({ kernelName: GATHER_CONCAT, backendName: "wasm", kernelFunc: gatherConcat });
+  }
+  if (getKernel(SCATTER_CONCAT, "wasm") === undefined) {
+    registerKernel({ kernelName: SCATTER_CONCAT, backendName: "wasm", kernelFunc: scatterConcat });
   }
 }

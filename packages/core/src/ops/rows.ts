@@ -1,7 +1,8 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { ShapeError } from "../errors.js";
 import { fastKernelsEnabled } from "../kernels/register.js";
-import { GATHER_CONCAT, registerGatherConcat } from "../kernels/wasm-slicing.js";
+import { fastKernelState } from "../kernels/state.js";
+import { GATHER_CONCAT, registerGatherConcat, SCATTER_CONCAT } from "../kernels/wasm-slicing.js";
 import { assertInteger, assertTensor } from "../validate.js";
 
 registerGatherConcat();
@@ -131,6 +132,16 @@ export function gatherConcatRows(tables: tf.Tensor2D[], ids: tf.Tensor1D[]): tf.
     return {
       value: tf.engine().runKernel(GATHER_CONCAT, inputs, { count }) as tf.Tensor2D, // [B, sum]
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        if (tf.getBackend() === "wasm" && fastKernelState().nativeGemm !== null) {
+          // One pass in the add-on (same sums in the same order as the scatters below).
+          const scatterInputs: Record<string, tf.Tensor> = { dy };
+          saved.forEach((column, index) => {
+            scatterInputs[`i${index}`] = column;
+          });
+          return tf.engine().runKernel(SCATTER_CONCAT, scatterInputs, {
+            tableShapes: shapes.map((shape) => [shape[0], shape[1]]),
+          } as unknown as tf.NamedAttrMap) as tf.Tensor[];
+        }
         let column = 0;
         return shapes.map((shape, index) => {
           const width = shape[1];

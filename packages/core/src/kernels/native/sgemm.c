@@ -129,6 +129,8 @@ static void add_task(struct gemm_job *job, int64_t m, int64_t n, int64_t k, cons
                      const float *b, float *c, const float *bias);
 static void free_job(struct gemm_job *job);
 
+static int ranges_overlap(int64_t a, int64_t a_bytes, int64_t b, int64_t b_bytes);
+
 /* C = op(A) @ op(B) by plain loops (row-major), summing over k in order. */
 static void small_sgemm(int transpose_a, int transpose_b, int64_t m, int64_t n, int64_t k,
                         const float *a, int64_t lda, const float *b, int64_t ldb, float *restrict c,
@@ -687,6 +689,91 @@ static napi_value gather_concat(napi_env env, napi_callback_info info) {
   return null_value;
 }
 
+/*
+ * scatterConcat(buffer, dyOffset, rows, plan): the backward pass of gatherConcat. `plan`
+ * (Int32Array) holds four integers per field: byte offset of the field's gradient
+ * [tableRows, width], tableRows, width and the byte offset of its int32 ids [rows]. The fields'
+ * columns follow one another in the rows of dy [rows, sum of widths]. Each gradient is zeroed,
+ * then row r of dy's field columns is added into row ids[r], rows in order (tf.scatterND's sums,
+ * in its order). The gradients may not overlap dy, the ids or each other.
+ */
+static napi_value scatter_concat(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 4) {
+    return throw_error(env, "scatterConcat expects 4 arguments");
+  }
+  void *data = NULL;
+  size_t length = 0;
+  if (!arraybuffer_arg(env, argv[0], &data, &length)) {
+    return throw_error(env, "scatterConcat: argument 0 must be an ArrayBuffer");
+  }
+  int64_t dy_offset = 0, rows = 0;
+  if (napi_get_value_int64(env, argv[1], &dy_offset) != napi_ok ||
+      napi_get_value_int64(env, argv[2], &rows) != napi_ok || dy_offset < 0 || rows < 0 ||
+      dy_offset % 4 != 0) {
+    return throw_error(env, "scatterConcat: the dy offset and rows must be non-negative integers");
+  }
+  int32_t *plan = NULL;
+  size_t plan_length = 0;
+  if (!typed_array_arg(env, argv[3], napi_int32_array, (void **)&plan, &plan_length) ||
+      plan_length % 4 != 0 || plan_length == 0) {
+    return throw_error(env, "scatterConcat: plan must be an Int32Array of 4 integers per field");
+  }
+  const int64_t fields = (int64_t)(plan_length / 4);
+  int64_t row_length = 0;
+  for (int64_t f = 0; f < fields; f++) row_length += plan[4 * f + 2] > 0 ? plan[4 * f + 2] : 0;
+  const int64_t dy_bytes = 4 * rows * row_length;
+  if (dy_offset + dy_bytes > (int64_t)length) {
+    return throw_error(env, "scatterConcat: dy lies outside the buffer");
+  }
+  uint8_t *base = (uint8_t *)data;
+  for (int64_t f = 0; f < fields; f++) {
+    const int32_t *p = plan + 4 * f;
+    const int64_t grad_bytes = 4 * (int64_t)p[1] * p[2];
+    if (p[0] < 0 || p[1] < 0 || p[2] < 0 || p[3] < 0 || p[0] % 4 != 0 || p[3] % 4 != 0 ||
+        (int64_t)p[0] + grad_bytes > (int64_t)length || (int64_t)p[3] + 4 * rows > (int64_t)length) {
+      return throw_error(env, "scatterConcat: a gradient or id tensor lies outside the buffer");
+    }
+    if (ranges_overlap(p[0], grad_bytes, dy_offset, dy_bytes) || ranges_overlap(p[0], grad_bytes, p[3], 4 * rows)) {
+      return throw_error(env, "scatterConcat: a gradient overlaps dy, the ids or another gradient");
+    }
+    for (int64_t g = 0; g < f; g++) {
+      const int32_t *q = plan + 4 * g;
+      const int64_t other_bytes = 4 * (int64_t)q[1] * q[2];
+      if (ranges_overlap(p[0], grad_bytes, q[0], other_bytes) || ranges_overlap(p[0], grad_bytes, q[3], 4 * rows) ||
+          ranges_overlap(q[0], other_bytes, p[3], 4 * rows)) {
+        return throw_error(env, "scatterConcat: a gradient overlaps dy, the ids or another gradient");
+      }
+    }
+    const int32_t *ids = (const int32_t *)(base + p[3]);
+    for (int64_t row = 0; row < rows; row++) {
+      if (ids[row] < 0 || ids[row] >= p[1]) {
+        char message[160];
+        snprintf(message, sizeof(message), "scatterConcat: field %lld row %lld has id %d, not in [0, %d)",
+                 (long long)f, (long long)row, ids[row], p[1]);
+        return throw_error(env, message);
+      }
+    }
+  }
+  const float *dy = (const float *)(base + dy_offset);
+  int64_t column = 0;
+  for (int64_t f = 0; f < fields; f++) {
+    const int32_t *p = plan + 4 * f;
+    float *gradient = (float *)(base + p[0]);
+    const int32_t *ids = (const int32_t *)(base + p[3]);
+    const int64_t width = p[2];
+    memset(gradient, 0, 4 * (size_t)p[1] * (size_t)width);
+    for (int64_t row = 0; row < rows; row++) {
+      float *target = gradient + (int64_t)ids[row] * width;
+      const float *source = dy + row * row_length + column;
+      for (int64_t element = 0; element < width; element++) target[element] += source[element];
+    }
+    column += width;
+  }
+  return NULL;
+}
+
 /* The fused Adam update must round every intermediate to float32 like tfjs's kernels do: it is
  * only offered where float expressions are evaluated in float (not x87 extended precision); the
  * build passes -ffp-contract=off so no multiply-add is fused into one rounding. */
@@ -1036,6 +1123,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"info", NULL, describe, NULL, NULL, NULL, napi_default, NULL},
       {"biasActivation", NULL, bias_activation, NULL, NULL, NULL, napi_default, NULL},
       {"gatherConcat", NULL, gather_concat, NULL, NULL, NULL, napi_default, NULL},
+      {"scatterConcat", NULL, scatter_concat, NULL, NULL, NULL, napi_default, NULL},
       {"epilogueGradient", NULL, epilogue_gradient, NULL, NULL, NULL, napi_default, NULL},
 #ifdef MDREC_HAS_ADAM
       {"adamUpdate", NULL, adam_update, NULL, NULL, NULL, napi_default, NULL},
