@@ -4,9 +4,9 @@ import {
   gatherConcatRows,
   gatherRows,
   registerFastKernels,
+  SeededRandom,
   ShapeError,
   scatterAddRows,
-  SeededRandom,
   unregisterFastKernels,
 } from "@mdrec/core";
 import * as tf from "@tensorflow/tfjs-core";
