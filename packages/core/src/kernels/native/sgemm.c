@@ -78,6 +78,26 @@ static int arraybuffer_arg(napi_env env, napi_value value, void **data, size_t *
   return is_buffer && napi_get_arraybuffer_info(env, value, data, length) == napi_ok;
 }
 
+/* The arguments of an add-on function whose first argument is the heap (an ArrayBuffer): exactly
+ * `count` of them into argv, and the buffer's data and length. On failure it throws
+ * "<name> expects <count> arguments" or "<name>: argument 0 must be an ArrayBuffer" and returns 0. */
+static int heap_call_args(napi_env env, napi_callback_info info, size_t count, napi_value *argv,
+                          const char *name, void **data, size_t *length) {
+  size_t argc = count;
+  char message[128];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != count) {
+    snprintf(message, sizeof(message), "%s expects %zu arguments", name, count);
+    throw_error(env, message);
+    return 0;
+  }
+  if (!arraybuffer_arg(env, argv[0], data, length)) {
+    snprintf(message, sizeof(message), "%s: argument 0 must be an ArrayBuffer", name);
+    throw_error(env, message);
+    return 0;
+  }
+  return 1;
+}
+
 /* Largest byte offset touched by a row-major matrix of `rows` x `cols` with leading dimension ld. */
 static int64_t extent(int64_t offset, int64_t rows, int64_t cols, int64_t ld, int64_t batch,
                       int64_t stride) {
@@ -158,16 +178,10 @@ static void small_sgemm(int transpose_a, int transpose_b, int64_t m, int64_t n, 
  * bounds-checked against the buffer before BLAS runs.
  */
 static napi_value sgemm_batched(napi_env env, napi_callback_info info) {
-  size_t argc = 16;
   napi_value argv[16];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 16) {
-    return throw_error(env, "sgemmBatched expects 16 arguments");
-  }
   void *data = NULL;
   size_t length = 0;
-  if (!arraybuffer_arg(env, argv[0], &data, &length)) {
-    return throw_error(env, "sgemmBatched: argument 0 must be an ArrayBuffer");
-  }
+  if (!heap_call_args(env, info, 16, argv, "sgemmBatched", &data, &length)) return NULL;
   bool transpose_a = false, transpose_b = false;
   napi_get_value_bool(env, argv[1], &transpose_a);
   napi_get_value_bool(env, argv[2], &transpose_b);
@@ -547,16 +561,10 @@ static int outputs_overlap(const struct gemm_job *job, int64_t n, int64_t ldc) {
  * balance) on one thread: the sparse expert segments are many products of ~100 rows.
  */
 static napi_value sgemm_grouped(napi_env env, napi_callback_info info) {
-  size_t argc = 9;
   napi_value argv[9];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 9) {
-    return throw_error(env, "sgemmGrouped expects 9 arguments");
-  }
   void *data = NULL;
   size_t length = 0;
-  if (!arraybuffer_arg(env, argv[0], &data, &length)) {
-    return throw_error(env, "sgemmGrouped: argument 0 must be an ArrayBuffer");
-  }
+  if (!heap_call_args(env, info, 9, argv, "sgemmGrouped", &data, &length)) return NULL;
   bool transpose_a = false, transpose_b = false, relu = false;
   napi_get_value_bool(env, argv[1], &transpose_a);
   napi_get_value_bool(env, argv[2], &transpose_b);
@@ -625,16 +633,10 @@ static napi_value sgemm_grouped(napi_env env, napi_callback_info info) {
  * the random table reads of one output row are in flight together.
  */
 static napi_value gather_concat(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
   napi_value argv[4];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 4) {
-    return throw_error(env, "gatherConcat expects 4 arguments");
-  }
   void *data = NULL;
   size_t length = 0;
-  if (!arraybuffer_arg(env, argv[0], &data, &length)) {
-    return throw_error(env, "gatherConcat: argument 0 must be an ArrayBuffer");
-  }
+  if (!heap_call_args(env, info, 4, argv, "gatherConcat", &data, &length)) return NULL;
   int64_t out_offset = 0, rows = 0;
   if (napi_get_value_int64(env, argv[1], &out_offset) != napi_ok ||
       napi_get_value_int64(env, argv[2], &rows) != napi_ok || out_offset < 0 || rows < 0 ||
@@ -698,16 +700,10 @@ static napi_value gather_concat(napi_env env, napi_callback_info info) {
  * in its order). The gradients may not overlap dy, the ids or each other.
  */
 static napi_value scatter_concat(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
   napi_value argv[4];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 4) {
-    return throw_error(env, "scatterConcat expects 4 arguments");
-  }
   void *data = NULL;
   size_t length = 0;
-  if (!arraybuffer_arg(env, argv[0], &data, &length)) {
-    return throw_error(env, "scatterConcat: argument 0 must be an ArrayBuffer");
-  }
+  if (!heap_call_args(env, info, 4, argv, "scatterConcat", &data, &length)) return NULL;
   int64_t dy_offset = 0, rows = 0;
   if (napi_get_value_int64(env, argv[1], &dy_offset) != napi_ok ||
       napi_get_value_int64(env, argv[2], &rows) != napi_ok || dy_offset < 0 || rows < 0 ||
@@ -864,16 +860,10 @@ static void adam_work(const void *context, int self, int threads) {
  * then the gradient may not overlap them.
  */
 static napi_value adam_update(napi_env env, napi_callback_info info) {
-  size_t argc = 17;
   napi_value argv[17];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 17) {
-    return throw_error(env, "adamUpdate expects 17 arguments");
-  }
   void *data = NULL;
   size_t length = 0;
-  if (!arraybuffer_arg(env, argv[0], &data, &length)) {
-    return throw_error(env, "adamUpdate: argument 0 must be an ArrayBuffer");
-  }
+  if (!heap_call_args(env, info, 17, argv, "adamUpdate", &data, &length)) return NULL;
   int64_t v[8];
   for (int i = 0; i < 8; i++) {
     if (napi_get_value_int64(env, argv[1 + i], &v[i]) != napi_ok || v[i] < 0 ||
@@ -928,16 +918,10 @@ static napi_value adam_update(napi_env env, napi_callback_info info) {
  * as in tfjs's Relu). One pass instead of tfjs's Add and Relu kernels after a matmul.
  */
 static napi_value bias_activation(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
   napi_value argv[6];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 6) {
-    return throw_error(env, "biasActivation expects 6 arguments");
-  }
   void *data = NULL;
   size_t length = 0;
-  if (!arraybuffer_arg(env, argv[0], &data, &length)) {
-    return throw_error(env, "biasActivation: argument 0 must be an ArrayBuffer");
-  }
+  if (!heap_call_args(env, info, 6, argv, "biasActivation", &data, &length)) return NULL;
   int64_t v[4];
   for (int i = 0; i < 4; i++) {
     if (napi_get_value_int64(env, argv[1 + i], &v[i]) != napi_ok || v[i] < -1 || v[i] > INT32_MAX) {
@@ -1018,16 +1002,10 @@ static void epilogue_rows(const float *restrict dy, const float *restrict out, f
  * each other or the inputs.
  */
 static napi_value epilogue_gradient(napi_env env, napi_callback_info info) {
-  size_t argc = 8;
   napi_value argv[8];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 8) {
-    return throw_error(env, "epilogueGradient expects 8 arguments");
-  }
   void *data = NULL;
   size_t length = 0;
-  if (!arraybuffer_arg(env, argv[0], &data, &length)) {
-    return throw_error(env, "epilogueGradient: argument 0 must be an ArrayBuffer");
-  }
+  if (!heap_call_args(env, info, 8, argv, "epilogueGradient", &data, &length)) return NULL;
   int64_t v[5];
   for (int i = 0; i < 5; i++) {
     if (napi_get_value_int64(env, argv[1 + i], &v[i]) != napi_ok || v[i] < -1 || v[i] > INT32_MAX) {
