@@ -373,7 +373,6 @@ const gatherConcat: KernelFunc = ({ inputs, backend: anyBackend, attrs }) => {
   return out;
 };
 
-/** Registers {@link GATHER_CONCAT} on `wasm` (idempotent). */
 /** Kernel: the gradients of {@link GATHER_CONCAT}'s tables (wasm with the native add-on only). */
 export const SCATTER_CONCAT = "MdrecScatterConcat";
 
@@ -405,6 +404,7 @@ const scatterConcat: KernelFunc = ({ inputs, backend: anyBackend, attrs }) => {
   return gradients;
 };
 
+/** Registers {@link GATHER_CONCAT} and {@link SCATTER_CONCAT} on `wasm` (idempotent). */
 export function registerGatherConcat(): void {
   if (getKernel(GATHER_CONCAT, "wasm") === undefined) {
     registerKernel({ kernelName: GATHER_CONCAT, backendName: "wasm", kernelFunc: gatherConcat });

@@ -260,6 +260,11 @@ static void bias_activation_rows(float *c, int64_t rows, int64_t cols, int64_t l
   }
 }
 
+/* Multiply-adds of a task (an empty inner dimension still writes its zeros: cost m * n). */
+static int64_t task_cost(const struct gemm_task *task) {
+  return task->m * task->n * (task->k > 0 ? task->k : 1);
+}
+
 /* Room for `count` products plus the blocks split off them for balance; NULL when out of memory. */
 static struct gemm_job *new_job(int count, int transpose_a, int transpose_b, int64_t lda, int64_t ldb,
                                 int64_t ldc, int64_t *capacity) {
@@ -281,8 +286,9 @@ static struct gemm_job *new_job(int count, int transpose_a, int transpose_b, int
 
 static void add_task(struct gemm_job *job, int64_t m, int64_t n, int64_t k, const float *a,
                      const float *b, float *c, const float *bias) {
-  job->tasks[job->count++] = (struct gemm_task){
-      .m = m, .n = n, .k = k, .cost = m * n * (k > 0 ? k : 1), .a = a, .b = b, .bias = bias, .c = c};
+  struct gemm_task *task = &job->tasks[job->count++];
+  *task = (struct gemm_task){.m = m, .n = n, .k = k, .a = a, .b = b, .bias = bias, .c = c};
+  task->cost = task_cost(task);
 }
 
 static void free_job(struct gemm_job *job) {
@@ -462,10 +468,6 @@ static int64_t assign_tasks(struct gemm_task *tasks, int count, int threads) {
     if (load[least] > busiest) busiest = load[least];
   }
   return busiest;
-}
-
-static int64_t task_cost(const struct gemm_task *task) {
-  return task->m * task->n * (task->k > 0 ? task->k : 1);
 }
 
 /* Splits task `index` in two along its longer output side (rows, or columns in multiples of 16)
@@ -938,13 +940,7 @@ static napi_value bias_activation(napi_env env, napi_callback_info info) {
   }
   float *c = (float *)((uint8_t *)data + offset);
   const float *bias = bias_offset >= 0 ? (const float *)((uint8_t *)data + bias_offset) : NULL;
-  for (int64_t row = 0; row < rows; row++) {
-    float *out = c + row * cols;
-    if (bias != NULL)
-      for (int64_t col = 0; col < cols; col++) out[col] += bias[col];
-    if (relu)
-      for (int64_t col = 0; col < cols; col++) out[col] = out[col] < 0.0f ? 0.0f : out[col];
-  }
+  bias_activation_rows(c, rows, cols, cols, bias, relu);
   return NULL;
 }
 
