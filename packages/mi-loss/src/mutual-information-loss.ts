@@ -137,7 +137,6 @@ export class MutualInformationLoss extends layers.Layer {
   override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Kwargs): tf.Tensor[] {
     const [probs, domainIds] = inputs as [tf.Tensor2D, tf.Tensor1D];
     const training = kwargs?.training === true;
-    const ids = (kwargs?.ids as Int32Array | undefined) ?? (domainIds.dataSync() as Int32Array);
     return tf.tidy(() => {
       const stored =
         this.domainExpertAverage && this.domainAverage
@@ -150,7 +149,6 @@ export class MutualInformationLoss extends layers.Layer {
       const { terms, conditional, domainPrior } = mutualInformationTerms(
         probs,
         domainIds,
-        ids,
         this.numDomains,
         {
           weight: this.weight,
@@ -178,12 +176,10 @@ export class MutualInformationLoss extends layers.Layer {
    * @param training updates the moving averages (when enabled).
    */
   compute(probs: tf.Tensor2D, domainIds: tf.Tensor1D, training = false): MutualInformationLossOutput {
-    const ids = assertMutualInformationInputs(this.name, probs, domainIds, this.numDomains, this.numExperts);
+    assertMutualInformationInputs(this.name, probs, domainIds, this.numDomains, this.numExperts);
     // Once built, `call` directly: Layer.apply's bookkeeping cost more than the term itself.
     const [loss, mutualInformation, expertEntropy, conditionalEntropy] = (
-      this.built
-        ? this.call([probs, domainIds], { training, ids })
-        : this.apply([probs, domainIds], { training, ids })
+      this.built ? this.call([probs, domainIds], { training }) : this.apply([probs, domainIds], { training })
     ) as tf.Scalar[];
     return {
       loss: loss!,

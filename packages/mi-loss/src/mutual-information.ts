@@ -22,16 +22,18 @@ export interface DomainExpertStatistics {
   conditional: tf.Tensor2D;
   /** `[D]` 1 for domains with rows in the batch, else 0. */
   present: tf.Tensor1D;
+  /** `[D]` rows of each domain in the batch. */
+  counts: tf.Tensor1D;
 }
 
-/** Validates the inputs shared by every function of this module; returns the domain ids read back. */
+/** Validates the inputs shared by every function of this module. */
 export function assertMutualInformationInputs(
   where: string,
   probs: tf.Tensor2D,
   domainIds: tf.Tensor1D,
   numDomains: number,
   numExperts?: number,
-): Int32Array {
+): void {
   assertTensor(`${where} probs`, probs, { rank: 2, dtype: "float32", shape: [null, numExperts ?? null] });
   assertTensor(`${where} domainIds`, domainIds, { rank: 1, dtype: "int32" });
   if (domainIds.shape[0] !== probs.shape[0]) {
@@ -39,7 +41,7 @@ export function assertMutualInformationInputs(
       `${where} domainIds must have shape [${probs.shape[0]}] (one per row of probs), received [${domainIds.shape.join(", ")}]`,
     );
   }
-  const ids = domainIds.dataSync() as Int32Array;
+  const ids = domainIds.dataSync();
   for (let row = 0; row < ids.length; row++) {
     const id = ids[row]!;
     if (!(id >= 0 && id < numDomains)) {
@@ -48,7 +50,6 @@ export function assertMutualInformationInputs(
       );
     }
   }
-  return ids;
 }
 
 /**
@@ -64,13 +65,38 @@ export function domainExpertStatistics(
     const batch = probs.shape[0];
     const domainRange = tf.reshape(tf.range(0, numDomains, 1, "int32"), [numDomains, 1]); // [D, 1]
     const membership = tf.cast(tf.equal(domainRange, tf.reshape(domainIds, [1, batch])), "float32"); // [D, B]
-    const counts = tf.sum(membership, 1); // [D]
+    const counts = tf.sum(membership, 1) as tf.Tensor1D; // [D]
     const sums = tf.matMul(membership as tf.Tensor2D, probs); // [D, N]
     const present = tf.cast(tf.greater(counts, 0), "float32") as tf.Tensor1D; // [D]
     const conditional = tf.div(sums, tf.reshape(tf.maximum(counts, 1), [numDomains, 1])) as tf.Tensor2D; // [D, N]
     const domainPrior = tf.div(counts, Math.max(batch, 1)) as tf.Tensor1D; // [D]
-    return { domainPrior, conditional, present };
+    return { domainPrior, conditional, present, counts };
   });
+}
+
+/** The entropies with the pieces the closed-form gradient of {@link mutualInformationTerms} reuses. */
+interface EntropyParts extends DomainExpertEntropies {
+  /** P(e) `[1, N]`. */
+  marginal: tf.Tensor2D;
+  /** log max(P(e), eps) `[1, N]`. */
+  logMarginal: tf.Tensor;
+  /** log max(P(e|d), eps) `[D, N]`. */
+  logConditional: tf.Tensor;
+}
+
+/** {@link entropiesFromDistributions} and its intermediate tensors (no tidy: the caller's scope owns them). */
+function entropyParts(domainPrior: tf.Tensor1D, conditional: tf.Tensor2D): EntropyParts {
+  const numDomains = domainPrior.shape[0];
+  const prior = tf.reshape(domainPrior, [1, numDomains]) as tf.Tensor2D; // [1, D]
+  const marginal = tf.matMul(prior, conditional) as tf.Tensor2D; // [1, N]: P(e)
+  const logOf = (p: tf.Tensor) => tf.log(tf.clipByValue(p, LOG_EPSILON, Number.MAX_VALUE));
+  const logMarginal = logOf(marginal); // [1, N]
+  const logConditional = logOf(conditional); // [D, N]
+  const expertEntropy = tf.neg(tf.sum(tf.mul(marginal, logMarginal))) as tf.Scalar;
+  const perDomain = tf.sum(tf.mul(conditional, logConditional), 1); // [D]
+  const conditionalEntropy = tf.neg(tf.sum(tf.mul(domainPrior, perDomain))) as tf.Scalar;
+  const mutualInformation = tf.sub(expertEntropy, conditionalEntropy) as tf.Scalar;
+  return { mutualInformation, expertEntropy, conditionalEntropy, marginal, logMarginal, logConditional };
 }
 
 /**
@@ -82,14 +108,7 @@ export function entropiesFromDistributions(
   conditional: tf.Tensor2D,
 ): DomainExpertEntropies {
   return tf.tidy(() => {
-    const numDomains = domainPrior.shape[0];
-    const prior = tf.reshape(domainPrior, [1, numDomains]) as tf.Tensor2D; // [1, D]
-    const marginal = tf.matMul(prior, conditional); // [1, N]: P(e)
-    const plogp = (p: tf.Tensor) => tf.mul(p, tf.log(tf.clipByValue(p, LOG_EPSILON, Number.MAX_VALUE)));
-    const expertEntropy = tf.neg(tf.sum(plogp(marginal))) as tf.Scalar;
-    const perDomain = tf.sum(plogp(conditional), 1); // [D]
-    const conditionalEntropy = tf.neg(tf.sum(tf.mul(domainPrior, perDomain))) as tf.Scalar;
-    const mutualInformation = tf.sub(expertEntropy, conditionalEntropy) as tf.Scalar;
+    const { mutualInformation, expertEntropy, conditionalEntropy } = entropyParts(domainPrior, conditional);
     return { mutualInformation, expertEntropy, conditionalEntropy };
   });
 }
@@ -185,19 +204,15 @@ export interface MutualInformationTerms {
  * returned `conditional` and `domainPrior`, which live outside any `tf.tidy`.
  *
  * @param probs `[B, N]` float32 rows of the gate's softmax.
- * @param domainIds int32 `[B]`, and `ids` the same values read back (validated by the caller).
+ * @param domainIds int32 `[B]` in `[0, numDomains)` (validated by the caller).
  */
 export function mutualInformationTerms(
   probs: tf.Tensor2D,
   domainIds: tf.Tensor1D,
-  ids: Int32Array,
   numDomains: number,
   coefficients: MutualInformationCoefficients,
   blend?: MutualInformationBlend,
 ): MutualInformationTerms {
-  const batch = probs.shape[0];
-  const counts = new Float32Array(numDomains);
-  for (const id of ids) counts[id]! += 1;
   const momentum = blend?.momentum ?? 0;
   const { weight, expertEntropyWeight, conditionalEntropyWeight } = coefficients;
   let conditional: tf.Tensor2D | null = null;
@@ -206,48 +221,47 @@ export function mutualInformationTerms(
     const rows = args[0] as tf.Tensor2D;
     const save = args[1] as tf.GradSaveFunc;
     // Recorded ops stop here: what follows runs once, untaped.
-    const countColumn = tf.tensor2d(counts, [numDomains, 1]); // [D, 1]
-    const domainRange = tf.reshape(tf.range(0, numDomains, 1, "int32"), [numDomains, 1]); // [D, 1]
-    const membership = tf.cast(tf.equal(domainRange, tf.reshape(domainIds, [1, batch])), "float32"); // [D, B]
-    const batchConditional = tf.div(tf.matMul(membership as tf.Tensor2D, rows), tf.maximum(countColumn, 1)); // [D, N]
-    const batchPrior = tf.div(tf.reshape(countColumn, [numDomains]), Math.max(batch, 1)); // [D]
-    let used = batchConditional; // Q [D, N]
-    let prior = batchPrior; // pi [D]
+    const batchEstimates = domainExpertStatistics(rows, domainIds, numDomains);
+    let used = batchEstimates.conditional; // Q [D, N]
+    let prior = batchEstimates.domainPrior; // pi [D]
     if (blend !== undefined) {
-      const present = tf.cast(tf.greater(countColumn, 0), "float32"); // [D, 1]
-      const blended = tf.add(tf.mul(blend.conditional, momentum), tf.mul(batchConditional, 1 - momentum));
-      used = tf.add(tf.mul(blended, present), tf.mul(blend.conditional, tf.sub(1, present))); // absent: stored row
-      prior = tf.add(tf.mul(blend.domainPrior, momentum), tf.mul(batchPrior, 1 - momentum));
+      const present = tf.reshape(batchEstimates.present, [numDomains, 1]); // [D, 1]
+      const blended = tf.add(tf.mul(blend.conditional, momentum), tf.mul(used, 1 - momentum));
+      used = tf.add(tf.mul(blended, present), tf.mul(blend.conditional, tf.sub(1, present))) as tf.Tensor2D; // absent: stored row
+      prior = tf.add(tf.mul(blend.domainPrior, momentum), tf.mul(prior, 1 - momentum)) as tf.Tensor1D;
     }
-    const marginal = tf.matMul(tf.reshape(prior, [1, numDomains]), used); // [1, N]: P(e)
-    const logOf = (p: tf.Tensor) => tf.log(tf.clipByValue(p, LOG_EPSILON, Number.MAX_VALUE));
-    const logMarginal = logOf(marginal); // [1, N]
-    const logConditional = logOf(used); // [D, N]
-    const expertEntropy = tf.neg(tf.sum(tf.mul(marginal, logMarginal))); // H(E)
-    const perDomain = tf.sum(tf.mul(used, logConditional), 1); // [D]
-    const conditionalEntropy = tf.neg(tf.sum(tf.mul(prior, perDomain))); // H(E|D)
-    const mutualInformation = tf.sub(expertEntropy, conditionalEntropy);
+    const parts = entropyParts(prior, used);
     const loss = tf.mul(
       tf.neg(
         tf.sub(
-          tf.mul(expertEntropy, expertEntropyWeight),
-          tf.mul(conditionalEntropy, conditionalEntropyWeight),
+          tf.mul(parts.expertEntropy, expertEntropyWeight),
+          tf.mul(parts.conditionalEntropy, conditionalEntropyWeight),
         ),
       ),
       weight,
     );
-    conditional = tf.keep(used) as tf.Tensor2D;
-    domainPrior = tf.keep(prior) as tf.Tensor1D;
+    conditional = tf.keep(used);
+    domainPrior = tf.keep(prior);
     const derivative = (p: tf.Tensor, logP: tf.Tensor) =>
       tf.add(logP, tf.cast(tf.greaterEqual(p, LOG_EPSILON), "float32")); // f'(p)
     // pi_d (1 - m) / c_d per domain [D, 1] (0 for absent domains, which have no rows anyway).
     const rowScale = tf.div(
       tf.mul(tf.reshape(prior, [numDomains, 1]), 1 - momentum),
-      tf.maximum(countColumn, 1),
+      tf.reshape(tf.maximum(batchEstimates.counts, 1), [numDomains, 1]),
     );
-    save([derivative(marginal, logMarginal), derivative(used, logConditional), rowScale, domainIds]);
+    save([
+      derivative(parts.marginal, parts.logMarginal),
+      derivative(used, parts.logConditional),
+      rowScale,
+      domainIds,
+    ]);
     return {
-      value: tf.stack([loss, mutualInformation, expertEntropy, conditionalEntropy]) as tf.Tensor1D, // [4]
+      value: tf.stack([
+        loss,
+        parts.mutualInformation,
+        parts.expertEntropy,
+        parts.conditionalEntropy,
+      ]) as tf.Tensor1D, // [4]
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [marginalDerivative, conditionalDerivative, scale, savedIds] = saved as [
           tf.Tensor,
