@@ -4,6 +4,7 @@ import { checkVariableGradients, expectClose, onBackend, temporaryDirectory } fr
 import * as tf from "@tensorflow/tfjs-core";
 import { describe, expect, it } from "vitest";
 import {
+  domainsOf,
   expectWasmMatchesCpu,
   gradientValues,
   nonZeroCount,
@@ -13,7 +14,6 @@ import {
   variablesOf,
 } from "./support.js";
 
-const domainsOf = (ids: number[]) => tf.tensor1d(ids, "int32");
 const MODES_AND_DISPATCHES = [
   ["per-domain", "sparse"],
   ["per-domain", "dense"],

@@ -5,6 +5,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import type { LayerVariable } from "@tensorflow/tfjs-layers";
 import { describe, expect, it } from "vitest";
 import {
+  domainsOf,
   expectWasmMatchesCpu,
   gradientValues,
   nonZeroCount,
@@ -26,7 +27,7 @@ const z = () =>
     [5, 10],
     [7, 0],
   ]);
-const ids = () => tf.tensor1d([0, 0, 1, 1], "int32");
+const ids = () => domainsOf([0, 0, 1, 1]);
 
 describe("PartitionedNorm", () => {
   it("normalises each row with its own domain's batch statistics in training (golden)", () => {
@@ -49,7 +50,7 @@ describe("PartitionedNorm", () => {
 
   it("normalises over the whole batch with a single domain (golden)", () => {
     const norm = new PartitionedNorm({ numDomains: 1, epsilon: 1e-3 });
-    const output = run(() => norm.normalize(z(), tf.tensor1d([0, 0, 0, 0], "int32"), true));
+    const output = run(() => norm.normalize(z(), domainsOf([0, 0, 0, 0]), true));
     // mean [4, 4], variance [5, 14]
     const column = (value: number, variance: number) => (value - 4) / Math.sqrt(variance + 1e-3);
     expectClose(
@@ -130,7 +131,7 @@ describe("PartitionedNorm", () => {
     });
     expectClose(output, expected, 1e-4);
     // the same rows labelled with the other domain get the other domain's statistics
-    const swapped = run(() => norm.normalize(z(), tf.tensor1d([1, 1, 0, 0], "int32"), false));
+    const swapped = run(() => norm.normalize(z(), domainsOf([1, 1, 0, 0]), false));
     expect(swapped[0]).not.toBeCloseTo(output[0]!, 3);
     norm.dispose();
   });
@@ -138,7 +139,7 @@ describe("PartitionedNorm", () => {
   it("matches finite-difference gradients in training and inference", () => {
     const norm = new PartitionedNorm({ numDomains: 2 });
     const x = seededMatrix(6, 3, 1);
-    const domains = tf.tensor1d([0, 1, 0, 1, 1, 0], "int32");
+    const domains = domainsOf([0, 1, 0, 1, 1, 0]);
     run(() => norm.normalize(x, domains, true));
     norm.setWeights([
       tf.tensor1d([1.5, 0.5, 1]),
@@ -231,7 +232,7 @@ describe("PartitionedNorm", () => {
   it("is deterministic and matches wasm within 1e-5 (forward and gradients)", async () => {
     const norm = new PartitionedNorm({ numDomains: 2 });
     const x = seededMatrix(6, 3, 2);
-    const domains = tf.tensor1d([0, 1, 0, 1, 1, 0], "int32");
+    const domains = domainsOf([0, 1, 0, 1, 1, 0]);
     const forward = () => norm.normalize(x, domains, true);
     const cpu = await expectWasmMatchesCpu(forward, forward, norm);
     expect(run(forward)).toEqual(cpu.forward);

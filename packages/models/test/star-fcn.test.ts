@@ -4,6 +4,7 @@ import { checkVariableGradients, expectClose, expectNoLeak, temporaryDirectory }
 import * as tf from "@tensorflow/tfjs-core";
 import { describe, expect, it } from "vitest";
 import {
+  domainsOf,
   expectWasmMatchesCpu,
   gradientValues,
   nonZeroCount,
@@ -12,8 +13,6 @@ import {
   seededMatrix,
   variablesOf,
 } from "./support.js";
-
-const domainsOf = (ids: number[]) => tf.tensor1d(ids, "int32");
 
 describe("StarFcn", () => {
   it.each(["sparse", "dense"] as const)(

@@ -8,6 +8,11 @@ export function values(tensor: tf.Tensor): number[] {
   return Array.from(tensor.dataSync());
 }
 
+/** Domain ids as an int32 `[B]` tensor. */
+export function domainsOf(ids: number[]): tf.Tensor1D {
+  return tf.tensor1d(ids, "int32");
+}
+
 /** Runs `fn`, reads the values of the tensor it returns, and disposes it. */
 export function run(fn: () => tf.Tensor): number[] {
   const tensor = fn();
