@@ -114,12 +114,14 @@ export class Cesaa extends MultiDomainModelBase<CesaaOptions> {
     const allRouting: Routing[] = [routing];
     let h = specific; // [B, d]
     if (this.sharedExperts) {
-      const sharedOutputs = this.sharedExperts.dense(x, training); // [B, S, d]
       const sharedRouting = this.sharedGate
         ? this.sharedGate.route(x, domainIds, training)
         : uniformRouting(x.shape[0], this.sharedExperts.numExperts);
       if (this.sharedGate) allRouting.push(sharedRouting as Routing);
-      h = tf.add(mixExperts(sharedOutputs, sharedRouting), specific) as tf.Tensor2D; // [B, d]
+      // Every row routes to all S shared experts: the routed pool computes sum_s w_s Es_s(x)
+      // in one pass (each expert on one thread), the same sum as mixing all S dense outputs.
+      const shared = this.sharedExperts.sparse(x, sharedRouting, training); // [B, d]
+      h = tf.add(shared, specific) as tf.Tensor2D; // [B, d]
     }
     const logits = this.towers.forward(h, domainIds, training); // [B, numTasks]
     const auxLosses = this.gate.auxiliaryLosses(routing);

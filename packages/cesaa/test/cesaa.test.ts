@@ -173,7 +173,8 @@ describe("Cesaa sparse dispatch", () => {
     const output = model.call(batch, { training: true });
     const shared = model.sharedExperts!.expertInvocations.lastDispatch!;
     const specific = model.specificExperts.expertInvocations.lastDispatch!;
-    expect(shared).toMatchObject({ mode: "dense", batchSize: 50, rowsPerExpert: [50, 50] });
+    // Every row routes to both shared experts: the routed pool runs each on all 50 rows.
+    expect(shared).toMatchObject({ mode: "sparse", batchSize: 50, rowsPerExpert: [50, 50] });
     expect(specific.mode).toBe("sparse");
     expect(specific.totalRowEvaluations).toBe(50 * 2);
     expect(specific.rowsPerExpert.reduce((sum, rows) => sum + rows, 0)).toBe(100);

@@ -53,6 +53,11 @@ export {
   segmentExpertDense,
   segmentExpertMatMul,
 } from "./ops/expert-matmul.js";
+export {
+  type ExpertLayerWeights,
+  type RoutedEntries,
+  routedExpertMixture,
+} from "./ops/routed-experts.js";
 export { gatherConcatRows, gatherRows, scatterAddRows } from "./ops/rows.js";
 export { createAdamOptimizer, FusedAdamOptimizer } from "./optimizers/fused-adam.js";
 export { deriveSeed, globalRandomGenerator, nextSeed, SeededRandom, setGlobalSeed } from "./random.js";

@@ -431,6 +431,60 @@ describe("native GEMM add-on", () => {
     );
   });
 
+  it.runIf(status.available)("runs a routed expert pool forward and backward, refusing bad plans", () => {
+    if (!status.available) return;
+    const buffer = new ArrayBuffer(4 * 64);
+    const floats = new Float32Array(buffer);
+    floats.set([1, 2, 3, 4], 0); // x [2, 2]
+    floats.set([0.25, 0.75, 0.5, 0.5], 4); // slot weights [2, 2]
+    floats.set([1, 1, 2, 0], 8); // kernel [2, 2, 1]: expert 0 sums, expert 1 doubles the first
+    floats.set([-1, 1], 12); // bias [2, 1]
+    // Row 0 -> experts (1, 0), row 1 -> (0, 1); entries grouped by expert.
+    const counts = Int32Array.from([2, 2]);
+    const rows = Int32Array.from([0, 1, 0, 1]);
+    const slots = Int32Array.from([1, 2, 0, 3]);
+    const forward = Float64Array.from([2, 2, 0, 16, 64, 112, -1, 1, 32, 48, 96, 0, -1, -1]);
+    status.gemm.routedExpertsForward(buffer, forward, rows, slots, counts);
+    expect(Array.from(floats.subarray(16, 24))).toEqual([1, 2, 3, 4, 1, 2, 3, 4]); // routed rows
+    expect(Array.from(floats.subarray(24, 28))).toEqual([2, 6, 3, 7]); // expert outputs
+    expect(Array.from(floats.subarray(28, 30))).toEqual([0.75 * 2 + 0.25 * 3, 0.5 * 6 + 0.5 * 7]);
+    floats.set([1, 2], 32); // dy [2, 1]
+    floats.fill(-9, 36, 50); // stale outputs are overwritten
+    const backward = Float64Array.from([2, 2, 128, 16, 64, 144, 160, 1, 32, -1, 96, 0, 176, 192]);
+    status.gemm.routedExpertsBackward(buffer, backward, rows, slots, counts);
+    expect(Array.from(floats.subarray(36, 40))).toEqual([0.75 + 0.5, 0.75, 1 + 2, 1]); // dx
+    expect(Array.from(floats.subarray(40, 44))).toEqual([3, 2, 12, 14]); // dy[row] * output per slot
+    expect(Array.from(floats.subarray(44, 48))).toEqual([0.75 + 3, 1.5 + 4, 0.25 + 3, 0.5 + 4]); // dW
+    expect(Array.from(floats.subarray(48, 50))).toEqual([1.75, 1.25]); // dBias
+    const call =
+      (plan: Float64Array, entryRows = rows, entrySlots = slots, entryCounts = counts) =>
+      () =>
+        status.gemm.routedExpertsForward(buffer, plan, entryRows, entrySlots, entryCounts);
+    expect(call(forward.slice(0, 10))).toThrow(
+      "routedExpertsForward: plan must be a Float64Array of 7 + 7 x layers numbers (1 to 16 layers)",
+    );
+    expect(call(forward, rows, slots, Int32Array.from([2, 1]))).toThrow(
+      "routedExpertsForward: counts sum to 3, must equal the 4 rows",
+    );
+    expect(call(forward, rows, Int32Array.from([1, 2, 1, 3]))).toThrow(
+      "routedExpertsForward: entry 2 has row 0 and slot 1; rows must be in [0, 2) and slots a permutation of [0, 4)",
+    );
+    expect(call(forward, Int32Array.from([0, 1, 2, 1]))).toThrow(/entry 2 has row 2 and slot 0/);
+    const overlapping = forward.slice();
+    overlapping[5] = 0; // out over x
+    expect(call(overlapping)).toThrow(
+      "routedExpertsForward: tensors 0 and 3 of the plan overlap (an output may share memory with nothing)",
+    );
+    const outside = forward.slice();
+    outside[10] = 4 * 63; // hidden past the end
+    expect(call(outside)).toThrow(
+      /routedExpertsForward: tensor \d+ of the plan lies outside the buffer or is misaligned/,
+    );
+    expect(() => status.gemm.routedExpertsBackward(buffer, forward, rows, slots, counts)).toThrow(
+      /routedExpertsBackward: tensor \d+ of the plan lies outside the buffer or is misaligned \(offset -1\)/,
+    );
+  });
+
   it("is reported by nativeGemmStatus and the backend phrase, and can be switched off", () => {
     registerFastKernels("wasm", { nativeGemm: false });
     expect(nativeGemmStatus()).toEqual({ enabled: false, reason: "disabled by option nativeGemm" });

@@ -8,11 +8,9 @@ import {
   blockExpertDense,
   ConfigError,
   denseActivation,
-  gatherRows,
   nextSeed,
+  routedExpertMixture,
   ShapeError,
-  scatterAddRows,
-  segmentExpertDense,
 } from "@mdrec/core";
 import * as tf from "@tensorflow/tfjs-core";
 import { serialization } from "@tensorflow/tfjs-core";
@@ -323,26 +321,15 @@ export class ExpertPool extends layers.Layer {
       rowsPerExpert: [...groups.counts],
       totalRowEvaluations: batch * slotsPerRow,
     });
-    return tf.tidy(() => {
-      if (batch * slotsPerRow === 0) return tf.zeros([batch, this.outputDim]) as tf.Tensor2D;
-      const rowIds = tf.tensor1d(groups.rows, "int32"); // [B * k], grouped by expert
-      const slotIds = tf.tensor1d(groups.slots, "int32"); // [B * k], grouped by expert
-      const routedRows = gatherRows(x, rowIds); // [B * k, dIn]
-      const segmentRows = [...groups.counts];
-      let outputs: tf.Tensor2D = routedRows;
-      this.denseLayers.forEach((layer, index) => {
-        outputs = segmentExpertDense(
-          outputs,
-          layer.kernel.read() as tf.Tensor3D,
-          segmentRows,
-          layer.bias.read() as tf.Tensor2D,
-          this.activationOf(index),
-        ); // [B * k, units[index]]
-        outputs = this.applyDropout(outputs, training);
-      });
-      const slotWeights = gatherRows(tf.reshape(weights, [batch * slotsPerRow, 1]) as tf.Tensor2D, slotIds); // [B * k, 1]
-      return scatterAddRows(tf.mul(outputs, slotWeights) as tf.Tensor2D, rowIds, batch); // [B, dOut]
-    });
+    const layers = this.denseLayers.map((layer, index) => ({
+      kernel: layer.kernel.read() as tf.Tensor3D,
+      bias: layer.bias.read() as tf.Tensor2D,
+      activation: this.activationOf(index),
+    }));
+    // Dropout sits between the layers, so it takes the composed path.
+    const afterLayer =
+      training && this.dropout > 0 ? (hidden: tf.Tensor2D) => this.applyDropout(hidden, training) : undefined;
+    return routedExpertMixture(x, layers, groups, weights, afterLayer); // [B, dOut]
   }
 
   override getConfig(): serialization.ConfigDict {

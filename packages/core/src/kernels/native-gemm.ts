@@ -119,6 +119,35 @@ export interface NativeGemm {
     segmentRows: Int32Array,
     biasGradOffset: number,
   ): void;
+  /**
+   * A whole sparse expert pool forward: `routed[i] = x[rows[i]]`, per layer
+   * `hidden_l = act(input @ W_l[e] + b_l[e])` on expert e's `counts[e]` entries (entries grouped
+   * by expert), and `out[b]` = the sum over row b's entries of `slotWeights[slots[i]] * hidden_last[i]`.
+   * `plan` holds 7 header numbers `[batch, inputWidth, xOffset, slotWeightsOffset, routedOffset,
+   * outOffset, -1]` and 7 per layer `[width, kernelOffset, biasOffset, hiddenOffset, relu, -1, -1]`
+   * (byte offsets). Each expert runs whole on one pool thread, so results do not depend on the
+   * thread count.
+   */
+  routedExpertsForward(
+    buffer: ArrayBufferLike,
+    plan: Float64Array,
+    rows: Int32Array,
+    slots: Int32Array,
+    counts: Int32Array,
+  ): void;
+  /**
+   * The backward pass of {@link NativeGemm.routedExpertsForward} for `dy = dL/d(out)`. `plan`:
+   * `[batch, inputWidth, dyOffset, slotWeightsOffset, routedOffset, dxOffset,
+   * slotWeightGradientOffset]`, then per layer `[width, kernelOffset, -1, hiddenOffset, relu,
+   * kernelGradientOffset, biasGradientOffset]`.
+   */
+  routedExpertsBackward(
+    buffer: ArrayBufferLike,
+    plan: Float64Array,
+    rows: Int32Array,
+    slots: Int32Array,
+    counts: Int32Array,
+  ): void;
   /** Threads of the add-on's pool, the caller included (OpenBLAS only; others keep their own). */
   setThreads(threads: number): void;
   /** The BLAS library opened and the pool's threads (-1 when the library is not OpenBLAS). */

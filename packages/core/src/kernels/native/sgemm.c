@@ -1050,6 +1050,404 @@ static napi_value epilogue_gradient(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* ---- Routed experts: a whole sparse expert pool in one call each way -------------------- */
+
+#define MAX_ROUTED_LAYERS 16
+
+/* One call of routedExpertsForward / routedExpertsBackward: R routed entries (rows grouped by
+ * expert: entry i is batch row rows[i], routing slot slots[i]), N experts of L dense layers. */
+struct routed_job {
+  int64_t batch, entries, experts, layers, max_width;
+  int64_t width[MAX_ROUTED_LAYERS + 1]; /* width[0]: input; width[l + 1]: layer l's output */
+  const float *kernel[MAX_ROUTED_LAYERS], *bias[MAX_ROUTED_LAYERS];
+  float *hidden[MAX_ROUTED_LAYERS]; /* [R, width[l + 1]] layer outputs (read backward) */
+  float *kernel_gradient[MAX_ROUTED_LAYERS], *bias_gradient[MAX_ROUTED_LAYERS];
+  int relu[MAX_ROUTED_LAYERS];
+  const float *x, *slot_weights; /* x [B, width[0]]; slot_weights [R] (the [B, k] routing weights) */
+  float *routed;                 /* [R, width[0]]: x's rows grouped by expert */
+  float *out;                    /* forward: [B, width[L]] */
+  const float *dy;               /* backward: [B, width[L]] */
+  float *dx, *slot_weight_gradient; /* backward: [B, width[0]], [R] */
+  float *routed_gradient, *scratch_a, *scratch_b; /* backward scratch, [R, max width] each */
+  const int32_t *rows, *slots;
+  int64_t *start, *count;
+  int *owner;
+};
+
+/* Expert e's forward pass on its rows: gather them, then every layer as one product plus bias
+ * and activation (the rows stay on one thread, in cache, from layer to layer). */
+static void routed_forward_expert(const struct routed_job *job, int64_t e) {
+  const int64_t start = job->start[e], count = job->count[e], input_width = job->width[0];
+  for (int64_t i = start; i < start + count; i++) {
+    memcpy(job->routed + i * input_width, job->x + (int64_t)job->rows[i] * input_width, 4 * (size_t)input_width);
+  }
+  const float *input = job->routed + start * input_width;
+  for (int64_t l = 0; l < job->layers; l++) {
+    const int64_t in = job->width[l], out = job->width[l + 1];
+    float *output = job->hidden[l] + start * out;
+    blas_sgemm(ROW_MAJOR, NO_TRANS, NO_TRANS, (int)count, (int)out, (int)in, 1.0f, input, (int)in,
+               job->kernel[l] + e * in * out, (int)out, 0.0f, output, (int)out);
+    bias_activation_rows(output, count, out, out, job->bias[l] + e * out, job->relu[l]);
+    input = output;
+  }
+}
+
+/* Expert e's backward pass: the slot-weight gradients and dL/d(output) of its rows, then per
+ * layer (last first) the masked gradient dz, the bias and kernel gradients and dz @ W^T. */
+static void routed_backward_expert(const struct routed_job *job, int64_t e) {
+  const int64_t start = job->start[e], count = job->count[e], layers = job->layers;
+  const int64_t output_width = job->width[layers];
+  float *gradient = job->scratch_a + start * job->max_width; /* [count, width] rows of dL/dh */
+  float *masked = job->scratch_b + start * job->max_width;   /* [count, width] rows of dz */
+  const float *last = job->hidden[layers - 1];
+  for (int64_t i = start; i < start + count; i++) {
+    const float *dy = job->dy + (int64_t)job->rows[i] * output_width;
+    const float *h = last + i * output_width;
+    const float weight = job->slot_weights[job->slots[i]];
+    float *target = gradient + (i - start) * output_width;
+    float dot = 0.0f;
+    for (int64_t col = 0; col < output_width; col++) {
+      dot += dy[col] * h[col];
+      target[col] = dy[col] * weight;
+    }
+    job->slot_weight_gradient[job->slots[i]] = dot;
+  }
+  for (int64_t l = layers - 1; l >= 0; l--) {
+    const int64_t in = job->width[l], out = job->width[l + 1];
+    epilogue_rows(gradient, job->relu[l] ? job->hidden[l] + start * out : NULL, masked,
+                  job->bias_gradient[l] + e * out, count, out);
+    const float *input = l == 0 ? job->routed + start * in : job->hidden[l - 1] + start * in;
+    blas_sgemm(ROW_MAJOR, TRANS, NO_TRANS, (int)in, (int)out, (int)count, 1.0f, input, (int)in, masked,
+               (int)out, 0.0f, job->kernel_gradient[l] + e * in * out, (int)out);
+    float *input_gradient = l == 0 ? job->routed_gradient + start * in : gradient;
+    blas_sgemm(ROW_MAJOR, NO_TRANS, TRANS, (int)count, (int)in, (int)out, 1.0f, masked, (int)out,
+               job->kernel[l] + e * in * out, (int)out, 0.0f, input_gradient, (int)in);
+  }
+}
+
+static void routed_forward_work(const void *context, int self, int threads) {
+  (void)threads;
+  const struct routed_job *job = (const struct routed_job *)context;
+  for (int64_t e = 0; e < job->experts; e++)
+    if (job->owner[e] == self && job->count[e] > 0) routed_forward_expert(job, e);
+}
+
+static void routed_backward_work(const void *context, int self, int threads) {
+  (void)threads;
+  const struct routed_job *job = (const struct routed_job *)context;
+  for (int64_t e = 0; e < job->experts; e++)
+    if (job->owner[e] == self && job->count[e] > 0) routed_backward_expert(job, e);
+}
+
+struct expert_cost {
+  int64_t cost, expert;
+};
+
+static int compare_expert_cost(const void *left, const void *right) {
+  const struct expert_cost *a = (const struct expert_cost *)left, *b = (const struct expert_cost *)right;
+  if (a->cost != b->cost) return a->cost < b->cost ? 1 : -1;
+  return a->expert < b->expert ? -1 : a->expert > b->expert ? 1 : 0;
+}
+
+/* Runs work over the experts, each expert whole on one thread (so the results do not depend on
+ * the thread count): largest first onto the least loaded thread. Returns 0 when out of memory. */
+static int routed_run(struct routed_job *job, pool_work_fn work) {
+  int64_t per_row = 0;
+  for (int64_t l = 0; l < job->layers; l++) per_row += job->width[l] * job->width[l + 1];
+  int busy = 0;
+  for (int64_t e = 0; e < job->experts; e++) {
+    job->owner[e] = 0;
+    busy += job->count[e] > 0;
+  }
+  const int threads = __atomic_load_n(&pool_threads, __ATOMIC_RELAXED);
+  const int usable = threads > 1 && busy > 1 && per_row * job->entries >= PARALLEL_MIN_MULTIPLY_ADDS
+                         ? pool_acquire(threads)
+                         : 1;
+  if (usable == 1) {
+    work(job, 0, 1);
+    return 1;
+  }
+  struct expert_cost *order = (struct expert_cost *)malloc(sizeof *order * (size_t)job->experts);
+  if (order == NULL) {
+    pool_release();
+    return 0;
+  }
+  for (int64_t e = 0; e < job->experts; e++) order[e] = (struct expert_cost){job->count[e], e};
+  qsort(order, (size_t)job->experts, sizeof *order, compare_expert_cost);
+  int64_t load[MAX_POOL_THREADS] = {0};
+  for (int64_t i = 0; i < job->experts; i++) {
+    int least = 0;
+    for (int t = 1; t < usable; t++)
+      if (load[t] < load[least]) least = t;
+    job->owner[order[i].expert] = least;
+    load[least] += order[i].cost;
+  }
+  free(order);
+  pool_run(work, job, usable);
+  pool_release();
+  return 1;
+}
+
+/* A byte range of a routed call, for the bounds and overlap checks. */
+struct byte_range {
+  int64_t offset, bytes;
+  int output;
+};
+
+/*
+ * The arguments of routedExpertsForward / routedExpertsBackward (buffer, plan, rows, slots,
+ * counts) into `job`; throws and returns 0 when one is out of range. `plan` (Float64Array): seven
+ * header numbers [batch, inputWidth, inOffset, slotWeightsOffset, routedOffset, outOffset,
+ * slotWeightGradientOffset], then seven per layer [width, kernelOffset, biasOffset,
+ * hiddenOffset, relu, kernelGradientOffset, biasGradientOffset]. Forward reads in = x
+ * [B, inputWidth] and writes out [B, width of the last layer], routed and the hidden outputs;
+ * backward reads in = dy [B, last width], routed and the hidden outputs and writes out = dx
+ * [B, inputWidth], the slot-weight, kernel and bias gradients. Offsets in bytes; entries a mode
+ * does not use are -1.
+ */
+static int routed_args(napi_env env, napi_callback_info info, int backward, struct routed_job *job) {
+  const char *name = backward ? "routedExpertsBackward" : "routedExpertsForward";
+  char message[256];
+  napi_value argv[5];
+  void *data = NULL;
+  size_t length = 0;
+  if (!heap_call_args(env, info, 5, argv, name, &data, &length)) return 0;
+  double *plan = NULL;
+  size_t plan_length = 0;
+  int32_t *rows = NULL, *slots = NULL, *counts = NULL;
+  size_t row_count = 0, slot_count = 0, expert_count = 0;
+  if (!typed_array_arg(env, argv[1], napi_float64_array, (void **)&plan, &plan_length) ||
+      plan_length < 14 || (plan_length - 7) % 7 != 0 || (plan_length - 7) / 7 > MAX_ROUTED_LAYERS) {
+    snprintf(message, sizeof(message), "%s: plan must be a Float64Array of 7 + 7 x layers numbers (1 to %d layers)", name, MAX_ROUTED_LAYERS);
+    throw_error(env, message);
+    return 0;
+  }
+  if (!typed_array_arg(env, argv[2], napi_int32_array, (void **)&rows, &row_count) ||
+      !typed_array_arg(env, argv[3], napi_int32_array, (void **)&slots, &slot_count) ||
+      !typed_array_arg(env, argv[4], napi_int32_array, (void **)&counts, &expert_count) ||
+      row_count != slot_count || expert_count == 0) {
+    snprintf(message, sizeof(message), "%s: rows and slots must be Int32Arrays of equal length and counts a non-empty Int32Array", name);
+    throw_error(env, message);
+    return 0;
+  }
+  int64_t p[7 + 7 * MAX_ROUTED_LAYERS] = {0};
+  for (size_t i = 0; i < plan_length; i++) {
+    if (!(plan[i] >= -1 && plan[i] <= (double)INT32_MAX * 4) || plan[i] != (double)(int64_t)plan[i]) {
+      snprintf(message, sizeof(message), "%s: plan entries must be integers in [-1, 2^33), entry %zu is %g", name, i, plan[i]);
+      throw_error(env, message);
+      return 0;
+    }
+    p[i] = (int64_t)plan[i];
+  }
+  job->batch = p[0];
+  job->entries = (int64_t)row_count;
+  job->experts = (int64_t)expert_count;
+  job->layers = (int64_t)(plan_length - 7) / 7;
+  job->width[0] = p[1];
+  job->max_width = p[1];
+  for (int64_t l = 0; l < job->layers; l++) {
+    job->width[l + 1] = p[7 + 7 * l];
+    if (job->width[l + 1] > job->max_width) job->max_width = job->width[l + 1];
+  }
+  int sizes_ok = job->batch >= 0 && job->batch <= INT32_MAX;
+  for (int64_t l = 0; l <= job->layers; l++) sizes_ok = sizes_ok && job->width[l] >= 1 && job->width[l] <= 65536;
+  if (!sizes_ok) {
+    snprintf(message, sizeof(message), "%s: the batch must be in [0, 2^31) and every width in [1, 65536]", name);
+    throw_error(env, message);
+    return 0;
+  }
+  const int64_t batch = job->batch, entries = job->entries, experts = job->experts;
+  const int64_t input_width = job->width[0], output_width = job->width[job->layers];
+  struct byte_range ranges[5 + 5 * MAX_ROUTED_LAYERS];
+  int used = 0;
+  int64_t offsets[5 + 5 * MAX_ROUTED_LAYERS];
+#define ROUTED_RANGE(offset_value, floats, is_output) \
+  do {                                                 \
+    offsets[used] = (offset_value);                    \
+    ranges[used++] = (struct byte_range){(offset_value), 4 * (floats), (is_output)}; \
+  } while (0)
+  ROUTED_RANGE(p[2], batch * (backward ? output_width : input_width), 0);
+  ROUTED_RANGE(p[3], entries, 0);
+  ROUTED_RANGE(p[4], entries * input_width, !backward);
+  ROUTED_RANGE(p[5], batch * (backward ? input_width : output_width), 1);
+  if (backward) ROUTED_RANGE(p[6], entries, 1);
+  for (int64_t l = 0; l < job->layers; l++) {
+    const int64_t *q = p + 7 + 7 * l, in = job->width[l], out = job->width[l + 1];
+    ROUTED_RANGE(q[1], experts * in * out, 0);
+    if (!backward) ROUTED_RANGE(q[2], experts * out, 0);
+    ROUTED_RANGE(q[3], entries * out, !backward);
+    if (backward) {
+      ROUTED_RANGE(q[5], experts * in * out, 1);
+      ROUTED_RANGE(q[6], experts * out, 1);
+    }
+    job->relu[l] = q[4] != 0;
+  }
+#undef ROUTED_RANGE
+  for (int i = 0; i < used; i++) {
+    if (offsets[i] < 0 || offsets[i] % 4 != 0 || offsets[i] + ranges[i].bytes > (int64_t)length) {
+      snprintf(message, sizeof(message), "%s: tensor %d of the plan lies outside the buffer or is misaligned (offset %lld)", name, i, (long long)offsets[i]);
+      throw_error(env, message);
+      return 0;
+    }
+  }
+  for (int i = 0; i < used; i++) {
+    for (int j = 0; j < used; j++) {
+      if (i != j && (ranges[i].output || ranges[j].output) &&
+          ranges_overlap(ranges[i].offset, ranges[i].bytes, ranges[j].offset, ranges[j].bytes)) {
+        snprintf(message, sizeof(message), "%s: tensors %d and %d of the plan overlap (an output may share memory with nothing)", name, i < j ? i : j, i < j ? j : i);
+        throw_error(env, message);
+        return 0;
+      }
+    }
+  }
+  int64_t total = 0;
+  for (int64_t e = 0; e < experts; e++) {
+    if (counts[e] < 0) {
+      snprintf(message, sizeof(message), "%s: counts[%lld] is %d, must be >= 0", name, (long long)e, counts[e]);
+      throw_error(env, message);
+      return 0;
+    }
+    total += counts[e];
+  }
+  if (total != entries) {
+    snprintf(message, sizeof(message), "%s: counts sum to %lld, must equal the %lld rows", name, (long long)total, (long long)entries);
+    throw_error(env, message);
+    return 0;
+  }
+  /* Every slot exactly once (each slot's weight gradient has one writer); rows in [0, batch). */
+  uint8_t *seen = (uint8_t *)calloc((size_t)(entries > 0 ? entries : 1), 1);
+  if (seen == NULL) {
+    throw_error(env, "routed experts: out of memory");
+    return 0;
+  }
+  for (int64_t i = 0; i < entries; i++) {
+    if (rows[i] < 0 || rows[i] >= batch || slots[i] < 0 || slots[i] >= entries || seen[slots[i]]) {
+      snprintf(message, sizeof(message), "%s: entry %lld has row %d and slot %d; rows must be in [0, %lld) and slots a permutation of [0, %lld)", name, (long long)i, rows[i], slots[i], (long long)batch, (long long)entries);
+      free(seen);
+      throw_error(env, message);
+      return 0;
+    }
+    seen[slots[i]] = 1;
+  }
+  free(seen);
+  uint8_t *base = (uint8_t *)data;
+  job->rows = rows;
+  job->slots = slots;
+  job->slot_weights = (const float *)(base + p[3]);
+  job->routed = (float *)(base + p[4]);
+  if (backward) {
+    job->dy = (const float *)(base + p[2]);
+    job->dx = (float *)(base + p[5]);
+    job->slot_weight_gradient = (float *)(base + p[6]);
+  } else {
+    job->x = (const float *)(base + p[2]);
+    job->out = (float *)(base + p[5]);
+  }
+  for (int64_t l = 0; l < job->layers; l++) {
+    const int64_t *q = p + 7 + 7 * l;
+    job->kernel[l] = (const float *)(base + q[1]);
+    job->bias[l] = backward ? NULL : (const float *)(base + q[2]);
+    job->hidden[l] = (float *)(base + q[3]);
+    job->kernel_gradient[l] = backward ? (float *)(base + q[5]) : NULL;
+    job->bias_gradient[l] = backward ? (float *)(base + q[6]) : NULL;
+  }
+  job->start = (int64_t *)malloc(sizeof(int64_t) * 2 * (size_t)experts);
+  job->owner = (int *)malloc(sizeof(int) * (size_t)experts);
+  if (job->start == NULL || job->owner == NULL) {
+    free(job->start);
+    free(job->owner);
+    throw_error(env, "routed experts: out of memory");
+    return 0;
+  }
+  job->count = job->start + experts;
+  int64_t start = 0;
+  for (int64_t e = 0; e < experts; e++) {
+    job->start[e] = start;
+    job->count[e] = counts[e];
+    start += counts[e];
+  }
+  return 1;
+}
+
+static void free_routed_job(struct routed_job *job) {
+  free(job->start);
+  free(job->owner);
+  free(job->routed_gradient);
+  free(job->scratch_a);
+  free(job->scratch_b);
+}
+
+/*
+ * routedExpertsForward(buffer, plan, rows, slots, counts): a pool of N experts (MLPs of equal
+ * shape, kernels [N, in, out] and biases [N, out] per layer) on the routed rows of x, mixed by
+ * the routing weights. rows / slots (Int32Array [R]) list the routed entries grouped by expert
+ * (counts[e] of expert e, in expert order): entry i is batch row rows[i] and routing slot
+ * slots[i] (row * k + j of the [B, k] weights). Writes routed[i] = x[rows[i]], per layer l
+ * hidden_l = act(input @ W_l[e] + b_l[e]) on each expert's entries, and
+ * out[b] = sum of weights[slots[i]] * hidden_last[i] over the entries of row b in entry order.
+ * Plan layout: see routed_args.
+ */
+static napi_value routed_experts_forward(napi_env env, napi_callback_info info) {
+  struct routed_job job = {0};
+  if (!routed_args(env, info, 0, &job)) return NULL;
+  if (!routed_run(&job, routed_forward_work)) {
+    free_routed_job(&job);
+    return throw_error(env, "routedExpertsForward: out of memory");
+  }
+  const int64_t width = job.width[job.layers];
+  const float *last = job.hidden[job.layers - 1];
+  memset(job.out, 0, 4 * (size_t)(job.batch * width));
+  for (int64_t i = 0; i < job.entries; i++) {
+    float *target = job.out + (int64_t)job.rows[i] * width;
+    const float *h = last + i * width;
+    const float weight = job.slot_weights[job.slots[i]];
+    for (int64_t col = 0; col < width; col++) target[col] += h[col] * weight;
+  }
+  free_routed_job(&job);
+  return NULL;
+}
+
+/*
+ * routedExpertsBackward(buffer, plan, rows, slots, counts): the gradients of
+ * routedExpertsForward for dy = dL/d(out): dx (summed over each row's entries in entry order),
+ * the slot-weight gradient [R] (dy[row] . hidden_last[i] at slots[i]) and every layer's kernel
+ * and bias gradients (zeros for experts without entries). Reads the forward pass's routed and
+ * hidden outputs. Plan layout: see routed_args.
+ */
+static napi_value routed_experts_backward(napi_env env, napi_callback_info info) {
+  struct routed_job job = {0};
+  if (!routed_args(env, info, 1, &job)) return NULL;
+  const size_t scratch = (size_t)(job.entries * job.max_width) + 1;
+  job.routed_gradient = (float *)malloc(4 * (size_t)(job.entries * job.width[0] + 1));
+  job.scratch_a = (float *)malloc(4 * scratch);
+  job.scratch_b = (float *)malloc(4 * scratch);
+  if (job.routed_gradient == NULL || job.scratch_a == NULL || job.scratch_b == NULL) {
+    free_routed_job(&job);
+    return throw_error(env, "routedExpertsBackward: out of memory");
+  }
+  for (int64_t l = 0; l < job.layers; l++) {
+    const int64_t in = job.width[l], out = job.width[l + 1];
+    for (int64_t e = 0; e < job.experts; e++) {
+      if (job.count[e] > 0) continue;
+      memset(job.kernel_gradient[l] + e * in * out, 0, 4 * (size_t)(in * out));
+      memset(job.bias_gradient[l] + e * out, 0, 4 * (size_t)out);
+    }
+  }
+  if (!routed_run(&job, routed_backward_work)) {
+    free_routed_job(&job);
+    return throw_error(env, "routedExpertsBackward: out of memory");
+  }
+  const int64_t width = job.width[0];
+  memset(job.dx, 0, 4 * (size_t)(job.batch * width));
+  for (int64_t i = 0; i < job.entries; i++) {
+    float *target = job.dx + (int64_t)job.rows[i] * width;
+    const float *source = job.routed_gradient + i * width;
+    for (int64_t col = 0; col < width; col++) target[col] += source[col];
+  }
+  free_routed_job(&job);
+  return NULL;
+}
+
 /* setThreads(count): threads for products, the caller included (the add-on's pool; OpenBLAS
  * itself stays on one). Ignored for other BLAS libraries, which keep their own threading. */
 static napi_value set_threads(napi_env env, napi_callback_info info) {
@@ -1099,6 +1497,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"gatherConcat", NULL, gather_concat, NULL, NULL, NULL, napi_default, NULL},
       {"scatterConcat", NULL, scatter_concat, NULL, NULL, NULL, napi_default, NULL},
       {"epilogueGradient", NULL, epilogue_gradient, NULL, NULL, NULL, napi_default, NULL},
+      {"routedExpertsForward", NULL, routed_experts_forward, NULL, NULL, NULL, napi_default, NULL},
+      {"routedExpertsBackward", NULL, routed_experts_backward, NULL, NULL, NULL, napi_default, NULL},
 #ifdef MDREC_HAS_ADAM
       {"adamUpdate", NULL, adam_update, NULL, NULL, NULL, napi_default, NULL},
 #endif
