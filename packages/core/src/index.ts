@@ -59,6 +59,7 @@ export {
   routedExpertMixture,
 } from "./ops/routed-experts.js";
 export { gatherConcatRows, gatherRows, scatterAddRows } from "./ops/rows.js";
+export { standardNormal } from "./ops/standard-normal.js";
 export { createAdamOptimizer, FusedAdamOptimizer } from "./optimizers/fused-adam.js";
 export { deriveSeed, globalRandomGenerator, nextSeed, SeededRandom, setGlobalSeed } from "./random.js";
 export {

@@ -1,4 +1,11 @@
-import { assertIdsInRange, assertInteger, assertKnownKeys, ConfigError, nextSeed } from "@mdrec/core";
+import {
+  assertIdsInRange,
+  assertInteger,
+  assertKnownKeys,
+  ConfigError,
+  nextSeed,
+  standardNormal,
+} from "@mdrec/core";
 import type { Routing } from "@mdrec/experts";
 import * as tf from "@tensorflow/tfjs-core";
 import { serialization } from "@tensorflow/tfjs-core";
@@ -155,8 +162,8 @@ export class TopKGate extends layers.Layer implements Gate {
       let logits = this.head.logits(this.head.conditionInput(x, domainIds), domainIds); // [B, N]
       if (training && this.noiseKernel) {
         const scale = tf.softplus(tf.matMul(x, this.noiseKernel.read() as tf.Tensor2D)); // [B, N]
-        const standardNormal = tf.randomNormal([batch, this.numExperts], 0, 1, "float32", nextSeed()); // [B, N]
-        logits = tf.add(logits, tf.mul(standardNormal, scale));
+        const noise = standardNormal([batch, this.numExperts], nextSeed()); // [B, N]
+        logits = tf.add(logits, tf.mul(noise, scale));
       }
       const probs = tf.softmax(logits); // [B, N]
       const indices = topKIndices(logits, this.k); // [B, k]
