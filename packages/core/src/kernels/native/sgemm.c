@@ -1071,7 +1071,9 @@ struct routed_job {
   float *routed_gradient, *scratch_a, *scratch_b; /* backward scratch, [R, max width] each */
   const int32_t *rows, *slots;
   int64_t *start, *count;
-  int *owner;
+  int *order;     /* experts with entries, most entries first */
+  int busy;       /* how many of them */
+  int next;       /* atomic: the next position of `order` to claim */
 };
 
 /* Expert e's forward pass on its rows: gather them, then every layer as one product plus bias
@@ -1125,67 +1127,91 @@ static void routed_backward_expert(const struct routed_job *job, int64_t e) {
   }
 }
 
+/* Each thread claims the next unclaimed expert until none is left, so a thread that starts late
+ * or is preempted leaves its share to the others; each expert still runs whole on one thread. */
 static void routed_forward_work(const void *context, int self, int threads) {
+  (void)self;
   (void)threads;
-  const struct routed_job *job = (const struct routed_job *)context;
-  for (int64_t e = 0; e < job->experts; e++)
-    if (job->owner[e] == self && job->count[e] > 0) routed_forward_expert(job, e);
+  struct routed_job *job = (struct routed_job *)context;
+  for (int i; (i = __atomic_fetch_add(&job->next, 1, __ATOMIC_RELAXED)) < job->busy;)
+    routed_forward_expert(job, job->order[i]);
 }
 
 static void routed_backward_work(const void *context, int self, int threads) {
+  (void)self;
   (void)threads;
-  const struct routed_job *job = (const struct routed_job *)context;
-  for (int64_t e = 0; e < job->experts; e++)
-    if (job->owner[e] == self && job->count[e] > 0) routed_backward_expert(job, e);
+  struct routed_job *job = (struct routed_job *)context;
+  for (int i; (i = __atomic_fetch_add(&job->next, 1, __ATOMIC_RELAXED)) < job->busy;)
+    routed_backward_expert(job, job->order[i]);
 }
 
-struct expert_cost {
-  int64_t cost, expert;
-};
-
-static int compare_expert_cost(const void *left, const void *right) {
-  const struct expert_cost *a = (const struct expert_cost *)left, *b = (const struct expert_cost *)right;
-  if (a->cost != b->cost) return a->cost < b->cost ? 1 : -1;
-  return a->expert < b->expert ? -1 : a->expert > b->expert ? 1 : 0;
-}
-
-/* Runs work over the experts, each expert whole on one thread (so the results do not depend on
- * the thread count): largest first onto the least loaded thread. Returns 0 when out of memory. */
-static int routed_run(struct routed_job *job, pool_work_fn work) {
+/* Runs work over the experts that have entries, each whole on one thread (so the results do not
+ * depend on the thread count), the largest first. */
+static void routed_run(struct routed_job *job, pool_work_fn work) {
   int64_t per_row = 0;
   for (int64_t l = 0; l < job->layers; l++) per_row += job->width[l] * job->width[l + 1];
-  int busy = 0;
+  /* Insertion sort by entries, stable for equal counts. */
+  job->busy = 0;
   for (int64_t e = 0; e < job->experts; e++) {
-    job->owner[e] = 0;
-    busy += job->count[e] > 0;
+    if (job->count[e] == 0) continue;
+    int position = job->busy++;
+    while (position > 0 && job->count[job->order[position - 1]] < job->count[e]) {
+      job->order[position] = job->order[position - 1];
+      position--;
+    }
+    job->order[position] = (int)e;
   }
+  job->next = 0;
   const int threads = __atomic_load_n(&pool_threads, __ATOMIC_RELAXED);
-  const int usable = threads > 1 && busy > 1 && per_row * job->entries >= PARALLEL_MIN_MULTIPLY_ADDS
-                         ? pool_acquire(threads)
+  const int usable = threads > 1 && job->busy > 1 && per_row * job->entries >= PARALLEL_MIN_MULTIPLY_ADDS
+                         ? pool_acquire(threads < job->busy ? threads : job->busy)
                          : 1;
-  if (usable == 1) {
-    work(job, 0, 1);
-    return 1;
-  }
-  struct expert_cost *order = (struct expert_cost *)malloc(sizeof *order * (size_t)job->experts);
-  if (order == NULL) {
+  if (usable > 1) {
+    pool_run(work, job, usable);
     pool_release();
-    return 0;
+  } else {
+    work(job, 0, 1);
   }
-  for (int64_t e = 0; e < job->experts; e++) order[e] = (struct expert_cost){job->count[e], e};
-  qsort(order, (size_t)job->experts, sizeof *order, compare_expert_cost);
-  int64_t load[MAX_POOL_THREADS] = {0};
-  for (int64_t i = 0; i < job->experts; i++) {
-    int least = 0;
-    for (int t = 1; t < usable; t++)
-      if (load[t] < load[least]) least = t;
-    job->owner[order[i].expert] = least;
-    load[least] += order[i].cost;
+}
+
+/* Scratch memory owned by the calling thread and kept between calls: the backward pass's
+ * scratch (~5 MB at 2048 routed rows) freed and allocated again each call came back as fresh
+ * pages that faulted on first touch, which cost more than the pass's products. */
+struct thread_scratch {
+  float *data;
+  size_t floats;
+};
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void free_thread_scratch(void *pointer) {
+  struct thread_scratch *scratch = (struct thread_scratch *)pointer;
+  free(scratch->data);
+  free(scratch);
+}
+
+static void create_scratch_key(void) { pthread_key_create(&scratch_key, free_thread_scratch); }
+
+/* At least `floats` floats of the calling thread's scratch (contents undefined); NULL when out of
+ * memory. Valid until the thread's next call. */
+static float *thread_scratch(size_t floats) {
+  pthread_once(&scratch_once, create_scratch_key);
+  struct thread_scratch *scratch = (struct thread_scratch *)pthread_getspecific(scratch_key);
+  if (scratch == NULL) {
+    scratch = (struct thread_scratch *)calloc(1, sizeof *scratch);
+    if (scratch == NULL || pthread_setspecific(scratch_key, scratch) != 0) {
+      free(scratch);
+      return NULL;
+    }
   }
-  free(order);
-  pool_run(work, job, usable);
-  pool_release();
-  return 1;
+  if (scratch->floats < floats) {
+    float *grown = (float *)malloc(4 * floats);
+    if (grown == NULL) return NULL;
+    free(scratch->data);
+    scratch->data = grown;
+    scratch->floats = floats;
+  }
+  return scratch->data;
 }
 
 /* A byte range of a routed call, for the bounds and overlap checks. */
@@ -1352,10 +1378,10 @@ static int routed_args(napi_env env, napi_callback_info info, int backward, stru
     job->bias_gradient[l] = backward ? (float *)(base + q[6]) : NULL;
   }
   job->start = (int64_t *)malloc(sizeof(int64_t) * 2 * (size_t)experts);
-  job->owner = (int *)malloc(sizeof(int) * (size_t)experts);
-  if (job->start == NULL || job->owner == NULL) {
+  job->order = (int *)malloc(sizeof(int) * (size_t)experts);
+  if (job->start == NULL || job->order == NULL) {
     free(job->start);
-    free(job->owner);
+    free(job->order);
     throw_error(env, "routed experts: out of memory");
     return 0;
   }
@@ -1371,10 +1397,7 @@ static int routed_args(napi_env env, napi_callback_info info, int backward, stru
 
 static void free_routed_job(struct routed_job *job) {
   free(job->start);
-  free(job->owner);
-  free(job->routed_gradient);
-  free(job->scratch_a);
-  free(job->scratch_b);
+  free(job->order);
 }
 
 /*
@@ -1390,10 +1413,7 @@ static void free_routed_job(struct routed_job *job) {
 static napi_value routed_experts_forward(napi_env env, napi_callback_info info) {
   struct routed_job job = {0};
   if (!routed_args(env, info, 0, &job)) return NULL;
-  if (!routed_run(&job, routed_forward_work)) {
-    free_routed_job(&job);
-    return throw_error(env, "routedExpertsForward: out of memory");
-  }
+  routed_run(&job, routed_forward_work);
   const int64_t width = job.width[job.layers];
   const float *last = job.hidden[job.layers - 1];
   memset(job.out, 0, 4 * (size_t)(job.batch * width));
@@ -1417,14 +1437,16 @@ static napi_value routed_experts_forward(napi_env env, napi_callback_info info) 
 static napi_value routed_experts_backward(napi_env env, napi_callback_info info) {
   struct routed_job job = {0};
   if (!routed_args(env, info, 1, &job)) return NULL;
-  const size_t scratch = (size_t)(job.entries * job.max_width) + 1;
-  job.routed_gradient = (float *)malloc(4 * (size_t)(job.entries * job.width[0] + 1));
-  job.scratch_a = (float *)malloc(4 * scratch);
-  job.scratch_b = (float *)malloc(4 * scratch);
-  if (job.routed_gradient == NULL || job.scratch_a == NULL || job.scratch_b == NULL) {
+  const size_t routed_floats = (size_t)(job.entries * job.width[0]);
+  const size_t scratch_floats = (size_t)(job.entries * job.max_width);
+  float *scratch = thread_scratch(routed_floats + 2 * scratch_floats + 1);
+  if (scratch == NULL) {
     free_routed_job(&job);
     return throw_error(env, "routedExpertsBackward: out of memory");
   }
+  job.routed_gradient = scratch;
+  job.scratch_a = scratch + routed_floats;
+  job.scratch_b = job.scratch_a + scratch_floats;
   for (int64_t l = 0; l < job.layers; l++) {
     const int64_t in = job.width[l], out = job.width[l + 1];
     for (int64_t e = 0; e < job.experts; e++) {
@@ -1433,10 +1455,7 @@ static napi_value routed_experts_backward(napi_env env, napi_callback_info info)
       memset(job.bias_gradient[l] + e * out, 0, 4 * (size_t)out);
     }
   }
-  if (!routed_run(&job, routed_backward_work)) {
-    free_routed_job(&job);
-    return throw_error(env, "routedExpertsBackward: out of memory");
-  }
+  routed_run(&job, routed_backward_work);
   const int64_t width = job.width[0];
   memset(job.dx, 0, 4 * (size_t)(job.batch * width));
   for (int64_t i = 0; i < job.entries; i++) {
