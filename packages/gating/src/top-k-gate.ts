@@ -21,8 +21,7 @@ import {
   validateConditioning,
 } from "./conditioning.js";
 import type { Gate } from "./gate.js";
-import { oneHotFloat } from "./one-hot.js";
-import { topKIndices } from "./top-k.js";
+import { selectTopK } from "./top-k.js";
 
 /** Arguments of {@link TopKGate}. */
 export interface TopKGateArgs {
@@ -166,13 +165,7 @@ export class TopKGate extends layers.Layer implements Gate {
         logits = tf.add(logits, tf.mul(noise, scale));
       }
       const probs = tf.softmax(logits); // [B, N]
-      const indices = topKIndices(logits, this.k); // [B, k]
-      // Pick the kept entries by a one-hot product (gather with batchDims crashes on wasm, and
-      // a softmax over -1e9-masked logits came out uniform there).
-      const picker = oneHotFloat(indices, this.numExperts); // [B, k, N]
-      const pick = (values: tf.Tensor2D) =>
-        tf.sum(tf.mul(picker, tf.reshape(values, [batch, 1, this.numExperts])), 2) as tf.Tensor2D; // [B, k]
-      const weights = this.renormalize ? tf.softmax(pick(logits)) : pick(probs); // [B, k]
+      const { indices, weights } = selectTopK(logits, probs, this.k, this.renormalize); // [B, k] each
       return [probs, indices, weights];
     });
   }
