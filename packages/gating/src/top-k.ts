@@ -20,7 +20,7 @@ function largestPerRow(values: Float32Array, rows: number, columns: number, k: n
     for (let column = 0; column < columns; column++) {
       const value = rank(values[base + column]!);
       // Insert among the kept ones; equal values stay behind earlier columns.
-      let position = filled < k ? filled : k;
+      let position = Math.min(filled, k);
       while (position > 0 && rank(values[base + indices[kept + position - 1]!]!) < value) position--;
       if (position >= k) continue;
       for (let shift = Math.min(filled, k - 1); shift > position; shift--)
@@ -76,7 +76,7 @@ export function selectTopK(
     }
     for (let slot = 0; slot < k; slot++) kept[base + slot] = kept[base + slot]! / total;
   }
-  const select = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+  const select = tf.customGrad((..._inputs: (tf.Tensor | tf.GradSaveFunc)[]) => {
     return {
       value: tf.tensor2d(kept, [rows, k]),
       gradFunc: (dy: tf.Tensor) => {
