@@ -55,6 +55,7 @@ export {
 } from "./ops/expert-matmul.js";
 export {
   type ExpertLayerWeights,
+  nativeRoutedExpertsAvailable,
   type RoutedEntries,
   routedExpertMixture,
 } from "./ops/routed-experts.js";

@@ -1,4 +1,4 @@
-import { ConfigError, DataError, loadLayer, saveLayer } from "@mdrec/core";
+import { ConfigError, DataError, loadLayer, nativeRoutedExpertsAvailable, saveLayer } from "@mdrec/core";
 import { DomainTowers, type DomainTowersArgs } from "@mdrec/models";
 import { checkVariableGradients, expectClose, onBackend, temporaryDirectory } from "@mdrec/test-utils";
 import * as tf from "@tensorflow/tfjs-core";
@@ -361,6 +361,24 @@ describe("DomainTowers dispatch", () => {
     // explicit choices win
     expect(decide({ numDomains: 10, units: [64], dispatch: "dense" })).toBe(true);
     expect(decide({ numDomains: 3, dispatch: "sparse" })).toBe(false);
+  });
+
+  it("auto goes sparse wherever the routed towers run natively (wasm with the native GEMM)", async () => {
+    await onBackend("wasm", () => {
+      const decide = (args: Omit<DomainTowersArgs, "seed">) => {
+        const towers = new DomainTowers({ ...args, seed: 1 });
+        const decision = towers.denseDispatch;
+        towers.dispose();
+        return decision;
+      };
+      // Without the add-on (no compiler here) the cpu rule above still applies.
+      const native = nativeRoutedExpertsAvailable();
+      expect(decide({ numDomains: 3 })).toBe(!native);
+      expect(decide({ numDomains: 3, units: [] })).toBe(!native);
+      // Other activations take the composed path, so the rule stays.
+      expect(decide({ numDomains: 3, activation: "tanh" })).toBe(true);
+      expect(decide({ numDomains: 3, dispatch: "dense" })).toBe(true);
+    });
   });
 
   it("runs the dispatch it reports, per input count", () => {

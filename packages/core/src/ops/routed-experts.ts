@@ -35,6 +35,14 @@ export interface RoutedEntries {
   slots: Int32Array;
 }
 
+/**
+ * Whether {@link routedExpertMixture} runs its native kernels now (`wasm` with mdrec's native
+ * GEMM), for relu/linear layers without `afterLayer`.
+ */
+export function nativeRoutedExpertsAvailable(): boolean {
+  return nativeExpertLayersAvailable();
+}
+
 // The argument checks; returns the number of routing slots per row k.
 function assertRoutedArguments(
   x: tf.Tensor2D,
