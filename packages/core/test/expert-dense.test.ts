@@ -6,19 +6,12 @@ import {
   registerFastKernels,
   ShapeError,
   segmentExpertDense,
-  unregisterFastKernels,
 } from "@mdrec/core";
 import * as tf from "@tensorflow/tfjs-core";
-import { afterAll, describe, expect, it } from "vitest";
-import { loadNativeGemm } from "../src/kernels/native-gemm.js";
-import { expectAllClose, onBackend, seededValues } from "./helpers.js";
+import { describe, expect, it } from "vitest";
+import { expectAllClose, onBackend, seededValues, useFastWasmKernels } from "./helpers.js";
 
-const native = loadNativeGemm().available;
-
-afterAll(async () => {
-  unregisterFastKernels("wasm");
-  await tf.setBackend("cpu");
-});
+const native = useFastWasmKernels();
 
 type Layout = "blocks" | "segments";
 const SEGMENTS = [4, 0, 3];

@@ -5,19 +5,12 @@ import {
   registerFastKernels,
   ShapeError,
   segmentExpertMatMul,
-  unregisterFastKernels,
 } from "@mdrec/core";
 import * as tf from "@tensorflow/tfjs-core";
-import { afterAll, describe, expect, it } from "vitest";
-import { loadNativeGemm } from "../src/kernels/native-gemm.js";
-import { expectAllClose, onBackend, seededValues } from "./helpers.js";
+import { describe, expect, it } from "vitest";
+import { expectAllClose, onBackend, seededValues, useFastWasmKernels } from "./helpers.js";
 
-const native = loadNativeGemm().available;
-
-afterAll(async () => {
-  unregisterFastKernels("wasm");
-  await tf.setBackend("cpu");
-});
+const native = useFastWasmKernels();
 
 interface Outputs {
   value: Float32Array;

@@ -1,9 +1,23 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { unregisterFastKernels } from "@mdrec/core";
 import * as tf from "@tensorflow/tfjs-core";
 import type { LayerVariable } from "@tensorflow/tfjs-layers";
-import { expect } from "vitest";
+import { afterAll, expect } from "vitest";
+import { loadNativeGemm } from "../src/kernels/native-gemm.js";
+
+/**
+ * For a test file that registers mdrec's wasm kernels: after the file, puts the stock wasm
+ * kernels back and returns to `cpu`. Returns whether the native add-on is available here.
+ */
+export function useFastWasmKernels(): boolean {
+  afterAll(async () => {
+    unregisterFastKernels("wasm");
+    await tf.setBackend("cpu");
+  });
+  return loadNativeGemm().available;
+}
 
 /** The tf.Variable behind a LayerVariable (tfjs-layers keeps it protected). */
 export function variableOf(weight: LayerVariable): tf.Variable {

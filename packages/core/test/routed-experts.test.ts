@@ -6,19 +6,12 @@ import {
   registerFastKernels,
   routedExpertMixture,
   ShapeError,
-  unregisterFastKernels,
 } from "@mdrec/core";
 import * as tf from "@tensorflow/tfjs-core";
-import { afterAll, describe, expect, it } from "vitest";
-import { loadNativeGemm } from "../src/kernels/native-gemm.js";
-import { expectAllClose, onBackend, seededValues } from "./helpers.js";
+import { describe, expect, it } from "vitest";
+import { expectAllClose, onBackend, seededValues, useFastWasmKernels } from "./helpers.js";
 
-const native = loadNativeGemm().available;
-
-afterAll(async () => {
-  unregisterFastKernels("wasm");
-  await tf.setBackend("cpu");
-});
+const native = useFastWasmKernels();
 
 /** Routing slots grouped by expert (a counting sort, row order kept inside each expert). */
 function group(indices: number[][], numExperts: number): RoutedEntries {

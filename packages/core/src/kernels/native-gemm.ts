@@ -6,6 +6,19 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ConfigError } from "../errors.js";
 
+/**
+ * A routed-experts call of the add-on: `plan` (byte offsets and widths, see
+ * {@link NativeGemm.routedExpertsForward}) and the entries grouped by expert: batch row and
+ * routing slot of each entry, and entries per expert.
+ */
+export type RoutedExpertsCall = (
+  buffer: ArrayBufferLike,
+  plan: Float64Array,
+  rows: Int32Array,
+  slots: Int32Array,
+  counts: Int32Array,
+) => void;
+
 /** The add-on's functions (see `native/sgemm.c`). */
 export interface NativeGemm {
   /**
@@ -128,26 +141,14 @@ export interface NativeGemm {
    * (byte offsets). Each expert runs whole on one pool thread, so results do not depend on the
    * thread count.
    */
-  routedExpertsForward(
-    buffer: ArrayBufferLike,
-    plan: Float64Array,
-    rows: Int32Array,
-    slots: Int32Array,
-    counts: Int32Array,
-  ): void;
+  routedExpertsForward: RoutedExpertsCall;
   /**
    * The backward pass of {@link NativeGemm.routedExpertsForward} for `dy = dL/d(out)`. `plan`:
    * `[batch, inputWidth, dyOffset, slotWeightsOffset, routedOffset, dxOffset,
    * slotWeightGradientOffset]`, then per layer `[width, kernelOffset, -1, hiddenOffset, relu,
    * kernelGradientOffset, biasGradientOffset]`.
    */
-  routedExpertsBackward(
-    buffer: ArrayBufferLike,
-    plan: Float64Array,
-    rows: Int32Array,
-    slots: Int32Array,
-    counts: Int32Array,
-  ): void;
+  routedExpertsBackward: RoutedExpertsCall;
   /** Threads of the add-on's pool, the caller included (OpenBLAS only; others keep their own). */
   setThreads(threads: number): void;
   /** The BLAS library opened and the pool's threads (-1 when the library is not OpenBLAS). */

@@ -1074,6 +1074,8 @@ struct routed_job {
   int *order;     /* experts with entries, most entries first */
   int busy;       /* how many of them */
   int next;       /* atomic: the next position of `order` to claim */
+  /* The pass run on each expert: routed_forward_expert or routed_backward_expert. */
+  void (*run_expert)(const struct routed_job *job, int64_t expert);
 };
 
 /* Expert e's forward pass on its rows: gather them, then every layer as one product plus bias
@@ -1129,25 +1131,17 @@ static void routed_backward_expert(const struct routed_job *job, int64_t e) {
 
 /* Each thread claims the next unclaimed expert until none is left, so a thread that starts late
  * or is preempted leaves its share to the others; each expert still runs whole on one thread. */
-static void routed_forward_work(const void *context, int self, int threads) {
+static void routed_work(const void *context, int self, int threads) {
   (void)self;
   (void)threads;
   struct routed_job *job = (struct routed_job *)context;
   for (int i; (i = __atomic_fetch_add(&job->next, 1, __ATOMIC_RELAXED)) < job->busy;)
-    routed_forward_expert(job, job->order[i]);
-}
-
-static void routed_backward_work(const void *context, int self, int threads) {
-  (void)self;
-  (void)threads;
-  struct routed_job *job = (struct routed_job *)context;
-  for (int i; (i = __atomic_fetch_add(&job->next, 1, __ATOMIC_RELAXED)) < job->busy;)
-    routed_backward_expert(job, job->order[i]);
+    job->run_expert(job, job->order[i]);
 }
 
 /* Runs work over the experts that have entries, each whole on one thread (so the results do not
  * depend on the thread count), the largest first. */
-static void routed_run(struct routed_job *job, pool_work_fn work) {
+static void routed_run(struct routed_job *job, void (*run_expert)(const struct routed_job *, int64_t)) {
   int64_t per_row = 0;
   for (int64_t l = 0; l < job->layers; l++) per_row += job->width[l] * job->width[l + 1];
   /* Insertion sort by entries, stable for equal counts. */
@@ -1162,15 +1156,16 @@ static void routed_run(struct routed_job *job, pool_work_fn work) {
     job->order[position] = (int)e;
   }
   job->next = 0;
+  job->run_expert = run_expert;
   const int threads = __atomic_load_n(&pool_threads, __ATOMIC_RELAXED);
   const int usable = threads > 1 && job->busy > 1 && per_row * job->entries >= PARALLEL_MIN_MULTIPLY_ADDS
                          ? pool_acquire(threads < job->busy ? threads : job->busy)
                          : 1;
   if (usable > 1) {
-    pool_run(work, job, usable);
+    pool_run(routed_work, job, usable);
     pool_release();
   } else {
-    work(job, 0, 1);
+    routed_work(job, 0, 1);
   }
 }
 
@@ -1413,7 +1408,7 @@ static void free_routed_job(struct routed_job *job) {
 static napi_value routed_experts_forward(napi_env env, napi_callback_info info) {
   struct routed_job job = {0};
   if (!routed_args(env, info, 0, &job)) return NULL;
-  routed_run(&job, routed_forward_work);
+  routed_run(&job, routed_forward_expert);
   const int64_t width = job.width[job.layers];
   const float *last = job.hidden[job.layers - 1];
   memset(job.out, 0, 4 * (size_t)(job.batch * width));
@@ -1455,7 +1450,7 @@ static napi_value routed_experts_backward(napi_env env, napi_callback_info info)
       memset(job.bias_gradient[l] + e * out, 0, 4 * (size_t)out);
     }
   }
-  routed_run(&job, routed_backward_work);
+  routed_run(&job, routed_backward_expert);
   const int64_t width = job.width[0];
   memset(job.dx, 0, 4 * (size_t)(job.batch * width));
   for (int64_t i = 0; i < job.entries; i++) {
