@@ -1395,6 +1395,81 @@ static void free_routed_job(struct routed_job *job) {
   free(job->order);
 }
 
+/* Combines of fewer floats than this stay on the calling thread. */
+#define COMBINE_PARALLEL_MIN 65536
+
+/* Sums the routed entries back into their batch rows: out[b] = sum over row b's entries i, in
+ * entry order, of source[i] (times slotWeights[slots[i]] when `weighted`). Rows are split over
+ * the pool; each row is summed by one thread in the same order, so the bits do not depend on the
+ * thread count. */
+struct routed_combine {
+  const struct routed_job *job;
+  const int64_t *row_start;   /* [B + 1]: row b's entries are row_entries[row_start[b] ..] */
+  const int32_t *row_entries; /* [R], ascending within each row */
+  float *out;
+  const float *source;
+  int64_t width;
+  int weighted;
+};
+
+static void routed_combine_work(const void *context, int self, int threads) {
+  const struct routed_combine *combine = (const struct routed_combine *)context;
+  const struct routed_job *job = combine->job;
+  const int64_t width = combine->width;
+  const int64_t first = job->batch * self / threads, last = job->batch * (self + 1) / threads;
+  for (int64_t row = first; row < last; row++) {
+    float *target = combine->out + row * width;
+    memset(target, 0, 4 * (size_t)width);
+    for (int64_t position = combine->row_start[row]; position < combine->row_start[row + 1]; position++) {
+      const int64_t entry = combine->row_entries[position];
+      const float *source = combine->source + entry * width;
+      if (combine->weighted) {
+        const float weight = job->slot_weights[job->slots[entry]];
+        for (int64_t col = 0; col < width; col++) target[col] += source[col] * weight;
+      } else {
+        for (int64_t col = 0; col < width; col++) target[col] += source[col];
+      }
+    }
+  }
+}
+
+/* Returns 0 when out of memory. */
+static int routed_combine(const struct routed_job *job, float *out, const float *source, int64_t width,
+                          int weighted) {
+  int64_t *row_start = (int64_t *)calloc((size_t)job->batch + 1, sizeof(int64_t));
+  int32_t *row_entries = (int32_t *)malloc(sizeof(int32_t) * (size_t)(job->entries > 0 ? job->entries : 1));
+  if (row_start == NULL || row_entries == NULL) {
+    free(row_start);
+    free(row_entries);
+    return 0;
+  }
+  for (int64_t i = 0; i < job->entries; i++) row_start[job->rows[i] + 1]++;
+  for (int64_t row = 0; row < job->batch; row++) row_start[row + 1] += row_start[row];
+  int64_t *cursor = (int64_t *)malloc(sizeof(int64_t) * (size_t)(job->batch > 0 ? job->batch : 1));
+  if (cursor == NULL) {
+    free(row_start);
+    free(row_entries);
+    return 0;
+  }
+  memcpy(cursor, row_start, sizeof(int64_t) * (size_t)job->batch);
+  for (int64_t i = 0; i < job->entries; i++) row_entries[cursor[job->rows[i]]++] = (int32_t)i;
+  free(cursor);
+  struct routed_combine combine = {job, row_start, row_entries, out, source, width, weighted};
+  const int threads = __atomic_load_n(&pool_threads, __ATOMIC_RELAXED);
+  const int usable = threads > 1 && job->entries * width >= COMBINE_PARALLEL_MIN && job->batch > 1
+                         ? pool_acquire(threads)
+                         : 1;
+  if (usable > 1) {
+    pool_run(routed_combine_work, &combine, usable);
+    pool_release();
+  } else {
+    routed_combine_work(&combine, 0, 1);
+  }
+  free(row_start);
+  free(row_entries);
+  return 1;
+}
+
 /*
  * routedExpertsForward(buffer, plan, rows, slots, counts): a pool of N experts (MLPs of equal
  * shape, kernels [N, in, out] and biases [N, out] per layer) on the routed rows of x, mixed by
@@ -1409,17 +1484,9 @@ static napi_value routed_experts_forward(napi_env env, napi_callback_info info) 
   struct routed_job job = {0};
   if (!routed_args(env, info, 0, &job)) return NULL;
   routed_run(&job, routed_forward_expert);
-  const int64_t width = job.width[job.layers];
-  const float *last = job.hidden[job.layers - 1];
-  memset(job.out, 0, 4 * (size_t)(job.batch * width));
-  for (int64_t i = 0; i < job.entries; i++) {
-    float *target = job.out + (int64_t)job.rows[i] * width;
-    const float *h = last + i * width;
-    const float weight = job.slot_weights[job.slots[i]];
-    for (int64_t col = 0; col < width; col++) target[col] += h[col] * weight;
-  }
+  const int combined = routed_combine(&job, job.out, job.hidden[job.layers - 1], job.width[job.layers], 1);
   free_routed_job(&job);
-  return NULL;
+  return combined ? NULL : throw_error(env, "routedExpertsForward: out of memory");
 }
 
 /*
@@ -1451,15 +1518,9 @@ static napi_value routed_experts_backward(napi_env env, napi_callback_info info)
     }
   }
   routed_run(&job, routed_backward_expert);
-  const int64_t width = job.width[0];
-  memset(job.dx, 0, 4 * (size_t)(job.batch * width));
-  for (int64_t i = 0; i < job.entries; i++) {
-    float *target = job.dx + (int64_t)job.rows[i] * width;
-    const float *source = job.routed_gradient + i * width;
-    for (int64_t col = 0; col < width; col++) target[col] += source[col];
-  }
+  const int combined = routed_combine(&job, job.dx, job.routed_gradient, job.width[0], 0);
   free_routed_job(&job);
-  return NULL;
+  return combined ? NULL : throw_error(env, "routedExpertsBackward: out of memory");
 }
 
 /* setThreads(count): threads for products, the caller included (the add-on's pool; OpenBLAS
