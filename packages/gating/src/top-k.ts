@@ -12,20 +12,24 @@ export interface TopKSelection {
 // index, NaN below every number (a row of NaNs keeps its first k columns).
 function largestPerRow(values: Float32Array, rows: number, columns: number, k: number): Int32Array {
   const indices = new Int32Array(rows * k);
-  const rank = (value: number) => (Number.isNaN(value) ? Number.NEGATIVE_INFINITY : value);
+  const keptValues = new Float64Array(k); // the kept values of the current row, largest first
   for (let row = 0; row < rows; row++) {
     const base = row * columns;
     const kept = row * k;
     let filled = 0;
     for (let column = 0; column < columns; column++) {
-      const value = rank(values[base + column]!);
+      let value = values[base + column]!;
+      if (value !== value) value = Number.NEGATIVE_INFINITY; // NaN
       // Insert among the kept ones; equal values stay behind earlier columns.
-      let position = Math.min(filled, k);
-      while (position > 0 && rank(values[base + indices[kept + position - 1]!]!) < value) position--;
+      let position = filled;
+      while (position > 0 && keptValues[position - 1]! < value) position--;
       if (position >= k) continue;
-      for (let shift = Math.min(filled, k - 1); shift > position; shift--)
+      for (let shift = Math.min(filled, k - 1); shift > position; shift--) {
         indices[kept + shift] = indices[kept + shift - 1]!;
+        keptValues[shift] = keptValues[shift - 1]!;
+      }
       indices[kept + position] = column;
+      keptValues[position] = value;
       if (filled < k) filled++;
     }
   }
