@@ -19,7 +19,7 @@ function largestPerRow(values: Float32Array, rows: number, columns: number, k: n
     let filled = 0;
     for (let column = 0; column < columns; column++) {
       let value = values[base + column]!;
-      if (value !== value) value = Number.NEGATIVE_INFINITY; // NaN
+      if (Number.isNaN(value)) value = Number.NEGATIVE_INFINITY;
       // Insert among the kept ones; equal values stay behind earlier columns.
       let position = filled;
       while (position > 0 && keptValues[position - 1]! < value) position--;
