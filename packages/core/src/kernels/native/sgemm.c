@@ -1068,7 +1068,8 @@ struct routed_job {
   float *out;                    /* forward: [B, width[L]] */
   const float *dy;               /* backward: [B, width[L]] */
   float *dx, *slot_weight_gradient; /* backward: [B, width[0]], [R] */
-  float *routed_gradient, *scratch_a, *scratch_b; /* backward scratch, [R, max width] each */
+  float *routed_gradient;        /* backward scratch: dL/d(routed) [R, width[0]] */
+  float *scratch_a, *scratch_b;  /* backward scratch, [R, max width] each */
   const int32_t *rows, *slots;
   int64_t *start, *count;
   int *order;     /* experts with entries, most entries first */
