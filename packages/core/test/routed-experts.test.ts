@@ -2,6 +2,7 @@ import "@tensorflow/tfjs-backend-wasm";
 import {
   type Activation,
   type ExpertLayerWeights,
+  nativeRoutedExpertsAvailable,
   type RoutedEntries,
   registerFastKernels,
   routedExpertMixture,
@@ -121,6 +122,18 @@ describe("routedExpertMixture", () => {
         expect(Array.from(tf.tidy(() => handChecked("linear")).dataSync())).toEqual([2.25, 6.5]);
       });
     }
+  });
+
+  it("says when it runs natively: wasm with the add-on, relu and linear layers only", async () => {
+    await onBackend("cpu", () => {
+      expect(nativeRoutedExpertsAvailable(["relu", "linear"])).toBe(false);
+    });
+    await onBackend("wasm", () => {
+      registerFastKernels("wasm");
+      expect(nativeRoutedExpertsAvailable(["relu", "linear"])).toBe(native);
+      expect(nativeRoutedExpertsAvailable()).toBe(native);
+      expect(nativeRoutedExpertsAvailable(["relu", "tanh"])).toBe(false);
+    });
   });
 
   it("has gradients that match finite differences on every path", async () => {

@@ -46,6 +46,14 @@ export function applyActivation(x: tf.Tensor, activation: Activation): tf.Tensor
   }
 }
 
+/**
+ * Whether the native kernels apply `activation` in place after their products (a bias, then
+ * relu or nothing); any other activation runs as its own op after a linear product.
+ */
+export function isEpilogueActivation(activation: Activation): activation is "relu" | "linear" {
+  return activation === "relu" || activation === "linear";
+}
+
 /** Validates an activation name, naming the argument and the value received. */
 export function assertActivation(name: string, value: unknown): asserts value is Activation {
   assertOneOf(name, value, ACTIVATIONS);

@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { fastKernelsEnabled } from "../kernels/register.js";
-import { type Activation, applyActivation } from "./activations.js";
+import { type Activation, applyActivation, isEpilogueActivation } from "./activations.js";
 import { blockExpertDense, nativeExpertLayersAvailable } from "./expert-matmul.js";
 
 /**
@@ -26,7 +26,7 @@ export function denseActivation(
   // The stock wasm _FusedMatMul reads the bias rank from its buffer's first shape, so a reshaped
   // bias fails there; mdrec's override (fast kernels) passes a view of the right shape.
   const fusable = tf.getBackend() !== "wasm" || fastKernelsEnabled("wasm");
-  if (fusable && (activation === "relu" || activation === "linear")) {
+  if (fusable && isEpilogueActivation(activation)) {
     const [inputDim, outputDim] = kernel.shape;
     // Mismatched shapes go to tf.fused.matMul, whose checks name them.
     if (

@@ -9,7 +9,7 @@ import {
   registerExpertKernels,
 } from "../kernels/wasm-expert-matmul.js";
 import { assertInteger, assertTensor } from "../validate.js";
-import { type Activation, applyActivation, assertActivation } from "./activations.js";
+import { type Activation, applyActivation, assertActivation, isEpilogueActivation } from "./activations.js";
 import { gatherRows } from "./rows.js";
 
 registerExpertKernels();
@@ -222,7 +222,7 @@ function nativeExpertLayer(
   layout: ExpertMatMulAttrs["layout"],
   segmentRows: number[],
 ): tf.Tensor2D {
-  const fused = activation === "relu" || activation === "linear";
+  const fused = isEpilogueActivation(activation);
   return tf.tidy(() => {
     const value = nativeExpertDense(x, weights, bias, {
       layout,

@@ -7,7 +7,7 @@ import {
   registerRoutedExpertKernels,
 } from "../kernels/wasm-routed-experts.js";
 import { assertInteger, assertTensor } from "../validate.js";
-import { type Activation, assertActivation } from "./activations.js";
+import { type Activation, assertActivation, isEpilogueActivation } from "./activations.js";
 import { nativeExpertLayersAvailable, segmentExpertDense } from "./expert-matmul.js";
 import { gatherRows, scatterAddRows } from "./rows.js";
 
@@ -37,10 +37,13 @@ export interface RoutedEntries {
 
 /**
  * Whether {@link routedExpertMixture} runs its native kernels now (`wasm` with mdrec's native
- * GEMM), for relu/linear layers without `afterLayer`.
+ * GEMM) for layers with these activations (the kernels fuse relu and linear ones) and no
+ * `afterLayer`.
+ * @example
+ * const routed = nativeRoutedExpertsAvailable(["relu", "linear"]);
  */
-export function nativeRoutedExpertsAvailable(): boolean {
-  return nativeExpertLayersAvailable();
+export function nativeRoutedExpertsAvailable(activations: readonly Activation[] = []): boolean {
+  return activations.every(isEpilogueActivation) && nativeExpertLayersAvailable();
 }
 
 // The argument checks; returns the number of routing slots per row k.
@@ -206,10 +209,8 @@ export function routedExpertMixture(
   const total = batch * slotsPerRow;
   const outputWidth = layers[layers.length - 1]!.kernel.shape[2];
   if (total === 0) return tf.zeros([batch, outputWidth]) as tf.Tensor2D;
-  const fusable =
-    afterLayer === undefined &&
-    layers.every((layer) => layer.activation === "relu" || layer.activation === "linear");
-  if (fusable && nativeExpertLayersAvailable()) return nativeRoutedMixture(x, layers, entries, weights);
+  if (afterLayer === undefined && nativeRoutedExpertsAvailable(layers.map((layer) => layer.activation)))
+    return nativeRoutedMixture(x, layers, entries, weights);
   return tf.tidy(() => {
     const rowIds = tf.tensor1d(entries.rows, "int32"); // [B * k], grouped by expert
     const slotIds = tf.tensor1d(entries.slots, "int32"); // [B * k], grouped by expert

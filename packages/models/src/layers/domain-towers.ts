@@ -197,9 +197,9 @@ export class DomainTowers extends layers.Layer {
   denseDispatchFor(inputCount: number): boolean {
     assertInteger("DomainTowers denseDispatchFor inputCount", inputCount, 1);
     if (this.dispatch !== "auto") return this.dispatch === "dense";
-    // The native routed kernels run each tower on its own rows in one call each way.
-    if (nativeRoutedExpertsAvailable() && (this.activation === "relu" || this.activation === "linear"))
-      return false;
+    // The native routed kernels run each tower (hidden layers, then the linear logit) on its own
+    // rows in one call each way.
+    if (nativeRoutedExpertsAvailable([this.activation, "linear"])) return false;
     // With one input per task, a dense call runs all towers on each task's input.
     const towersPerLogit = inputCount === 1 ? this.numTowers / this.numTasks : this.numTowers;
     const linear = this.units.length === 0;
