@@ -554,7 +554,7 @@ describe("FusedAdamOptimizer on wasm", () => {
   it.runIf(nativeAdam)("splits large updates over the add-on's threads with the same bits", () => {
     if (!native.available || native.gemm.adamUpdate === undefined) return;
     const gemm = native.gemm;
-    const size = 100_003; // above the split threshold (65536), not a multiple of the 16-float slices
+    const size = 100_003; // above the split threshold (65536), not a multiple of the 16384-float chunks
     const scalars = adamScalars([0.9, 0.1, 0.999, 0.001, 0.271, 0.003, 1e-7, -0.01]);
     const run = (threads: number, inPlace: boolean): Float32Array => {
       const buffer = new ArrayBuffer(4 * size * 7);

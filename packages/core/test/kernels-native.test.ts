@@ -280,6 +280,34 @@ describe("native GEMM add-on", () => {
     expect(floats.slice((2 * MB) / 4, (2 * MB) / 4 + 128 * 128)).toEqual(single[4]);
   });
 
+  it.runIf(status.available)("gives the same bits over many back-to-back pooled jobs, joined or not", () => {
+    if (!status.available) return;
+    // Each pooled job is claimed piece by piece; a worker that arrives after the caller has taken
+    // every piece sits it out. Jobs posted back to back (a late worker may meet the next one)
+    // must each finish whole and the same whoever ran which piece.
+    const buffer = new ArrayBuffer(4 << 20);
+    const floats = new Float32Array(buffer);
+    for (let index = 0; index < floats.length; index++) floats[index] = Math.cos(index * 0.11) * 0.5;
+    const MB = 1 << 20;
+    status.gemm.setThreads(2);
+    const product = (m: number) => {
+      // [m, 128] @ [128, 192] (>= 3.1M multiply-adds from m = 128: pooled), written at 2 MB.
+      status.gemm.sgemmBatched(buffer, false, false, m, 192, 128, 1, 0, 128, 0, MB, 192, 0, 2 * MB, 192, 0);
+      return floats.slice((2 * MB) / 4, (2 * MB) / 4 + m * 192);
+    };
+    const sizes = [128, 300, 160, 512];
+    const first = sizes.map(product);
+    for (let round = 0; round < 150; round++) {
+      const index = round % sizes.length;
+      const result = product(sizes[index]!);
+      const expected = first[index]!;
+      if (Buffer.compare(Buffer.from(result.buffer), Buffer.from(expected.buffer)) !== 0) {
+        throw new Error(`round ${round} ([${sizes[index]}, 128] @ [128, 192]) differs from the first run`);
+      }
+    }
+    status.gemm.setThreads(1);
+  });
+
   it.runIf(status.available)("serves callers on several threads at once (Node worker threads)", async () => {
     if (!status.available) return;
     // Each worker loads the add-on and multiplies [256, 128] @ [128, 160] (5.2M multiply-adds,
