@@ -513,6 +513,33 @@ describe("FusedAdamOptimizer on wasm", () => {
     },
   );
 
+  it.runIf(nativeAdam)("updates a variable listed twice in order, as tf.train.adam does", async () => {
+    const run = async (optimizer: tf.Optimizer) => {
+      const [first, second] = makeVariables([[6, 3], [4]], 13);
+      for (let step = 0; step < 3; step++) {
+        tf.tidy(() => {
+          const gradient = (variable: tf.Variable, seed: number) =>
+            tf.tensor(gradientValues(variable.size, 100 * step + seed), variable.shape, "float32");
+          // The same name twice: tfjs gives each entry its own moment slots and applies them in order.
+          optimizer.applyGradients([
+            { name: first!.name, tensor: gradient(first!, 1) },
+            { name: second!.name, tensor: gradient(second!, 2) },
+            { name: first!.name, tensor: gradient(first!, 3) },
+          ]);
+        });
+      }
+      const values = await snapshot(optimizer, [first!, second!]);
+      optimizer.dispose();
+      tf.dispose([first!, second!]);
+      return values;
+    };
+    unregisterFastKernels("wasm");
+    const stock = await run(tf.train.adam(0.05));
+    registerFastKernels("wasm", { nativeGemm: true });
+    const fused = await run(createAdamOptimizer(0.05));
+    expect(bitDifferences(fused, stock)).toBe(0);
+  });
+
   it("leaves no tensor behind on wasm", () => {
     registerFastKernels("wasm", { nativeGemm: true });
     const variables = makeVariables([[3], [40, 5]], 5);
@@ -629,5 +656,87 @@ describe("FusedAdamOptimizer on wasm", () => {
     expect(() =>
       update(new Float32Array(4) as unknown as ArrayBuffer, 0, 0, 0, 0, 0, 0, 0, 0, ...scalars),
     ).toThrow("adamUpdate: argument 0 must be an ArrayBuffer");
+  });
+
+  it.runIf(nativeAdam)("updates several variables in one adamUpdateMany call, with adamUpdate's bits", () => {
+    if (!native.available || native.gemm.adamUpdateMany === undefined) return;
+    const gemm = native.gemm;
+    // Three variables: 5 floats, 70_001 (over the pool threshold, several 16384-float pieces), 0.
+    const sizes = [5, 70_001, 0];
+    const total = sizes.reduce((sum, size) => sum + size, 0);
+    const scalars = adamScalars([0.9, 0.1, 0.999, 0.001, 0.271, 0.003, 1e-7, -0.01]);
+    const fill = (floats: Float32Array) => {
+      const random = new SeededRandom(11);
+      for (let index = 0; index < floats.length; index++) floats[index] = random.nextNormal();
+      for (let index = 3 * total; index < 4 * total; index++) floats[index]! *= floats[index]!; // v >= 0
+    };
+    // Layout: all values, then all gradients, first moments, second moments.
+    const offsets = (variable: number) => {
+      const start = sizes.slice(0, variable).reduce((sum, size) => sum + size, 0);
+      return [0, 1, 2, 3].map((slot) => 4 * (slot * total + start)) as [number, number, number, number];
+    };
+    const plan = Float64Array.from(sizes.flatMap((size, variable) => [size, ...offsets(variable)]));
+    const expected = new Float32Array(new ArrayBuffer(16 * total));
+    fill(expected);
+    for (const [variable, size] of sizes.entries()) {
+      const [value, gradient, first, second] = offsets(variable);
+      gemm.adamUpdate!(
+        expected.buffer,
+        size,
+        value,
+        gradient,
+        first,
+        second,
+        value,
+        first,
+        second,
+        ...scalars,
+      );
+    }
+    for (const threads of [1, 2]) {
+      gemm.setThreads(threads);
+      const floats = new Float32Array(new ArrayBuffer(16 * total));
+      fill(floats);
+      gemm.adamUpdateMany!(floats.buffer, plan, ...scalars);
+      expect(bitDifferences([floats], [expected])).toBe(0);
+    }
+    gemm.setThreads(defaultBlasThreads(process.env));
+    // A bad plan changes nothing.
+    const floats = new Float32Array(new ArrayBuffer(16 * total));
+    fill(floats);
+    const before = floats.slice();
+    const bad = (entries: number[], message: string) => {
+      expect(() => gemm.adamUpdateMany!(floats.buffer, Float64Array.from(entries), ...scalars)).toThrow(
+        message,
+      );
+      expect(bitDifferences([floats], [before])).toBe(0);
+    };
+    const [value, gradient, first, second] = offsets(1);
+    // The second variable's value is the first one's first moment.
+    bad(
+      [5, ...offsets(0), 5, offsets(0)[2], gradient, first, second],
+      "adamUpdateMany: a value or moment overlaps another tensor of the call",
+    );
+    // A value overlapping another variable's gradient; two variables sharing a gradient is fine.
+    bad(
+      [5, ...offsets(0), 5, offsets(0)[1] + 4, gradient, first, second],
+      "adamUpdateMany: a value or moment overlaps",
+    );
+    gemm.adamUpdateMany!(
+      floats.buffer,
+      Float64Array.from([5, ...offsets(0), 5, value, offsets(0)[1], first, second]),
+      ...scalars,
+    );
+    floats.set(before);
+    bad(
+      [5, 16 * total, gradient, first, second],
+      "adamUpdateMany: tensor 0 of variable 0 lies outside the buffer",
+    );
+    bad(
+      [5, 2, gradient, first, second],
+      "adamUpdateMany: plan entry 1 (variable 0) is 2; sizes and offsets must be integers",
+    );
+    bad([5, -4, gradient, first, second], "adamUpdateMany: plan entry 1 (variable 0) is -4");
+    bad([5, 0, 4, 8], "adamUpdateMany: plan must be a Float64Array of 5 numbers per variable");
   });
 });

@@ -200,39 +200,75 @@ function runNativeAdam(
   );
 }
 
+/** The four tensors of one variable's Adam update. */
+export interface AdamTensors {
+  value: tf.Tensor;
+  gradient: tf.Tensor;
+  firstMoment: tf.Tensor;
+  secondMoment: tf.Tensor;
+}
+
 /**
- * The fused Adam step written over the variable and its two moments where they are (no new
- * buffers, no kernel launch), the same bits as {@link ADAM_UPDATE_KERNEL}. Only on `wasm` with
- * the native add-on, and only when nothing else holds their memory: each has backend reference
- * count 1 (no clone, reshape or saved copy shares it, so no other tensor sees the values change)
- * and the gradient is none of them. The caller has checked what the kernel checks: all four are
- * float32 of the value's shape.
- * @returns false, having changed nothing, when any of that does not hold: then run the kernel.
+ * The fused Adam step written over each variable and its two moments where they are (no new
+ * buffers, no kernel launch), the same bits as {@link ADAM_UPDATE_KERNEL}, for all of `updates`
+ * in one add-on call whose pool threads share the work of every variable. Only on `wasm` with
+ * the native add-on, and for an update only when nothing else holds its memory: value and
+ * moments each have backend reference count 1 (no clone, reshape or saved copy shares it, so no
+ * other tensor sees the values change), the gradient is none of them, and no earlier update of
+ * the call writes any of its four tensors. The caller has checked what the kernel checks: all
+ * four are float32 of the value's shape.
+ * @returns per update whether it was done; the others are unchanged (run the kernel for them).
  */
-export function adamUpdateInPlace(
-  value: tf.Tensor,
-  gradient: tf.Tensor,
-  firstMoment: tf.Tensor,
-  secondMoment: tf.Tensor,
+export function adamUpdatesInPlace(
+  updates: readonly AdamTensors[],
   attributes: AdamUpdateAttributes,
-): boolean {
+): boolean[] {
+  const done = updates.map(() => false);
   const native = fastKernelState().nativeGemm;
-  if (native?.adamUpdate === undefined || value.size === 0 || activeBackendName() !== "wasm") return false;
+  if (native?.adamUpdateMany === undefined || activeBackendName() !== "wasm") return done;
   const backend = cachedWasmBackend(activeBackend());
-  if (backend === null) return false;
-  const written = [value, firstMoment, secondMoment];
-  const alone = written.every((tensor) => backend.dataIdMap.get(tensor.dataId)?.refCount === 1);
-  if (!alone || written.some((tensor) => tensor.dataId === gradient.dataId)) return false;
-  const inputs: AdamInputs = { value, gradient, firstMoment, secondMoment };
-  runNativeAdam(
-    native.adamUpdate.bind(native),
-    backend,
-    value.size,
-    inputs,
-    [value, firstMoment, secondMoment],
-    adamConstants(attributes),
+  if (backend === null) return done;
+  const written = new Set<tf.DataId>();
+  const chosen: number[] = [];
+  updates.forEach((update, index) => {
+    const { value, gradient, firstMoment, secondMoment } = update;
+    if (value.size === 0) return;
+    const targets = [value, firstMoment, secondMoment];
+    const alone = targets.every((tensor) => backend.dataIdMap.get(tensor.dataId)?.refCount === 1);
+    const distinct =
+      new Set([...targets, gradient].map((tensor) => tensor.dataId)).size === 4 &&
+      [...targets, gradient].every((tensor) => !written.has(tensor.dataId));
+    if (!alone || !distinct) return;
+    for (const tensor of targets) written.add(tensor.dataId);
+    chosen.push(index);
+  });
+  if (chosen.length === 0) return done;
+  const plan = new Float64Array(5 * chosen.length);
+  chosen.forEach((index, position) => {
+    const { value, gradient, firstMoment, secondMoment } = updates[index]!;
+    plan.set(
+      [
+        value.size,
+        ...[value, gradient, firstMoment, secondMoment].map((tensor) => memoryOffset(backend, tensor)),
+      ],
+      5 * position,
+    );
+  });
+  const constants = adamConstants(attributes);
+  native.adamUpdateMany(
+    backend.wasm.HEAPU8.buffer,
+    plan,
+    constants.beta1,
+    constants.oneMinusBeta1,
+    constants.beta2,
+    constants.oneMinusBeta2,
+    constants.oneMinusAccBeta1,
+    constants.oneMinusAccBeta2,
+    constants.epsilon,
+    constants.negativeLearningRate,
   );
-  return true;
+  for (const index of chosen) done[index] = true;
+  return done;
 }
 
 const wasmAdamUpdate: KernelFunc = (args) => {

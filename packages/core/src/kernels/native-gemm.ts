@@ -86,6 +86,24 @@ export interface NativeGemm {
     negativeLearningRate: number,
   ): void;
   /**
+   * `adamUpdate` in place for several variables in one call: `plan` holds
+   * `[size, valueOffset, gradientOffset, firstMomentOffset, secondMomentOffset]` per variable
+   * (byte offsets). Checks every range first (a value or moment may overlap nothing else), then
+   * spreads pieces of all variables over the pool. Present whenever `adamUpdate` is.
+   */
+  adamUpdateMany?(
+    buffer: ArrayBufferLike,
+    plan: Float64Array,
+    beta1: number,
+    oneMinusBeta1: number,
+    beta2: number,
+    oneMinusBeta2: number,
+    oneMinusAccBeta1: number,
+    oneMinusAccBeta2: number,
+    epsilon: number,
+    negativeLearningRate: number,
+  ): void;
+  /**
    * In place on the row-major `[rows, cols]` matrix at byte `offset`: adds the `[cols]` bias at
    * `biasOffset` (-1: none) to every row, then with `relu` clamps negatives to 0.
    */

@@ -2,8 +2,9 @@ import * as tf from "@tensorflow/tfjs-core";
 import { ConfigError } from "../errors.js";
 import {
   ADAM_UPDATE_KERNEL,
+  type AdamTensors,
   type AdamUpdateAttributes,
-  adamUpdateInPlace,
+  adamUpdatesInPlace,
   fusedAdamActive,
 } from "../kernels/adam.js";
 import { assertNumber, formatValue } from "../validate.js";
@@ -37,8 +38,9 @@ function assertAdamArguments(learningRate: number, beta1: number, beta2: number,
  * ~14x faster than tfjs's ops) and on `wasm` when mdrec's fast kernels run with the native add-on
  * (a C loop on the wasm heap, ~3-6x faster). On `wasm` the loop writes over the variable and its
  * moments where they are whenever no other tensor shares their memory (no clone or reshape of
- * the variable is alive), saving three new buffers and a kernel launch per variable; otherwise
- * the kernel writes fresh buffers and the old values stay with whoever holds them. Other
+ * the variable is alive), all such variables in one add-on call whose threads share their work,
+ * saving three new buffers and a kernel launch per variable; otherwise the kernel writes fresh
+ * buffers and the old values stay with whoever holds them. Other
  * backends, `wasm` without the add-on (where tfjs's SIMD kernels beat a JavaScript loop) and
  * `MDREC_FUSED_ADAM=0` run tfjs's own update.
  *
@@ -98,6 +100,32 @@ export class FusedAdamOptimizer extends tf.AdamOptimizer {
         oneMinusAccBeta1: oneMinusAccBeta1.dataSync()[0]!,
         oneMinusAccBeta2: oneMinusAccBeta2.dataSync()[0]!,
       };
+      // Fusable updates are gathered and, where nothing else holds their memory, done in place in
+      // one add-on call; the rest run the kernel. A name listed twice keeps its order: each of its
+      // updates goes alone.
+      const pending: { update: AdamTensors; value: tf.Variable; first: tf.Variable; second: tf.Variable }[] =
+        [];
+      const inOrder = new Set(names).size !== names.length;
+      const runPending = () => {
+        const done = adamUpdatesInPlace(
+          pending.map((entry) => entry.update),
+          attributes,
+        );
+        pending.forEach(({ update, value, first, second }, position) => {
+          if (done[position]) return;
+          const [newValue, newFirstMoment, newSecondMoment] = tf
+            .engine()
+            .runKernel<tf.Tensor[]>(
+              ADAM_UPDATE_KERNEL,
+              { ...update },
+              attributes as unknown as tf.NamedAttrMap,
+            );
+          first.assign(newFirstMoment!);
+          second.assign(newSecondMoment!);
+          value.assign(newValue!);
+        });
+        pending.length = 0;
+      };
       names.forEach((name, index) => {
         const value = registered[name]!;
         slots.accumulatedFirstMoment[index] ??= {
@@ -122,19 +150,15 @@ export class FusedAdamOptimizer extends tf.AdamOptimizer {
           this.stockUpdate(value, gradient, firstMoment, secondMoment, oneMinusAccBeta1, oneMinusAccBeta2);
           return;
         }
-        // Where nothing else holds their memory, the add-on updates all three where they are.
-        if (adamUpdateInPlace(value, gradient, firstMoment, secondMoment, attributes)) return;
-        const [newValue, newFirstMoment, newSecondMoment] = tf
-          .engine()
-          .runKernel<tf.Tensor[]>(
-            ADAM_UPDATE_KERNEL,
-            { value, gradient, firstMoment, secondMoment },
-            attributes as unknown as tf.NamedAttrMap,
-          );
-        firstMoment.assign(newFirstMoment!);
-        secondMoment.assign(newSecondMoment!);
-        value.assign(newValue!);
+        pending.push({
+          update: { value, gradient, firstMoment, secondMoment },
+          value,
+          first: firstMoment,
+          second: secondMoment,
+        });
+        if (inOrder) runPending();
       });
+      runPending();
       slots.accBeta1.assign(tf.mul(slots.accBeta1, this.beta1));
       slots.accBeta2.assign(tf.mul(slots.accBeta2, this.beta2));
     });

@@ -948,6 +948,145 @@ static napi_value adam_update(napi_env env, napi_callback_info info) {
   }
   return NULL;
 }
+
+/* One adamUpdateMany call: in-place updates of several variables, cut into ADAM_CHUNK-float
+ * pieces that the pool claims in order. */
+struct adam_many_job {
+  int64_t pieces;
+  const int64_t *piece_variable; /* [pieces]: the variable of each piece */
+  const int64_t *piece_begin;    /* [pieces]: its first float */
+  const int64_t *size;           /* [variables] */
+  float *const *tensors;         /* [variables * 4]: value, gradient, first, second */
+  float constants[8];
+  int next; /* atomic: the next piece to claim */
+};
+
+static void adam_many_work(const void *context, int self, int threads) {
+  (void)self;
+  (void)threads;
+  const struct adam_many_job *job = (const struct adam_many_job *)context;
+  for (int64_t piece; (piece = claim_next(&job->next)) < job->pieces;) {
+    const int64_t variable = job->piece_variable[piece], begin = job->piece_begin[piece];
+    const int64_t end = begin + ADAM_CHUNK < job->size[variable] ? begin + ADAM_CHUNK : job->size[variable];
+    float *const *t = job->tensors + 4 * variable;
+    adam_loop_in_place(end - begin, t[0] + begin, t[1] + begin, t[2] + begin, t[3] + begin, job->constants);
+  }
+}
+
+/* A byte range of an adamUpdateMany call, for the overlap check. */
+struct adam_range {
+  int64_t start, end;
+  int written;
+};
+
+static int compare_adam_range(const void *left, const void *right) {
+  const struct adam_range *a = (const struct adam_range *)left, *b = (const struct adam_range *)right;
+  return a->start < b->start ? -1 : a->start > b->start ? 1 : 0;
+}
+
+/*
+ * adamUpdateMany(buffer, plan, beta1, oneMinusBeta1, beta2, oneMinusBeta2, oneMinusAccBeta1,
+ *                oneMinusAccBeta2, epsilon, negativeLearningRate)
+ * adamUpdate in place for several variables in one call: plan (Float64Array) holds five numbers
+ * per variable, [size, valueOffset, gradientOffset, firstMomentOffset, secondMomentOffset]
+ * (offsets in bytes into `buffer`). Every range is checked first (in the buffer, 4-byte aligned,
+ * no value or moment overlapping any other range of the call; gradients may share memory with
+ * each other), so a bad plan changes nothing. The pool claims pieces of all variables at once,
+ * so small variables no longer run one by one on the caller's thread; the bits are those of
+ * adamUpdate.
+ */
+static napi_value adam_update_many(napi_env env, napi_callback_info info) {
+  napi_value argv[10];
+  void *data = NULL;
+  size_t length = 0;
+  if (!heap_call_args(env, info, 10, argv, "adamUpdateMany", &data, &length)) return NULL;
+  double *plan = NULL;
+  size_t plan_length = 0;
+  if (!typed_array_arg(env, argv[1], napi_float64_array, (void **)&plan, &plan_length) || plan_length % 5 != 0) {
+    return throw_error(env, "adamUpdateMany: plan must be a Float64Array of 5 numbers per variable");
+  }
+  double scalars[8];
+  for (int i = 0; i < 8; i++) {
+    if (napi_get_value_double(env, argv[2 + i], &scalars[i]) != napi_ok) {
+      return throw_error(env, "adamUpdateMany: the Adam scalars must be numbers");
+    }
+  }
+  const int64_t variables = (int64_t)plan_length / 5;
+  char message[200];
+  for (int64_t i = 0; i < (int64_t)plan_length; i++) {
+    const double value = plan[i];
+    if (!(value >= 0 && value <= (double)length) || value != (double)(int64_t)value ||
+        (i % 5 != 0 && (int64_t)value % 4 != 0)) {
+      snprintf(message, sizeof(message), "adamUpdateMany: plan entry %lld (variable %lld) is %g; sizes and offsets must be integers in [0, buffer length], offsets 4-byte aligned", (long long)i, (long long)(i / 5), value);
+      return throw_error(env, message);
+    }
+  }
+  int64_t total_pieces = 0;
+  struct adam_range *ranges = (struct adam_range *)malloc(sizeof(struct adam_range) * (size_t)(4 * variables + 1));
+  if (ranges == NULL) return throw_error(env, "adamUpdateMany: out of memory");
+  int64_t used = 0;
+  for (int64_t v = 0; v < variables; v++) {
+    const int64_t size = (int64_t)plan[5 * v], bytes = 4 * size;
+    if (size == 0) continue;
+    for (int slot = 0; slot < 4; slot++) {
+      const int64_t start = (int64_t)plan[5 * v + 1 + slot];
+      if (start + bytes > (int64_t)length) {
+        free(ranges);
+        snprintf(message, sizeof(message), "adamUpdateMany: tensor %d of variable %lld lies outside the buffer", slot, (long long)v);
+        return throw_error(env, message);
+      }
+      ranges[used++] = (struct adam_range){start, start + bytes, slot != 1};
+    }
+    total_pieces += (size + ADAM_CHUNK - 1) / ADAM_CHUNK;
+  }
+  qsort(ranges, (size_t)used, sizeof *ranges, compare_adam_range);
+  int64_t furthest_written = INT64_MIN, furthest_any = INT64_MIN;
+  for (int64_t i = 0; i < used; i++) {
+    if (ranges[i].start < furthest_written || (ranges[i].written && ranges[i].start < furthest_any)) {
+      free(ranges);
+      return throw_error(env, "adamUpdateMany: a value or moment overlaps another tensor of the call");
+    }
+    if (ranges[i].end > furthest_any) furthest_any = ranges[i].end;
+    if (ranges[i].written && ranges[i].end > furthest_written) furthest_written = ranges[i].end;
+  }
+  free(ranges);
+  int64_t *numbers = (int64_t *)malloc(sizeof(int64_t) * (size_t)(2 * total_pieces + variables + 1));
+  float **tensors = (float **)malloc(sizeof(float *) * (size_t)(4 * variables + 1));
+  if (numbers == NULL || tensors == NULL) {
+    free(numbers);
+    free(tensors);
+    return throw_error(env, "adamUpdateMany: out of memory");
+  }
+  struct adam_many_job job = {.pieces = total_pieces, .tensors = tensors};
+  int64_t *piece_variable = numbers, *piece_begin = numbers + total_pieces, *sizes = numbers + 2 * total_pieces;
+  int64_t piece = 0;
+  for (int64_t v = 0; v < variables; v++) {
+    sizes[v] = (int64_t)plan[5 * v];
+    for (int slot = 0; slot < 4; slot++) tensors[4 * v + slot] = (float *)((uint8_t *)data + (int64_t)plan[5 * v + 1 + slot]);
+    for (int64_t begin = 0; begin < sizes[v]; begin += ADAM_CHUNK) {
+      piece_variable[piece] = v;
+      piece_begin[piece++] = begin;
+    }
+  }
+  job.piece_variable = piece_variable;
+  job.piece_begin = piece_begin;
+  job.size = sizes;
+  for (int i = 0; i < 8; i++) job.constants[i] = (float)scalars[i];
+  int64_t total = 0;
+  for (int64_t v = 0; v < variables; v++) total += sizes[v];
+  /* Elementwise, so any split gives the same bits. */
+  const int threads = total >= ADAM_PARALLEL_MIN && total_pieces > 1 ? __atomic_load_n(&pool_threads, __ATOMIC_RELAXED) : 1;
+  const int usable = threads > 1 ? pool_acquire(threads) : 1;
+  if (usable > 1) {
+    pool_run(adam_many_work, &job, usable);
+    pool_release();
+  } else {
+    adam_many_work(&job, 0, 1);
+  }
+  free(numbers);
+  free(tensors);
+  return NULL;
+}
 #endif
 
 /*
@@ -1632,6 +1771,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"routedExpertsBackward", NULL, routed_experts_backward, NULL, NULL, NULL, napi_default, NULL},
 #ifdef MDREC_HAS_ADAM
       {"adamUpdate", NULL, adam_update, NULL, NULL, NULL, napi_default, NULL},
+      {"adamUpdateMany", NULL, adam_update_many, NULL, NULL, NULL, napi_default, NULL},
 #endif
   };
   napi_define_properties(env, exports, sizeof(properties) / sizeof(properties[0]), properties);
