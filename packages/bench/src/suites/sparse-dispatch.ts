@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Batch, disposeBatch, initBackend } from "@mdrec/core";
 import { createModel } from "@mdrec/models";
-import { probeTorch, runTorchReference, type ThreadSetting } from "../lib/pytorch.js";
+import { probeTorch, runTorchReference, settingText, type ThreadSetting } from "../lib/pytorch.js";
 import { median, ROUND_STEPS, timeSteps } from "../lib/stats.js";
 import {
   concatRows,
@@ -29,7 +29,7 @@ const FIXED_COST_ROWS = 16;
 const DISPATCHES = ["sparse", "dense"] as const;
 type Dispatch = (typeof DISPATCHES)[number];
 /** PyTorch's fastest training setting for CESAA on our 2-core machines (see the throughput suite). */
-const TORCH_SETTING: ThreadSetting = { openblasThreads: 1, torchThreads: 1 };
+const TORCH_SETTING: ThreadSetting = { openblasThreads: 1, torchThreads: 1, keepFreedMemory: true };
 
 interface StepTimes {
   trainMs: number;
@@ -230,7 +230,7 @@ async function torchDispatch(
     }
     const { numSharedExperts, k } = WORKLOAD.cesaa;
     const ideal = (numSharedExperts + numSpecific) / (numSharedExperts + k);
-    const notes = `torch ${torch.version}, OPENBLAS_NUM_THREADS=${TORCH_SETTING.openblasThreads}, torch.set_num_threads(${TORCH_SETTING.torchThreads}); dense = every expert on every row, mixed by the top-k weights (torch.stack + bmm)`;
+    const notes = `torch ${torch.version}, ${settingText(TORCH_SETTING)}, freed memory kept (GLIBC_TUNABLES); dense = every expert on every row, mixed by the top-k weights (torch.stack + bmm)`;
     const trainRatio = times.dense.trainMs / times.sparse.trainMs;
     const speedups: BenchRecord[] = (["sparse", "dense"] as const).flatMap((dispatch) => {
       const ours = mdrecTrainMs[dispatch];

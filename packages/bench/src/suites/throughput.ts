@@ -18,6 +18,7 @@ import * as tf from "@tensorflow/tfjs-core";
 import {
   probeTorch,
   runTorchReference,
+  settingText,
   type ThreadSetting,
   type TorchResult,
   TorchSession,
@@ -70,11 +71,13 @@ function stepsFor(variant: Variant, quick: boolean) {
   };
 }
 
+/** PyTorch's settings: every thread count with freed memory kept, then glibc's defaults once (for the record). */
 const THREAD_SETTINGS: ThreadSetting[] = [
-  { openblasThreads: 1, torchThreads: 1 },
-  { openblasThreads: 1, torchThreads: 2 },
-  { openblasThreads: 2, torchThreads: 1 },
-  { openblasThreads: 2, torchThreads: 2 },
+  { openblasThreads: 1, torchThreads: 1, keepFreedMemory: true },
+  { openblasThreads: 1, torchThreads: 2, keepFreedMemory: true },
+  { openblasThreads: 2, torchThreads: 1, keepFreedMemory: true },
+  { openblasThreads: 2, torchThreads: 2, keepFreedMemory: true },
+  { openblasThreads: 1, torchThreads: 1, keepFreedMemory: false },
 ];
 
 function record(name: string, value: number, unit: string, notes?: string): BenchRecord {
@@ -226,7 +229,7 @@ async function measureTorch(
   for (const setting of settings) {
     const result = await runTorchReference(script, setting, dataDirectory, args);
     log(
-      `  pytorch ${script} OPENBLAS_NUM_THREADS=${setting.openblasThreads} torch threads ${setting.torchThreads}: ` +
+      `  pytorch ${script} ${settingText(setting)}: ` +
         `train ${result.trainExamplesPerSecond.toFixed(0)} ex/s, inference ${result.inferenceExamplesPerSecond.toFixed(0)} ex/s`,
     );
     runs.push({ setting, result });
@@ -270,7 +273,8 @@ async function headToHead(
   // when they differ), so every ratio is against PyTorch at its fastest for that phase.
   const sameSetting =
     settings.train.openblasThreads === settings.inference.openblasThreads &&
-    settings.train.torchThreads === settings.inference.torchThreads;
+    settings.train.torchThreads === settings.inference.torchThreads &&
+    settings.train.keepFreedMemory === settings.inference.keepFreedMemory;
   const torchTrain = await TorchSession.start(script, settings.train, dataDirectory);
   const torchInference = sameSetting
     ? torchTrain
@@ -377,10 +381,6 @@ async function headToHead(
     instance.dispose();
     for (const batch of [...batches, inference, single]) disposeBatch(batch);
   }
-}
-
-function settingText(setting: ThreadSetting): string {
-  return `OPENBLAS_NUM_THREADS=${setting.openblasThreads}, torch.set_num_threads(${setting.torchThreads})`;
 }
 
 async function run({ quick, backends, log = () => {} }: BenchRunOptions): Promise<BenchRecord[]> {
