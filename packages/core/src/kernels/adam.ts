@@ -10,7 +10,7 @@ import {
 } from "@tensorflow/tfjs-core";
 import { ConfigError, ShapeError } from "../errors.js";
 import { formatValue } from "../validate.js";
-import type { NativeGemm } from "./native-gemm.js";
+import type { AdamScalars, NativeGemm } from "./native-gemm.js";
 import { fastKernelState } from "./state.js";
 import { cachedWasmBackend, memoryOffset, sizeOf, type WasmBackend } from "./wasm-heap.js";
 
@@ -59,6 +59,20 @@ function adamConstants(attributes: AdamUpdateAttributes): AdamConstants {
     epsilon: Math.fround(epsilon),
     negativeLearningRate: Math.fround(-learningRate),
   };
+}
+
+/** The constants in the add-on's argument order. */
+function scalarList(constants: AdamConstants): AdamScalars {
+  return [
+    constants.beta1,
+    constants.oneMinusBeta1,
+    constants.beta2,
+    constants.oneMinusBeta2,
+    constants.oneMinusAccBeta1,
+    constants.oneMinusAccBeta2,
+    constants.epsilon,
+    constants.negativeLearningRate,
+  ];
 }
 
 /**
@@ -189,14 +203,7 @@ function runNativeAdam(
     newValue,
     newFirst,
     newSecond,
-    constants.beta1,
-    constants.oneMinusBeta1,
-    constants.beta2,
-    constants.oneMinusBeta2,
-    constants.oneMinusAccBeta1,
-    constants.oneMinusAccBeta2,
-    constants.epsilon,
-    constants.negativeLearningRate,
+    ...scalarList(constants),
   );
 }
 
@@ -255,18 +262,7 @@ export function adamUpdatesInPlace(
     );
   });
   const constants = adamConstants(attributes);
-  native.adamUpdateMany(
-    backend.wasm.HEAPU8.buffer,
-    plan,
-    constants.beta1,
-    constants.oneMinusBeta1,
-    constants.beta2,
-    constants.oneMinusBeta2,
-    constants.oneMinusAccBeta1,
-    constants.oneMinusAccBeta2,
-    constants.epsilon,
-    constants.negativeLearningRate,
-  );
+  native.adamUpdateMany(backend.wasm.HEAPU8.buffer, plan, ...scalarList(constants));
   for (const index of chosen) done[index] = true;
   return done;
 }

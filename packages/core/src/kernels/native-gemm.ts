@@ -19,6 +19,18 @@ export type RoutedExpertsCall = (
   counts: Int32Array,
 ) => void;
 
+/** The eight float32 scalars of one Adam step, in the order the add-on's Adam functions take them. */
+export type AdamScalars = [
+  beta1: number,
+  oneMinusBeta1: number,
+  beta2: number,
+  oneMinusBeta2: number,
+  oneMinusAccBeta1: number,
+  oneMinusAccBeta2: number,
+  epsilon: number,
+  negativeLearningRate: number,
+];
+
 /** The add-on's functions (see `native/sgemm.c`). */
 export interface NativeGemm {
   /**
@@ -76,14 +88,7 @@ export interface NativeGemm {
     newValueOffset: number,
     newFirstMomentOffset: number,
     newSecondMomentOffset: number,
-    beta1: number,
-    oneMinusBeta1: number,
-    beta2: number,
-    oneMinusBeta2: number,
-    oneMinusAccBeta1: number,
-    oneMinusAccBeta2: number,
-    epsilon: number,
-    negativeLearningRate: number,
+    ...scalars: AdamScalars
   ): void;
   /**
    * `adamUpdate` in place for several variables in one call: `plan` holds
@@ -91,18 +96,7 @@ export interface NativeGemm {
    * (byte offsets). Checks every range first (a value or moment may overlap nothing else), then
    * spreads pieces of all variables over the pool. Present whenever `adamUpdate` is.
    */
-  adamUpdateMany?(
-    buffer: ArrayBufferLike,
-    plan: Float64Array,
-    beta1: number,
-    oneMinusBeta1: number,
-    beta2: number,
-    oneMinusBeta2: number,
-    oneMinusAccBeta1: number,
-    oneMinusAccBeta2: number,
-    epsilon: number,
-    negativeLearningRate: number,
-  ): void;
+  adamUpdateMany?(buffer: ArrayBufferLike, plan: Float64Array, ...scalars: AdamScalars): void;
   /**
    * In place on the row-major `[rows, cols]` matrix at byte `offset`: adds the `[cols]` bias at
    * `biasOffset` (-1: none) to every row, then with `relu` clamps negatives to 0.
