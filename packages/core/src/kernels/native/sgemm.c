@@ -850,37 +850,76 @@ ADAM_CLONES static void adam_loop_in_place(int64_t size, float *value, const flo
   }
 }
 
-/* One adamUpdate call: value, gradient, first, second, newValue, newFirst, newSecond. */
+/* The variables of one adamUpdate / adamUpdateMany call, cut into ADAM_CHUNK-float pieces that
+ * the pool claims in order. */
 struct adam_job {
-  int64_t size;
-  int in_place;
-  int next; /* atomic: the next ADAM_CHUNK-float chunk to claim */
-  float *tensors[7];
+  int64_t variables;
+  const int64_t *first_piece; /* [variables + 1]: variable v's pieces are first_piece[v] .. first_piece[v + 1] - 1 */
+  const int64_t *size;        /* [variables] floats */
+  float *const *tensors;      /* [variables * 7]: value, gradient, first, second, new value, new first, new second */
+  int in_place;               /* the new value and moments are written over the old ones */
   float constants[8];
+  int next; /* atomic: the next piece to claim */
 };
 
-/* Variables of at least this many floats are updated on the pool, in chunks (the loop is bound
- * by memory bandwidth, which one core on these VMs does not saturate). */
+/* Jobs of at least this many floats run on the pool (the loop is bound by memory bandwidth, which
+ * one core on these VMs does not saturate). */
 #define ADAM_PARALLEL_MIN 65536
 
 /* Floats per claimed piece of a parallel update (64 KiB of each of the seven arrays). */
 #define ADAM_CHUNK 16384
 
-/* Claims chunks of the update until none is left (chunks start on 64-byte lines). */
+/* Claims pieces until none is left (pieces start on 64-byte lines). A thread's claims increase,
+ * so the variable of each is found by moving forward from the previous one's. */
 static void adam_work(const void *context, int self, int threads) {
   (void)self;
   (void)threads;
   const struct adam_job *job = (const struct adam_job *)context;
-  float *const *t = job->tensors;
-  for (int64_t chunk; (chunk = claim_next(&job->next)) * ADAM_CHUNK < job->size;) {
-    const int64_t begin = chunk * ADAM_CHUNK;
-    const int64_t end = begin + ADAM_CHUNK < job->size ? begin + ADAM_CHUNK : job->size;
+  int64_t v = 0;
+  for (int64_t piece; (piece = claim_next(&job->next)) < job->first_piece[job->variables];) {
+    while (piece >= job->first_piece[v + 1]) v++;
+    const int64_t begin = (piece - job->first_piece[v]) * ADAM_CHUNK;
+    const int64_t end = begin + ADAM_CHUNK < job->size[v] ? begin + ADAM_CHUNK : job->size[v];
+    float *const *t = job->tensors + 7 * v;
     if (job->in_place) {
       adam_loop_in_place(end - begin, t[0] + begin, t[1] + begin, t[2] + begin, t[3] + begin, job->constants);
     } else {
       adam_loop(end - begin, t[0] + begin, t[1] + begin, t[2] + begin, t[3] + begin, t[4] + begin,
                 t[5] + begin, t[6] + begin, job->constants);
     }
+  }
+}
+
+/* Reads the eight Adam scalars at argv[0..7] into job->constants; throws and returns 0 when one is
+ * not a number. */
+static int adam_scalars(napi_env env, const napi_value *argv, const char *name, struct adam_job *job) {
+  char message[96];
+  for (int i = 0; i < 8; i++) {
+    double scalar = 0;
+    if (napi_get_value_double(env, argv[i], &scalar) != napi_ok) {
+      snprintf(message, sizeof(message), "%s: the Adam scalars must be numbers", name);
+      throw_error(env, message);
+      return 0;
+    }
+    job->constants[i] = (float)scalar;
+  }
+  return 1;
+}
+
+/* Runs a job whose pieces are set: on the pool when it is large and has more than one piece, else
+ * on the caller's thread. Elementwise, so any split gives the same bits. */
+static void run_adam_job(struct adam_job *job) {
+  int64_t total = 0;
+  for (int64_t v = 0; v < job->variables; v++) total += job->size[v];
+  const int64_t pieces = job->first_piece[job->variables];
+  const int threads = total >= ADAM_PARALLEL_MIN && pieces > 1 ? __atomic_load_n(&pool_threads, __ATOMIC_RELAXED) : 1;
+  const int usable = threads > 1 ? pool_acquire(threads) : 1;
+  job->next = 0;
+  if (usable > 1) {
+    pool_run(adam_work, job, usable);
+    pool_release();
+  } else {
+    adam_work(job, 0, 1);
   }
 }
 
@@ -928,49 +967,13 @@ static napi_value adam_update(napi_env env, napi_callback_info info) {
       }
     }
   }
-  double scalars[8];
-  for (int i = 0; i < 8; i++) {
-    if (napi_get_value_double(env, argv[9 + i], &scalars[i]) != napi_ok) {
-      return throw_error(env, "adamUpdate: the Adam scalars must be numbers");
-    }
-  }
-  struct adam_job job = {.size = size, .in_place = in_place};
-  for (int i = 0; i < 7; i++) job.tensors[i] = (float *)((uint8_t *)data + v[1 + i]);
-  for (int i = 0; i < 8; i++) job.constants[i] = (float)scalars[i];
-  /* Elementwise, so any split gives the same bits; small variables stay on the caller's thread. */
-  const int threads = size >= ADAM_PARALLEL_MIN ? __atomic_load_n(&pool_threads, __ATOMIC_RELAXED) : 1;
-  const int usable = threads > 1 ? pool_acquire(threads) : 1;
-  if (usable > 1) {
-    pool_run(adam_work, &job, usable);
-    pool_release();
-  } else {
-    adam_work(&job, 0, 1);
-  }
+  float *tensors[7];
+  for (int i = 0; i < 7; i++) tensors[i] = (float *)((uint8_t *)data + v[1 + i]);
+  const int64_t first_piece[2] = {0, (size + ADAM_CHUNK - 1) / ADAM_CHUNK};
+  struct adam_job job = {.variables = 1, .first_piece = first_piece, .size = &size, .tensors = tensors, .in_place = in_place};
+  if (!adam_scalars(env, argv + 9, "adamUpdate", &job)) return NULL;
+  run_adam_job(&job);
   return NULL;
-}
-
-/* One adamUpdateMany call: in-place updates of several variables, cut into ADAM_CHUNK-float
- * pieces that the pool claims in order. */
-struct adam_many_job {
-  int64_t pieces;
-  const int64_t *piece_variable; /* [pieces]: the variable of each piece */
-  const int64_t *piece_begin;    /* [pieces]: its first float */
-  const int64_t *size;           /* [variables] */
-  float *const *tensors;         /* [variables * 4]: value, gradient, first, second */
-  float constants[8];
-  int next; /* atomic: the next piece to claim */
-};
-
-static void adam_many_work(const void *context, int self, int threads) {
-  (void)self;
-  (void)threads;
-  const struct adam_many_job *job = (const struct adam_many_job *)context;
-  for (int64_t piece; (piece = claim_next(&job->next)) < job->pieces;) {
-    const int64_t variable = job->piece_variable[piece], begin = job->piece_begin[piece];
-    const int64_t end = begin + ADAM_CHUNK < job->size[variable] ? begin + ADAM_CHUNK : job->size[variable];
-    float *const *t = job->tensors + 4 * variable;
-    adam_loop_in_place(end - begin, t[0] + begin, t[1] + begin, t[2] + begin, t[3] + begin, job->constants);
-  }
 }
 
 /* A byte range of an adamUpdateMany call, for the overlap check. */
@@ -1005,13 +1008,9 @@ static napi_value adam_update_many(napi_env env, napi_callback_info info) {
   if (!typed_array_arg(env, argv[1], napi_float64_array, (void **)&plan, &plan_length) || plan_length % 5 != 0) {
     return throw_error(env, "adamUpdateMany: plan must be a Float64Array of 5 numbers per variable");
   }
-  double scalars[8];
-  for (int i = 0; i < 8; i++) {
-    if (napi_get_value_double(env, argv[2 + i], &scalars[i]) != napi_ok) {
-      return throw_error(env, "adamUpdateMany: the Adam scalars must be numbers");
-    }
-  }
-  const int64_t variables = (int64_t)plan_length / 5;
+  struct adam_job job = {.variables = (int64_t)plan_length / 5, .in_place = 1};
+  if (!adam_scalars(env, argv + 2, "adamUpdateMany", &job)) return NULL;
+  const int64_t variables = job.variables;
   char message[200];
   for (int64_t i = 0; i < (int64_t)plan_length; i++) {
     const double value = plan[i];
@@ -1021,7 +1020,6 @@ static napi_value adam_update_many(napi_env env, napi_callback_info info) {
       return throw_error(env, message);
     }
   }
-  int64_t total_pieces = 0;
   struct adam_range *ranges = (struct adam_range *)malloc(sizeof(struct adam_range) * (size_t)(4 * variables + 1));
   if (ranges == NULL) return throw_error(env, "adamUpdateMany: out of memory");
   int64_t used = 0;
@@ -1037,7 +1035,6 @@ static napi_value adam_update_many(napi_env env, napi_callback_info info) {
       }
       ranges[used++] = (struct adam_range){start, start + bytes, slot != 1};
     }
-    total_pieces += (size + ADAM_CHUNK - 1) / ADAM_CHUNK;
   }
   qsort(ranges, (size_t)used, sizeof *ranges, compare_adam_range);
   int64_t furthest_written = INT64_MIN, furthest_any = INT64_MIN;
@@ -1050,39 +1047,28 @@ static napi_value adam_update_many(napi_env env, napi_callback_info info) {
     if (ranges[i].written && ranges[i].end > furthest_written) furthest_written = ranges[i].end;
   }
   free(ranges);
-  int64_t *numbers = (int64_t *)malloc(sizeof(int64_t) * (size_t)(2 * total_pieces + variables + 1));
-  float **tensors = (float **)malloc(sizeof(float *) * (size_t)(4 * variables + 1));
+  int64_t *numbers = (int64_t *)malloc(sizeof(int64_t) * (size_t)(2 * variables + 1));
+  float **tensors = (float **)malloc(sizeof(float *) * (size_t)(7 * variables + 1));
   if (numbers == NULL || tensors == NULL) {
     free(numbers);
     free(tensors);
     return throw_error(env, "adamUpdateMany: out of memory");
   }
-  struct adam_many_job job = {.pieces = total_pieces, .tensors = tensors};
-  int64_t *piece_variable = numbers, *piece_begin = numbers + total_pieces, *sizes = numbers + 2 * total_pieces;
-  int64_t piece = 0;
+  int64_t *first_piece = numbers, *sizes = numbers + variables + 1;
+  first_piece[0] = 0;
   for (int64_t v = 0; v < variables; v++) {
     sizes[v] = (int64_t)plan[5 * v];
-    for (int slot = 0; slot < 4; slot++) tensors[4 * v + slot] = (float *)((uint8_t *)data + (int64_t)plan[5 * v + 1 + slot]);
-    for (int64_t begin = 0; begin < sizes[v]; begin += ADAM_CHUNK) {
-      piece_variable[piece] = v;
-      piece_begin[piece++] = begin;
-    }
+    first_piece[v + 1] = first_piece[v] + (sizes[v] + ADAM_CHUNK - 1) / ADAM_CHUNK;
+    /* In place: the outputs (4, 5, 6) are the value and the moments (0, 2, 3). */
+    for (int slot = 0; slot < 4; slot++) tensors[7 * v + slot] = (float *)((uint8_t *)data + (int64_t)plan[5 * v + 1 + slot]);
+    tensors[7 * v + 4] = tensors[7 * v];
+    tensors[7 * v + 5] = tensors[7 * v + 2];
+    tensors[7 * v + 6] = tensors[7 * v + 3];
   }
-  job.piece_variable = piece_variable;
-  job.piece_begin = piece_begin;
+  job.first_piece = first_piece;
   job.size = sizes;
-  for (int i = 0; i < 8; i++) job.constants[i] = (float)scalars[i];
-  int64_t total = 0;
-  for (int64_t v = 0; v < variables; v++) total += sizes[v];
-  /* Elementwise, so any split gives the same bits. */
-  const int threads = total >= ADAM_PARALLEL_MIN && total_pieces > 1 ? __atomic_load_n(&pool_threads, __ATOMIC_RELAXED) : 1;
-  const int usable = threads > 1 ? pool_acquire(threads) : 1;
-  if (usable > 1) {
-    pool_run(adam_many_work, &job, usable);
-    pool_release();
-  } else {
-    adam_many_work(&job, 0, 1);
-  }
+  job.tensors = tensors;
+  run_adam_job(&job);
   free(numbers);
   free(tensors);
   return NULL;
@@ -1311,9 +1297,8 @@ static void routed_backward_expert(const struct routed_job *job, int64_t e) {
 static void routed_work(const void *context, int self, int threads) {
   (void)self;
   (void)threads;
-  struct routed_job *job = (struct routed_job *)context;
-  for (int i; (i = __atomic_fetch_add(&job->next, 1, __ATOMIC_RELAXED)) < job->busy;)
-    job->run_expert(job, job->order[i]);
+  const struct routed_job *job = (const struct routed_job *)context;
+  for (int i; (i = claim_next(&job->next)) < job->busy;) job->run_expert(job, job->order[i]);
 }
 
 /* Runs work over the experts that have entries, each whole on one thread (so the results do not
