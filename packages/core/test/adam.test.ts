@@ -540,6 +540,41 @@ describe("FusedAdamOptimizer on wasm", () => {
     expect(bitDifferences(fused, stock)).toBe(0);
   });
 
+  it.runIf(nativeAdam)("keeps the list's order when one update reads another's variable", async () => {
+    // The gradient of one entry is the other entry's variable: in one order it reads the old
+    // values, in the other the updated ones, as tf.train.adam's updates one after another do.
+    const run = async (optimizer: tf.Optimizer, readerFirst: boolean) => {
+      const [source, reader] = makeVariables(
+        [
+          [5, 4],
+          [5, 4],
+        ],
+        17,
+      );
+      for (let step = 0; step < 3; step++) {
+        tf.tidy(() => {
+          const sourceGradient = tf.tensor(gradientValues(20, 10 * step), [5, 4], "float32");
+          const entries = [
+            { name: source!.name, tensor: sourceGradient },
+            { name: reader!.name, tensor: source as tf.Tensor },
+          ];
+          optimizer.applyGradients(readerFirst ? entries.reverse() : entries);
+        });
+      }
+      const values = await snapshot(optimizer, [source!, reader!]);
+      optimizer.dispose();
+      tf.dispose([source!, reader!]);
+      return values;
+    };
+    for (const readerFirst of [true, false]) {
+      unregisterFastKernels("wasm");
+      const stock = await run(tf.train.adam(0.05), readerFirst);
+      registerFastKernels("wasm", { nativeGemm: true });
+      const fused = await run(createAdamOptimizer(0.05), readerFirst);
+      expect(bitDifferences(fused, stock)).toBe(0);
+    }
+  });
+
   it("leaves no tensor behind on wasm", () => {
     registerFastKernels("wasm", { nativeGemm: true });
     const variables = makeVariables([[3], [40, 5]], 5);

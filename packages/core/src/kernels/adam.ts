@@ -222,8 +222,10 @@ export interface AdamTensors {
  * the native add-on, and for an update only when nothing else holds its memory: value and
  * moments each have backend reference count 1 (no clone, reshape or saved copy shares it, so no
  * other tensor sees the values change), the gradient is none of them, and no earlier update of
- * the call writes any of its four tensors. The caller has checked what the kernel checks: all
- * four are float32 of the value's shape.
+ * `updates` (done here or not) writes any of its four tensors or reads its value or moments. So
+ * this call, then the kernel for the others in their order, computes what the updates one after
+ * another would. The caller has checked what the kernel checks: all four are float32 of the
+ * value's shape.
  * @returns per update whether it was done; the others are unchanged (run the kernel for them).
  */
 export function adamUpdatesInPlace(
@@ -235,19 +237,19 @@ export function adamUpdatesInPlace(
   if (native?.adamUpdateMany === undefined || activeBackendName() !== "wasm") return done;
   const backend = cachedWasmBackend(activeBackend());
   if (backend === null) return done;
-  const written = new Set<tf.DataId>();
+  const touched = new Set<tf.DataId>(); // every tensor of the updates so far
+  const written = new Set<tf.DataId>(); // their values and moments
   const chosen: number[] = [];
   updates.forEach((update, index) => {
     const { value, gradient, firstMoment, secondMoment } = update;
-    if (value.size === 0) return;
     const targets = [value, firstMoment, secondMoment];
     const alone = targets.every((tensor) => backend.dataIdMap.get(tensor.dataId)?.refCount === 1);
-    const distinct =
-      new Set([...targets, gradient].map((tensor) => tensor.dataId)).size === 4 &&
-      [...targets, gradient].every((tensor) => !written.has(tensor.dataId));
-    if (!alone || !distinct) return;
+    const distinct = new Set([...targets, gradient].map((tensor) => tensor.dataId)).size === 4;
+    const independent =
+      !written.has(gradient.dataId) && targets.every((tensor) => !touched.has(tensor.dataId));
+    if (value.size > 0 && alone && distinct && independent) chosen.push(index);
     for (const tensor of targets) written.add(tensor.dataId);
-    chosen.push(index);
+    for (const tensor of [...targets, gradient]) touched.add(tensor.dataId);
   });
   if (chosen.length === 0) return done;
   const plan = new Float64Array(5 * chosen.length);

@@ -17,6 +17,13 @@ interface AdamSlots {
   accumulatedSecondMoment: ({ originalName: string; variable: tf.Variable } | undefined)[];
 }
 
+/** One variable's fused update: the tensors of the kernel, the variables it assigns. */
+interface VariableUpdate extends AdamTensors {
+  value: tf.Variable;
+  firstMoment: tf.Variable;
+  secondMoment: tf.Variable;
+}
+
 /** A map from variable name to gradient, or a list of `{ name, tensor }` (tfjs's two forms). */
 type VariableGradients = Parameters<tf.AdamOptimizer["applyGradients"]>[0];
 
@@ -101,17 +108,12 @@ export class FusedAdamOptimizer extends tf.AdamOptimizer {
         oneMinusAccBeta2: oneMinusAccBeta2.dataSync()[0]!,
       };
       // Fusable updates are gathered and, where nothing else holds their memory, done in place in
-      // one add-on call; the rest run the kernel. A name listed twice keeps its order: each of its
-      // updates goes alone.
-      const pending: { update: AdamTensors; value: tf.Variable; first: tf.Variable; second: tf.Variable }[] =
-        [];
-      const inOrder = new Set(names).size !== names.length;
+      // one add-on call; the rest run the kernel, in their order (see adamUpdatesInPlace). Those
+      // gathered are run before any stock update, so the updates keep the list's order.
+      const pending: VariableUpdate[] = [];
       const runPending = () => {
-        const done = adamUpdatesInPlace(
-          pending.map((entry) => entry.update),
-          attributes,
-        );
-        pending.forEach(({ update, value, first, second }, position) => {
+        const done = adamUpdatesInPlace(pending, attributes);
+        pending.forEach((update, position) => {
           if (done[position]) return;
           const [newValue, newFirstMoment, newSecondMoment] = tf
             .engine()
@@ -120,9 +122,9 @@ export class FusedAdamOptimizer extends tf.AdamOptimizer {
               { ...update },
               attributes as unknown as tf.NamedAttrMap,
             );
-          first.assign(newFirstMoment!);
-          second.assign(newSecondMoment!);
-          value.assign(newValue!);
+          update.firstMoment.assign(newFirstMoment!);
+          update.secondMoment.assign(newSecondMoment!);
+          update.value.assign(newValue!);
         });
         pending.length = 0;
       };
@@ -147,16 +149,11 @@ export class FusedAdamOptimizer extends tf.AdamOptimizer {
         );
         if (!fusable) {
           // A broadcast gradient or restored moments of another shape: tfjs's own ops decide.
+          runPending();
           this.stockUpdate(value, gradient, firstMoment, secondMoment, oneMinusAccBeta1, oneMinusAccBeta2);
           return;
         }
-        pending.push({
-          update: { value, gradient, firstMoment, secondMoment },
-          value,
-          first: firstMoment,
-          second: secondMoment,
-        });
-        if (inOrder) runPending();
+        pending.push({ value, gradient, firstMoment, secondMoment });
       });
       runPending();
       slots.accBeta1.assign(tf.mul(slots.accBeta1, this.beta1));
