@@ -3,6 +3,7 @@ import { mkdir, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import type { BenchRecord } from "../record.js";
 import type { MachineInfo } from "./machine.js";
+import { KEEP_FREED_MEMORY } from "./pytorch.js";
 
 /** One suite's latest results in bench-results.json. */
 export interface SuiteResult {
@@ -218,7 +219,7 @@ const SPEED_NOTES = [
   "- **cpu**: tfjs's JavaScript backend; its matmul is plain JavaScript (~70% of a training step) and",
   "  no cheap override helps it, so `initBackend` prefers wasm.",
   "- **PyTorch**: Debian's `python3-torch` 1.13 on OpenBLAS, each process with",
-  "  `GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=268435456` so that",
+  `  \`GLIBC_TUNABLES=${KEEP_FREED_MEMORY}\` so that`,
   "  glibc keeps freed blocks: with its defaults every op's fresh output faults its pages in again, which",
   "  on these VMs made PyTorch 2.5-3.5x slower (one sweep setting still runs with the defaults).",
   "",
