@@ -119,11 +119,13 @@ export function gatherConcatRows(tables: tf.Tensor2D[], ids: tf.Tensor1D[]): tf.
     });
   }
   const count = tables.length;
+  // The add-on's scatter reads the [B] ids as they are; tf.scatterND needs them as [B, 1].
   // Index tensors are created outside the customGrad closure (inside, they broke on wasm).
-  const scatterIndices = ids.map((column) => tf.reshape(column, [column.shape[0], 1])); // [B, 1] each
+  const nativeScatter = fastKernelState().nativeGemm !== null;
+  const savedIds = nativeScatter ? ids : ids.map((column) => tf.reshape(column, [column.shape[0], 1])); // [B] or [B, 1] each
   const shapes = tables.map((table) => table.shape);
   const lookup = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    (args[count] as tf.GradSaveFunc)(scatterIndices);
+    (args[count] as tf.GradSaveFunc)(savedIds);
     const inputs: Record<string, tf.Tensor> = {};
     args.slice(0, count).forEach((table, index) => {
       inputs[`t${index}`] = table as tf.Tensor;
@@ -147,7 +149,10 @@ export function gatherConcatRows(tables: tf.Tensor2D[], ids: tf.Tensor1D[]): tf.
           const width = shape[1];
           const piece = tf.slice(dy, [0, column], [dy.shape[0]!, width]); // [B, width_i]
           column += width;
-          return tf.scatterND(saved[index]!, piece, shape); // [rows_i, width_i]
+          const columnIds = saved[index]!;
+          const scatterIds =
+            columnIds.rank === 2 ? columnIds : tf.reshape(columnIds, [columnIds.shape[0]!, 1]); // [B, 1]
+          return tf.scatterND(scatterIds, piece, shape); // [rows_i, width_i]
         });
       },
     };
@@ -155,6 +160,6 @@ export function gatherConcatRows(tables: tf.Tensor2D[], ids: tf.Tensor1D[]): tf.
   try {
     return lookup(...tables) as tf.Tensor2D;
   } finally {
-    tf.dispose(scatterIndices); // also when an id is out of range
+    if (!nativeScatter) tf.dispose(savedIds); // also when an id is out of range
   }
 }
