@@ -53,6 +53,7 @@ export {
   segmentExpertDense,
   segmentExpertMatMul,
 } from "./ops/expert-matmul.js";
+export { noisyGateLogits } from "./ops/noisy-gate-logits.js";
 export {
   type ExpertLayerWeights,
   nativeRoutedExpertsAvailable,

@@ -368,6 +368,41 @@ describe("native GEMM add-on", () => {
     for (const result of results) expect(largestRelativeDifference(expected, result)).toBeLessThan(1e-5);
   });
 
+  it.runIf(status.available)(
+    "computes noisy gate logits and their gradient factor, and checks its ranges",
+    () => {
+      if (!status.available) return;
+      const buffer = new ArrayBuffer(4 * 64);
+      const floats = new Float32Array(buffer);
+      // 3 elements (the padded tail only): logits at 0, noise logits at 4, noise at 8, out at 12,
+      // factor at 16. softplus(0) = ln 2, softplus(ln 3) = ln 4; sigmoid(0) = 1/2, sigmoid(ln 3) = 3/4.
+      floats.set([1, -2, 5], 0);
+      floats.set([0, Math.log(3), -100], 4);
+      floats.set([2, -1, 4], 8);
+      status.gemm.noisyGateLogits(buffer, 0, 16, 32, 48, 64, 3);
+      const out = Array.from(floats.subarray(12, 15));
+      const factor = Array.from(floats.subarray(16, 19));
+      [1 + 2 * Math.LN2, -2 - Math.log(4), 5].forEach((value, index) => {
+        expect(Math.abs(out[index]! - value)).toBeLessThan(1e-6);
+      });
+      [1, -0.75, 0].forEach((value, index) => {
+        expect(Math.abs(factor[index]! - value)).toBeLessThan(1e-6);
+      });
+      expect(() => status.gemm.noisyGateLogits(buffer, 0, 16, 32, 48, 64, 50)).toThrow(
+        "noisyGateLogits: an array lies outside the buffer or is misaligned",
+      );
+      expect(() => status.gemm.noisyGateLogits(buffer, 2, 16, 32, 48, 64, 3)).toThrow(/misaligned/);
+      expect(() => status.gemm.noisyGateLogits(buffer, 0, 16, 32, 40, 64, 3)).toThrow(
+        "noisyGateLogits: the outputs overlap each other or the inputs",
+      );
+      expect(() => status.gemm.noisyGateLogits(buffer, 0, 16, 32, 48, -4, 3)).toThrow(
+        "noisyGateLogits: offsets and count must be integers in [0, 2^33)",
+      );
+      const missingCount = status.gemm.noisyGateLogits as unknown as (...args: unknown[]) => void;
+      expect(() => missingCount(buffer, 0, 16, 32, 48, 64)).toThrow("noisyGateLogits expects 7 arguments");
+    },
+  );
+
   it.runIf(status.available)("masks dy by a relu output and sums each segment's bias gradient", () => {
     if (!status.available) return;
     const buffer = new ArrayBuffer(4 * 64);

@@ -4,6 +4,7 @@ import {
   assertKnownKeys,
   ConfigError,
   nextSeed,
+  noisyGateLogits,
   standardNormal,
 } from "@mdrec/core";
 import type { Routing } from "@mdrec/experts";
@@ -160,9 +161,9 @@ export class TopKGate extends layers.Layer implements Gate {
       const batch = x.shape[0];
       let logits = this.head.logits(this.head.conditionInput(x, domainIds), domainIds); // [B, N]
       if (training && this.noiseKernel) {
-        const scale = tf.softplus(tf.matMul(x, this.noiseKernel.read() as tf.Tensor2D)); // [B, N]
-        const noise = standardNormal([batch, this.numExperts], nextSeed()); // [B, N]
-        logits = tf.add(logits, tf.mul(noise, scale));
+        const noiseLogits = tf.matMul(x, this.noiseKernel.read() as tf.Tensor2D) as tf.Tensor2D; // [B, N]
+        const noise = standardNormal([batch, this.numExperts], nextSeed()) as tf.Tensor2D; // [B, N]
+        logits = noisyGateLogits(logits, noiseLogits, noise); // logits + noise * softplus(noiseLogits)
       }
       const probs = tf.softmax(logits); // [B, N]
       const { indices, weights } = selectTopK(logits, probs, this.k, this.renormalize); // [B, k] each

@@ -145,6 +145,21 @@ export interface NativeGemm {
     biasGradOffset: number,
   ): void;
   /**
+   * Noisy top-k gate logits on `count` floats at each byte offset: `out = logits + noise *
+   * softplus(noiseLogits)` and `factor = noise * sigmoid(noiseLogits)` (d out / d noiseLogits),
+   * vectorised, accurate to a few float ulps (softplus is 0 below -87). The outputs may not
+   * overlap anything.
+   */
+  noisyGateLogits(
+    buffer: ArrayBufferLike,
+    logitsOffset: number,
+    noiseLogitsOffset: number,
+    noiseOffset: number,
+    outOffset: number,
+    factorOffset: number,
+    count: number,
+  ): void;
+  /**
    * A whole sparse expert pool forward: `routed[i] = x[rows[i]]`, per layer
    * `hidden_l = act(input @ W_l[e] + b_l[e])` on expert e's `counts[e]` entries (entries grouped
    * by expert), and `out[b]` = the sum over row b's entries of `slotWeights[slots[i]] * hidden_last[i]`.
