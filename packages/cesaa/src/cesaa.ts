@@ -132,9 +132,11 @@ export class Cesaa extends MultiDomainModelBase<CesaaOptions> {
 
 /** Every row mixes all `numExperts` experts with weight `1 / numExperts`: the mean of their outputs. */
 function uniformRouting(rows: number, numExperts: number): Pick<Routing, "indices" | "weights"> {
-  const experts = tf.reshape(tf.range(0, numExperts, 1, "int32"), [1, numExperts]); // [1, S]
+  // Written on the host: range / tile kernels here ran on every training step, on the tape.
+  const indices = new Int32Array(rows * numExperts);
+  for (let slot = 0; slot < indices.length; slot++) indices[slot] = slot % numExperts;
   return {
-    indices: tf.tile(experts, [rows, 1]) as tf.Tensor2D, // [B, S]
+    indices: tf.tensor2d(indices, [rows, numExperts], "int32"), // [B, S]
     weights: tf.fill([rows, numExperts], 1 / numExperts) as tf.Tensor2D, // [B, S]
   };
 }

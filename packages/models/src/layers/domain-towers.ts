@@ -258,6 +258,7 @@ export class DomainTowers extends layers.Layer {
   /** Tower of task `task` for each row: `d * numTasks + task` per domain, `task` shared. */
   private towerIdsOf(domainIds: tf.Tensor1D, task: number): tf.Tensor1D {
     if (this.domainEmbedding) return tf.fill([domainIds.shape[0]], task, "int32") as tf.Tensor1D; // [B]
+    if (this.numTasks === 1) return domainIds; // [B]: tower d is domain d's (no kernels on the tape)
     return tf.add(
       tf.mul(domainIds, tf.scalar(this.numTasks, "int32")),
       tf.scalar(task, "int32"),
