@@ -98,6 +98,28 @@ static int heap_call_args(napi_env env, napi_callback_info info, size_t count, n
   return 1;
 }
 
+/* Reads the integers argv[first .. first + count) into v; when one is not an integer in
+ * [low, high], throws `message` and returns 0. */
+static int int64_args(napi_env env, const napi_value *argv, int first, int count, int64_t *v, int64_t low,
+                      int64_t high, const char *message) {
+  for (int i = 0; i < count; i++) {
+    if (napi_get_value_int64(env, argv[first + i], &v[i]) != napi_ok || v[i] < low || v[i] > high) {
+      throw_error(env, message);
+      return 0;
+    }
+  }
+  return 1;
+}
+
+/* Whether every one of `count` arrays of `bytes` bytes at byte offsets `offsets` is 4-byte
+ * aligned and inside a buffer of `length` bytes. */
+static int arrays_fit(const int64_t *offsets, int count, int64_t bytes, size_t length) {
+  for (int i = 0; i < count; i++) {
+    if (offsets[i] % 4 != 0 || offsets[i] + bytes > (int64_t)length) return 0;
+  }
+  return 1;
+}
+
 /* Largest byte offset touched by a row-major matrix of `rows` x `cols` with leading dimension ld. */
 static int64_t extent(int64_t offset, int64_t rows, int64_t cols, int64_t ld, int64_t batch,
                       int64_t stride) {
@@ -186,11 +208,9 @@ static napi_value sgemm_batched(napi_env env, napi_callback_info info) {
   napi_get_value_bool(env, argv[1], &transpose_a);
   napi_get_value_bool(env, argv[2], &transpose_b);
   int64_t v[13];
-  for (int i = 0; i < 13; i++) {
-    if (napi_get_value_int64(env, argv[3 + i], &v[i]) != napi_ok || v[i] < 0 || v[i] > INT32_MAX) {
-      return throw_error(env, "sgemmBatched: sizes, offsets and strides must be integers in [0, 2^31)");
-    }
-  }
+  if (!int64_args(env, argv, 3, 13, v, 0, INT32_MAX,
+                  "sgemmBatched: sizes, offsets and strides must be integers in [0, 2^31)"))
+    return NULL;
   int64_t m = v[0], n = v[1], k = v[2], batch = v[3];
   int64_t a_offset = v[4], lda = v[5], stride_a = v[6];
   int64_t b_offset = v[7], ldb = v[8], stride_b = v[9];
@@ -592,11 +612,9 @@ static napi_value sgemm_grouped(napi_env env, napi_callback_info info) {
   napi_get_value_bool(env, argv[2], &transpose_b);
   napi_get_value_bool(env, argv[8], &relu);
   int64_t v[4];
-  for (int i = 0; i < 4; i++) {
-    if (napi_get_value_int64(env, argv[3 + i], &v[i]) != napi_ok || v[i] < 0 || v[i] > INT32_MAX) {
-      return throw_error(env, "sgemmGrouped: n and the leading dimensions must be integers in [0, 2^31)");
-    }
-  }
+  if (!int64_args(env, argv, 3, 4, v, 0, INT32_MAX,
+                  "sgemmGrouped: n and the leading dimensions must be integers in [0, 2^31)"))
+    return NULL;
   int64_t n = v[0], lda = v[1], ldb = v[2], ldc = v[3];
   double *plan = NULL;
   size_t plan_length = 0;
@@ -943,17 +961,12 @@ static napi_value adam_update(napi_env env, napi_callback_info info) {
   size_t length = 0;
   if (!heap_call_args(env, info, 17, argv, "adamUpdate", &data, &length)) return NULL;
   int64_t v[8];
-  for (int i = 0; i < 8; i++) {
-    if (napi_get_value_int64(env, argv[1 + i], &v[i]) != napi_ok || v[i] < 0 ||
-        v[i] > (int64_t)length) {
-      return throw_error(env, "adamUpdate: size and offsets must be integers in [0, buffer length]");
-    }
-  }
+  if (!int64_args(env, argv, 1, 8, v, 0, (int64_t)length,
+                  "adamUpdate: size and offsets must be integers in [0, buffer length]"))
+    return NULL;
   int64_t size = v[0], bytes = 4 * v[0];
-  for (int i = 1; i < 8; i++) {
-    if (v[i] % 4 != 0 || v[i] + bytes > (int64_t)length) {
-      return throw_error(env, "adamUpdate: a tensor lies outside the buffer or is not 4-byte aligned");
-    }
+  if (!arrays_fit(v + 1, 7, bytes, length)) {
+    return throw_error(env, "adamUpdate: a tensor lies outside the buffer or is not 4-byte aligned");
   }
   /* In place: newValue, newFirst, newSecond (5, 6, 7) at value, first, second (1, 3, 4); then
    * the four inputs may not overlap, else no output may overlap an input or another output. */
@@ -1087,11 +1100,9 @@ static napi_value bias_activation(napi_env env, napi_callback_info info) {
   size_t length = 0;
   if (!heap_call_args(env, info, 6, argv, "biasActivation", &data, &length)) return NULL;
   int64_t v[4];
-  for (int i = 0; i < 4; i++) {
-    if (napi_get_value_int64(env, argv[1 + i], &v[i]) != napi_ok || v[i] < -1 || v[i] > INT32_MAX) {
-      return throw_error(env, "biasActivation: offsets and sizes must be integers in [0, 2^31)");
-    }
-  }
+  if (!int64_args(env, argv, 1, 4, v, -1, INT32_MAX,
+                  "biasActivation: offsets and sizes must be integers in [0, 2^31)"))
+    return NULL;
   bool relu = false;
   napi_get_value_bool(env, argv[5], &relu);
   int64_t offset = v[0], rows = v[1], cols = v[2], bias_offset = v[3];
@@ -1165,11 +1176,9 @@ static napi_value epilogue_gradient(napi_env env, napi_callback_info info) {
   size_t length = 0;
   if (!heap_call_args(env, info, 8, argv, "epilogueGradient", &data, &length)) return NULL;
   int64_t v[5];
-  for (int i = 0; i < 5; i++) {
-    if (napi_get_value_int64(env, argv[1 + i], &v[i]) != napi_ok || v[i] < -1 || v[i] > INT32_MAX) {
-      return throw_error(env, "epilogueGradient: offsets and sizes must be integers in [0, 2^31)");
-    }
-  }
+  if (!int64_args(env, argv, 1, 5, v, -1, INT32_MAX,
+                  "epilogueGradient: offsets and sizes must be integers in [0, 2^31)"))
+    return NULL;
   int64_t dy_offset = v[0], out_offset = v[1], dz_offset = v[2], rows = v[3], cols = v[4];
   int32_t *segments = NULL;
   size_t count = 0;
@@ -1331,16 +1340,12 @@ static napi_value noisy_gate_logits(napi_env env, napi_callback_info info) {
   size_t length = 0;
   if (!heap_call_args(env, info, 7, argv, "noisyGateLogits", &data, &length)) return NULL;
   int64_t v[6];
-  for (int i = 0; i < 6; i++) {
-    if (napi_get_value_int64(env, argv[1 + i], &v[i]) != napi_ok || v[i] < 0 || v[i] > INT32_MAX * 4LL) {
-      return throw_error(env, "noisyGateLogits: offsets and count must be integers in [0, 2^33)");
-    }
-  }
+  if (!int64_args(env, argv, 1, 6, v, 0, INT32_MAX * 4LL,
+                  "noisyGateLogits: offsets and count must be integers in [0, 2^33)"))
+    return NULL;
   const int64_t count = v[5], bytes = 4 * v[5];
-  for (int i = 0; i < 5; i++) {
-    if (v[i] % 4 != 0 || v[i] + bytes > (int64_t)length) {
-      return throw_error(env, "noisyGateLogits: an array lies outside the buffer or is misaligned");
-    }
+  if (!arrays_fit(v, 5, bytes, length)) {
+    return throw_error(env, "noisyGateLogits: an array lies outside the buffer or is misaligned");
   }
   for (int output = 3; output < 5; output++) {
     for (int other = 0; other < 5; other++) {
