@@ -20,10 +20,11 @@ import type { BenchRecord, BenchRunOptions, BenchSuite } from "../record.js";
 const SUITE = "sparse-dispatch";
 const SPECIFIC_EXPERTS = [4, 8, 16, 32];
 /**
- * Alternating training rounds per N: 8 x 3 timed steps per dispatch (the shared machines are
- * noisy; 4 rounds gave N=16 ratios of 0.48 and 0.64 in two runs of the same code).
+ * Alternating training rounds per N: 16 x 3 timed steps per dispatch (the shared machines are
+ * noisy: 4 rounds gave N=16 ratios of 0.48 and 0.64 in two runs of the same code, and in one
+ * process of one code, consecutive windows of 8 rounds gave N=16 ratios / ideal of 0.78-0.86).
  */
-const TRAIN_ROUNDS = 8;
+const TRAIN_ROUNDS = 16;
 /** Rows of the batches that measure the fixed per-step cost (next to nothing scales with rows). */
 const FIXED_COST_ROWS = 16;
 const DISPATCHES = ["sparse", "dense"] as const;
@@ -275,7 +276,7 @@ export const suite: BenchSuite = {
     "routed to it (S + k expert evaluations per row); `dense` runs all S + N and lets the routing",
     "mix them. The whole training step is timed (embeddings, gate, AEA loss, towers, Adam",
     "included), so the ratio stays below the experts-only ideal (S + N) / (S + k). For each N the",
-    "sparse and dense models train in 8 alternating rounds of 4 steps (the first untimed) after one",
+    "sparse and dense models train in 16 alternating rounds of 4 steps (the first untimed) after one",
     "warm-up model, and the medians are compared. At N=16 the same pair also trains on 16-row",
     "batches: that step time is the fixed per-step cost F, from which the suite derives the best",
     "ratio any sparse dispatch could reach with it and the largest F the 0.8 x ideal target allows.",
