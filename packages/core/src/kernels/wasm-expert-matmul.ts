@@ -47,11 +47,19 @@ export function nativeExpertGemm(backend: unknown): { gemm: NativeGemm; backend:
   return wasm === null ? null : { gemm, backend: wasm };
 }
 
-function requireNative(backend: unknown, kernelName: string): { gemm: NativeGemm; backend: WasmBackend } {
+/**
+ * {@link nativeExpertGemm} for a kernel that only runs with the add-on; throws, naming the kernel
+ * and `op` (the op that checks first and falls back), when it cannot run.
+ */
+export function requireNativeGemm(
+  backend: unknown,
+  kernelName: string,
+  op = "the op",
+): { gemm: NativeGemm; backend: WasmBackend } {
   const native = nativeExpertGemm(backend);
   if (native === null) {
     throw new Error(
-      `${kernelName} needs the wasm backend with mdrec's native GEMM; call the op, which falls back`,
+      `${kernelName} needs the wasm backend with mdrec's native GEMM; call ${op}, which falls back`,
     );
   }
   return native;
@@ -59,7 +67,7 @@ function requireNative(backend: unknown, kernelName: string): { gemm: NativeGemm
 
 // out[:, e] = a[:, e] @ op(W_e) for every expert e, one strided BLAS call per expert group.
 const expertMatMul: KernelFunc = ({ inputs, backend: anyBackend, attrs }) => {
-  const { gemm, backend } = requireNative(anyBackend, EXPERT_MATMUL);
+  const { gemm, backend } = requireNativeGemm(anyBackend, EXPERT_MATMUL);
   const { a, b, bias } = inputs as { a: tf.TensorInfo; b: tf.TensorInfo; bias?: tf.TensorInfo };
   const { layout, numExperts, segmentRows, transposeB, activation } = attrs as unknown as ExpertMatMulAttrs;
   const relu = activation === "relu";
@@ -125,7 +133,7 @@ const expertMatMul: KernelFunc = ({ inputs, backend: anyBackend, attrs }) => {
 
 // dz = dy masked by out > 0 (relu) or dy itself, and the per-expert column sums of dz.
 const expertEpilogueGradient: KernelFunc = ({ inputs, backend: anyBackend, attrs }) => {
-  const { gemm, backend } = requireNative(anyBackend, EXPERT_EPILOGUE_GRADIENT);
+  const { gemm, backend } = requireNativeGemm(anyBackend, EXPERT_EPILOGUE_GRADIENT);
   const { dy, out } = inputs as { dy: tf.TensorInfo; out?: tf.TensorInfo };
   const { layout, numExperts, segmentRows, activation } = attrs as unknown as ExpertMatMulAttrs;
   const [rows, columns] = dy.shape as [number, number];
@@ -150,7 +158,7 @@ const expertEpilogueGradient: KernelFunc = ({ inputs, backend: anyBackend, attrs
 
 // dW_e = a_e^T @ dy_e for every expert e; an expert with no rows gets zeros.
 const expertWeightGradient: KernelFunc = ({ inputs, backend: anyBackend, attrs }) => {
-  const { gemm, backend } = requireNative(anyBackend, EXPERT_WEIGHT_GRADIENT);
+  const { gemm, backend } = requireNativeGemm(anyBackend, EXPERT_WEIGHT_GRADIENT);
   const { a, dy } = inputs as { a: tf.TensorInfo; dy: tf.TensorInfo };
   const { layout, numExperts, segmentRows } = attrs as unknown as ExpertMatMulAttrs;
   const [rows, aColumns] = a.shape as [number, number];

@@ -1,5 +1,5 @@
 import { getKernel, type KernelFunc, registerKernel, type TensorInfo } from "@tensorflow/tfjs-core";
-import { nativeExpertGemm } from "./wasm-expert-matmul.js";
+import { requireNativeGemm } from "./wasm-expert-matmul.js";
 import { memoryOffset } from "./wasm-heap.js";
 
 /**
@@ -10,13 +10,7 @@ import { memoryOffset } from "./wasm-heap.js";
 export const NOISY_GATE_LOGITS = "MdrecNoisyGateLogits";
 
 const noisyGateLogits: KernelFunc = ({ inputs, backend: anyBackend }) => {
-  const native = nativeExpertGemm(anyBackend);
-  if (native === null) {
-    throw new Error(
-      `${NOISY_GATE_LOGITS} needs the wasm backend with mdrec's native add-on; call noisyGateLogits, which falls back`,
-    );
-  }
-  const { gemm, backend } = native;
+  const { gemm, backend } = requireNativeGemm(anyBackend, NOISY_GATE_LOGITS, "noisyGateLogits");
   const { logits, noiseLogits, noise } = inputs as Record<string, TensorInfo>;
   const shape = [...logits!.shape];
   const out = backend.makeOutput(shape, "float32");

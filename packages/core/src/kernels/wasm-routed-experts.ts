@@ -1,6 +1,6 @@
 import type * as tf from "@tensorflow/tfjs-core";
 import { getKernel, type KernelFunc, registerKernel } from "@tensorflow/tfjs-core";
-import { nativeExpertGemm } from "./wasm-expert-matmul.js";
+import { requireNativeGemm } from "./wasm-expert-matmul.js";
 import { memoryOffset, type WasmBackend } from "./wasm-heap.js";
 
 /** Attributes of {@link ROUTED_EXPERTS_FORWARD} and {@link ROUTED_EXPERTS_BACKWARD}. */
@@ -29,23 +29,13 @@ export const ROUTED_EXPERTS_FORWARD = "MdrecRoutedExpertsForward";
  */
 export const ROUTED_EXPERTS_BACKWARD = "MdrecRoutedExpertsBackward";
 
-function requireNative(anyBackend: unknown, kernelName: string) {
-  const native = nativeExpertGemm(anyBackend);
-  if (native === null) {
-    throw new Error(
-      `${kernelName} needs the wasm backend with mdrec's native GEMM; call routedExpertMixture, which falls back`,
-    );
-  }
-  return native;
-}
-
 // Offsets are read after every output is allocated: allocating can grow (and move) the heap.
 function offsetOf(backend: WasmBackend, info: tf.TensorInfo | undefined): number {
   return info === undefined ? -1 : memoryOffset(backend, info);
 }
 
 const routedExpertsForward: KernelFunc = ({ inputs, backend: anyBackend, attrs }) => {
-  const { gemm, backend } = requireNative(anyBackend, ROUTED_EXPERTS_FORWARD);
+  const { gemm, backend } = requireNativeGemm(anyBackend, ROUTED_EXPERTS_FORWARD, "routedExpertMixture");
   const { counts, rows, slots, relu } = attrs as unknown as RoutedExpertsAttrs;
   const x = inputs.x!;
   const [batch, inputWidth] = x.shape as [number, number];
@@ -84,7 +74,7 @@ const routedExpertsForward: KernelFunc = ({ inputs, backend: anyBackend, attrs }
 };
 
 const routedExpertsBackward: KernelFunc = ({ inputs, backend: anyBackend, attrs }) => {
-  const { gemm, backend } = requireNative(anyBackend, ROUTED_EXPERTS_BACKWARD);
+  const { gemm, backend } = requireNativeGemm(anyBackend, ROUTED_EXPERTS_BACKWARD, "routedExpertMixture");
   const { counts, rows, slots, relu } = attrs as unknown as RoutedExpertsAttrs;
   const { dy, routed, slotWeights } = inputs as Record<string, tf.TensorInfo>;
   const batch = dy!.shape[0]!;

@@ -119,7 +119,8 @@ export function gatherConcatRows(tables: tf.Tensor2D[], ids: tf.Tensor1D[]): tf.
     });
   }
   const count = tables.length;
-  // The add-on's scatter reads the [B] ids as they are; tf.scatterND needs them as [B, 1].
+  // Decided once for both passes: the add-on's scatter reads the [B] ids as they are, tf.scatterND
+  // needs them as [B, 1].
   // Index tensors are created outside the customGrad closure (inside, they broke on wasm).
   const nativeScatter = fastKernelState().nativeGemm !== null;
   const savedIds = nativeScatter ? ids : ids.map((column) => tf.reshape(column, [column.shape[0], 1])); // [B] or [B, 1] each
@@ -134,7 +135,7 @@ export function gatherConcatRows(tables: tf.Tensor2D[], ids: tf.Tensor1D[]): tf.
     return {
       value: tf.engine().runKernel(GATHER_CONCAT, inputs, { count }) as tf.Tensor2D, // [B, sum]
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        if (tf.getBackend() === "wasm" && fastKernelState().nativeGemm !== null) {
+        if (nativeScatter) {
           // One pass in the add-on (same sums in the same order as the scatters below).
           const scatterInputs: Record<string, tf.Tensor> = { dy };
           saved.forEach((column, index) => {
@@ -149,10 +150,7 @@ export function gatherConcatRows(tables: tf.Tensor2D[], ids: tf.Tensor1D[]): tf.
           const width = shape[1];
           const piece = tf.slice(dy, [0, column], [dy.shape[0]!, width]); // [B, width_i]
           column += width;
-          const columnIds = saved[index]!;
-          const scatterIds =
-            columnIds.rank === 2 ? columnIds : tf.reshape(columnIds, [columnIds.shape[0]!, 1]); // [B, 1]
-          return tf.scatterND(scatterIds, piece, shape); // [rows_i, width_i]
+          return tf.scatterND(saved[index]!, piece, shape); // [rows_i, width_i]
         });
       },
     };

@@ -810,22 +810,24 @@ static napi_value scatter_concat(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* Loops built twice on x86-64 with glibc (GCC or Clang), for AVX2 and for the baseline; the
+ * loader picks one for the CPU. */
+#if defined(__x86_64__) && defined(__GLIBC__) && (defined(__GNUC__) || defined(__clang__))
+#define VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define VECTOR_CLONES
+#endif
+
 /* The fused Adam update must round every intermediate to float32 like tfjs's kernels do: it is
  * only offered where float expressions are evaluated in float (not x87 extended precision); the
  * build passes -ffp-contract=off so no multiply-add is fused into one rounding. */
 #if defined(FLT_EVAL_METHOD) && FLT_EVAL_METHOD == 0
 #define MDREC_HAS_ADAM 1
 
-/* The Adam loops are built twice on x86-64 with glibc (GCC or Clang): for AVX2 and for the
- * baseline, and the loader picks one for the CPU. Both run the same IEEE operations in the same
- * order (divisions and square roots are correctly rounded at any vector width, and
- * -ffp-contract=off keeps multiply-adds apart), so the bits are the same; the AVX2 build ran
- * 1.8x faster on 2.47M floats (one thread, EPYC). */
-#if defined(__x86_64__) && defined(__GLIBC__) && (defined(__GNUC__) || defined(__clang__))
-#define ADAM_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define ADAM_CLONES
-#endif
+/* The Adam loops are built for AVX2 and for the baseline (VECTOR_CLONES). Both run the same IEEE
+ * operations in the same order (divisions and square roots are correctly rounded at any vector
+ * width, and -ffp-contract=off keeps multiply-adds apart), so the bits are the same; the AVX2
+ * build ran 1.8x faster on 2.47M floats (one thread, EPYC). */
 
 /* One element of the step, in tfjs's op order with float32 roundings. */
 struct adam_result {
@@ -845,7 +847,7 @@ static inline struct adam_result adam_element(float value, float g, float first,
 
 /* The loop on its own, so the compiler sees restrict-qualified outputs and vectorises it.
  * constants: beta1, 1 - beta1, beta2, 1 - beta2, 1 - beta1^t, 1 - beta2^t, epsilon, -lr. */
-ADAM_CLONES static void adam_loop(int64_t size, const float *value, const float *gradient, const float *first,
+VECTOR_CLONES static void adam_loop(int64_t size, const float *value, const float *gradient, const float *first,
                       const float *second, float *restrict new_value, float *restrict new_first,
                       float *restrict new_second, const float constants[8]) {
   for (int64_t i = 0; i < size; i++) {
@@ -858,7 +860,7 @@ ADAM_CLONES static void adam_loop(int64_t size, const float *value, const float 
 
 /* adam_loop with each output written over its own input (value, first, second moment): every
  * element is read before it is written, with the same operations. */
-ADAM_CLONES static void adam_loop_in_place(int64_t size, float *value, const float *gradient, float *first,
+VECTOR_CLONES static void adam_loop_in_place(int64_t size, float *value, const float *gradient, float *first,
                                float *second, const float constants[8]) {
   for (int64_t i = 0; i < size; i++) {
     const struct adam_result r = adam_element(value[i], gradient[i], first[i], second[i], constants);
@@ -1230,12 +1232,6 @@ typedef float float8 __attribute__((vector_size(32)));
 typedef int32_t int8v __attribute__((vector_size(32)));
 #define SPLAT8(v) \
   { v, v, v, v, v, v, v, v }
-
-#if defined(__x86_64__) && defined(__GLIBC__) && (defined(__GNUC__) || defined(__clang__))
-#define VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define VECTOR_CLONES
-#endif
 
 /* The helpers take and return vectors through pointers: 32-byte vectors passed by value have
  * an ABI that depends on whether AVX is on, which GCC warns about. */
