@@ -556,9 +556,13 @@ describe("native GEMM add-on", () => {
     );
     registerFastKernels("wasm", { nativeGemm: true });
     if (status.available) {
-      expect(nativeGemmStatus()).toEqual({ enabled: true, library: status.library, threads: 1 });
+      const { core } = status.gemm.info();
+      expect(nativeGemmStatus()).toEqual({ enabled: true, library: status.library, core, threads: 1 });
+      const details = core === "" ? "" : `${core} kernels, `;
       expect(describeFastKernels("wasm")).toMatch(
-        new RegExp(`^mdrec fast kernels, native GEMM ${status.library} \\(\\d+ BLAS threads\\), fused Adam$`),
+        new RegExp(
+          `^mdrec fast kernels, native GEMM ${status.library} \\(${details}\\d+ BLAS threads\\), fused Adam$`,
+        ),
       );
     } else {
       expect(nativeGemmStatus()).toEqual({ enabled: false, reason: status.reason });

@@ -178,8 +178,11 @@ export interface NativeGemm {
   routedExpertsBackward: RoutedExpertsCall;
   /** Threads of the add-on's pool, the caller included (OpenBLAS only; others keep their own). */
   setThreads(threads: number): void;
-  /** The BLAS library opened and the pool's threads (-1 when the library is not OpenBLAS). */
-  info(): { library: string; threads: number };
+  /**
+   * The BLAS library opened, OpenBLAS's kernel family (`""` for other libraries) and the pool's
+   * threads (-1 when the library is not OpenBLAS).
+   */
+  info(): { library: string; core: string; threads: number };
 }
 
 /** What {@link loadNativeGemm} found: the add-on, or why there is none. */

@@ -97,7 +97,8 @@ function configureNativeGemm(
   }
   status.gemm.setThreads(threads ?? defaultBlasThreads(env));
   state.nativeGemm = status.gemm;
-  state.nativeInfo = { enabled: true, library: status.library, threads: status.gemm.info().threads };
+  const { core, threads: poolThreads } = status.gemm.info();
+  state.nativeInfo = { enabled: true, library: status.library, core, threads: poolThreads };
 }
 
 const backendOf = cachedWasmBackend;
@@ -219,15 +220,22 @@ export function nativeGemmStatus(): NativeGemmInfo {
   return { ...state.nativeInfo };
 }
 
-/** One phrase for the backend log line, e.g. `mdrec fast kernels, native GEMM libopenblas.so.0`. */
+/**
+ * One phrase for the backend log line, e.g.
+ * `mdrec fast kernels, native GEMM libopenblas.so.0 (SkylakeX kernels, 2 BLAS threads), fused Adam`.
+ */
 export function describeFastKernels(backendName = "wasm"): string {
   if (!fastKernelsEnabled(backendName)) return "stock kernels";
   const info = state.nativeInfo;
   if (!info.enabled)
     return `mdrec fast kernels (no native GEMM: ${info.reason})${describeFusedAdam(backendName)}`;
-  const threads = info.threads !== undefined && info.threads > 0 ? ` (${info.threads} BLAS threads)` : "";
+  const details = [
+    ...(info.core ? [`${info.core} kernels`] : []),
+    ...(info.threads !== undefined && info.threads > 0 ? [`${info.threads} BLAS threads`] : []),
+  ];
+  const detailText = details.length > 0 ? ` (${details.join(", ")})` : "";
   const adam = fusedAdamActive(backendName) ? ", fused Adam" : describeFusedAdam(backendName);
-  return `mdrec fast kernels, native GEMM ${info.library}${threads}${adam}`;
+  return `mdrec fast kernels, native GEMM ${info.library}${detailText}${adam}`;
 }
 
 /**

@@ -6,6 +6,11 @@ export interface NativeGemmInfo {
   enabled: boolean;
   /** The BLAS library in use, e.g. `libopenblas.so.0`. */
   library?: string;
+  /**
+   * OpenBLAS's kernel family, e.g. `Haswell` or `SkylakeX` (empty for other libraries): chosen by
+   * OpenBLAS from the CPU, or by `OPENBLAS_CORETYPE`, when it loads.
+   */
+  core?: string;
   /** Threads of the add-on's pool (-1 when the BLAS library is not OpenBLAS and threads itself). */
   threads?: number;
   /** Why the add-on is not in use (disabled, no compiler, no BLAS, ...). */

@@ -29,10 +29,12 @@ typedef void (*sgemm_fn)(int order, int trans_a, int trans_b, int m, int n, int 
                          const float *a, int lda, const float *b, int ldb, float beta, float *c,
                          int ldc);
 typedef void (*set_threads_fn)(int threads);
+typedef char *(*corename_fn)(void);
 
 static sgemm_fn blas_sgemm = NULL;
 static set_threads_fn blas_set_threads = NULL;
 static char blas_name[512] = "";
+static char blas_core[64] = "";
 static char load_error[1024] = "";
 
 static int open_blas(void) {
@@ -61,6 +63,11 @@ static int open_blas(void) {
     /* Even when OPENBLAS_NUM_THREADS asked for more: threads come from the add-on's pool. */
     if (blas_set_threads != NULL) blas_set_threads(1);
     snprintf(blas_name, sizeof(blas_name), "%s", candidates[i]);
+    /* OpenBLAS builds with DYNAMIC_ARCH pick their kernel family (Haswell, SkylakeX, ...) from
+     * the CPU, or from $OPENBLAS_CORETYPE, when they load; step times depend on it. */
+    corename_fn corename = (corename_fn)dlsym(handle, "openblas_get_corename");
+    const char *core = corename != NULL ? corename() : NULL;
+    snprintf(blas_core, sizeof(blas_core), "%s", core != NULL ? core : "");
     return 1;
   }
   return 0;
@@ -1868,12 +1875,15 @@ static napi_value set_threads(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* info(): { library, threads } (threads is -1 when the library cannot tell). */
+/* info(): { library, core, threads } (core is OpenBLAS's kernel family, "" for other libraries;
+ * threads is -1 when the library cannot tell). */
 static napi_value describe(napi_env env, napi_callback_info info) {
   (void)info;
-  napi_value result, library, threads;
+  napi_value result, library, core, threads;
   napi_create_object(env, &result);
   napi_create_string_utf8(env, blas_name, NAPI_AUTO_LENGTH, &library);
+  napi_create_string_utf8(env, blas_core, NAPI_AUTO_LENGTH, &core);
+  napi_set_named_property(env, result, "core", core);
   napi_create_int32(env, blas_set_threads != NULL ? pool_threads : -1, &threads);
   napi_set_named_property(env, result, "library", library);
   napi_set_named_property(env, result, "threads", threads);
