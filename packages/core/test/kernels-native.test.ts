@@ -464,6 +464,38 @@ describe("native GEMM add-on", () => {
     );
   });
 
+  it.runIf(status.available)("copies strided row blocks, refusing bad plans before writing", () => {
+    if (!status.available) return;
+    const buffer = new ArrayBuffer(4 * 64);
+    const floats = new Float32Array(buffer);
+    floats.set([1, 2, 3, 4, 5, 6], 0); // source [2, 3]
+    // Columns 1..2 of each source row into a [2, 2] block at float 16, then column 0 at float 24.
+    const plan = Float64Array.from([4, 12, 64, 8, 2, 8, 0, 12, 96, 4, 2, 4]);
+    status.gemm.copyBlocks(buffer, plan);
+    expect(Array.from(floats.subarray(16, 26))).toEqual([2, 3, 5, 6, 0, 0, 0, 0, 1, 4]);
+    status.gemm.copyBlocks(buffer, Float64Array.from([0, 4, 200, 4, 0, 4, 0, 4, 200, 4, 3, 0])); // nothing
+    floats.fill(-1, 16, 26);
+    const refused: [Float64Array, string][] = [
+      [
+        Float64Array.from([0, 12, 64, 8, 2]),
+        "copyBlocks: plan must be a Float64Array of 6 numbers per block",
+      ],
+      [Float64Array.from([0, 12, 64, 8, 2, -4]), "copyBlocks: plan entries must be non-negative integers"],
+      [Float64Array.from([0, 12.5, 64, 8, 2, 4]), "copyBlocks: plan entries must be non-negative integers"],
+      [
+        Float64Array.from([0, 12, 64, 8, 2, 4, 0, 12, 250, 8, 2, 4]),
+        "copyBlocks: a block lies outside the buffer",
+      ],
+      [Float64Array.from([0, 12, 8, 12, 2, 12]), "copyBlocks: a block's target overlaps its source"],
+    ];
+    for (const [badPlan, message] of refused)
+      expect(() => status.gemm.copyBlocks(buffer, badPlan)).toThrow(message);
+    expect(Array.from(floats.subarray(16, 26))).toEqual(new Array(10).fill(-1));
+    expect(() => status.gemm.copyBlocks(buffer, Int32Array.from([0, 0, 0, 0, 0, 0]) as never)).toThrow(
+      "copyBlocks: plan must be a Float64Array of 6 numbers per block",
+    );
+  });
+
   it.runIf(status.available)("scatters dy's field columns back into each table, refusing bad plans", () => {
     if (!status.available) return;
     const buffer = new ArrayBuffer(4 * 64);

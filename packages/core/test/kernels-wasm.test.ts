@@ -440,7 +440,7 @@ describe("wasm Slice, SplitV, Unpack, GatherV2 and Transpose overrides", () => {
   it("slice, split and unstack match the stock kernels and cpu on every axis", async () => {
     const random = new SeededRandom(31);
     const input = randomInput(random, [5, 70, 9]);
-    const results = await across(["stock", "fast", "cpu"], [input], (x) => [
+    const results = await across(MATMUL_MODES, [input], (x) => [
       tf.slice(x!, [1, 0, 0], [3, 70, 9]), // contiguous
       tf.slice(x!, [0, 5, 2], [5, 64, 6]), // strided, long runs
       tf.slice(x!, [2, 3, 1], [2, 4, 3]), // strided, short runs
@@ -450,11 +450,15 @@ describe("wasm Slice, SplitV, Unpack, GatherV2 and Transpose overrides", () => {
       ...tf.unstack(x!, 2),
     ]);
     expect(results.fast).toHaveLength(3 + 2 + 3 + 5 + 9);
-    results.fast.forEach((fast, index) => {
-      expect(fast.shape, `output ${index}`).toEqual(results.cpu[index]!.shape);
-      expect(Array.from(fast.values), `output ${index}`).toEqual(Array.from(results.stock[index]!.values));
-      expect(Array.from(fast.values), `output ${index}`).toEqual(Array.from(results.cpu[index]!.values));
-    });
+    for (const outputs of [results.fast, results.native ?? []]) {
+      outputs.forEach((output, index) => {
+        expect(output.shape, `output ${index}`).toEqual(results.cpu[index]!.shape);
+        expect(Array.from(output.values), `output ${index}`).toEqual(
+          Array.from(results.stock[index]!.values),
+        );
+        expect(Array.from(output.values), `output ${index}`).toEqual(Array.from(results.cpu[index]!.values));
+      });
+    }
   });
 
   it("transposes like the stock kernel and cpu (last-two swaps by the override, others by stock)", async () => {
@@ -613,31 +617,47 @@ describe("wasm Concat override", () => {
     ];
     for (const { shapes, axis } of cases) {
       const inputs = shapes.map((shape) => randomInput(random, shape));
-      const results = await across(["stock", "fast", "cpu"], inputs, (...tensors) =>
-        tf.concat(tensors, axis),
-      );
+      const results = await across(MATMUL_MODES, inputs, (...tensors) => tf.concat(tensors, axis));
       const where = `shapes ${JSON.stringify(shapes)} axis ${axis}`;
-      expect(results.fast[0]!.shape, where).toEqual(results.stock[0]!.shape);
-      expect(Array.from(results.fast[0]!.values), where).toEqual(Array.from(results.stock[0]!.values));
-      expect(Array.from(results.fast[0]!.values), where).toEqual(Array.from(results.cpu[0]!.values));
+      for (const outputs of [results.fast, results.native ?? []]) {
+        expect(outputs[0]!.shape, where).toEqual(results.stock[0]!.shape);
+        expect(Array.from(outputs[0]!.values), where).toEqual(Array.from(results.stock[0]!.values));
+        expect(Array.from(outputs[0]!.values), where).toEqual(Array.from(results.cpu[0]!.values));
+      }
     }
   });
 
-  it("joins int32 tensors and leaves no tensor behind", async () => {
-    await use("fast");
-    const joined = tf.tidy(() =>
-      tf
-        .concat([tf.tensor2d([1, 2, 3, 4], [2, 2], "int32"), tf.tensor2d([5, 6], [2, 1], "int32")], 1)
-        .arraySync(),
-    );
-    expect(joined).toEqual([
-      [1, 2, 5],
-      [3, 4, 6],
-    ]);
-    const a = tf.ones([4, 3]);
-    const before = tf.memory().numTensors;
-    tf.tidy(() => tf.concat([a, a], 1).dataSync());
-    expect(tf.memory().numTensors).toBe(before);
-    a.dispose();
-  });
+  it.each(MODES_WITHOUT_STOCK.filter((mode) => mode !== "cpu"))(
+    "joins and splits int32 tensors and leaves no tensor behind (%s)",
+    async (mode) => {
+      await use(mode);
+      expect(
+        tf.tidy(() =>
+          tf
+            .split(tf.tensor2d([1, 2, 5, 3, 4, 6], [2, 3], "int32"), [2, 1], 1)
+            .map((part) => part.arraySync()),
+        ),
+      ).toEqual([
+        [
+          [1, 2],
+          [3, 4],
+        ],
+        [[5], [6]],
+      ]);
+      const joined = tf.tidy(() =>
+        tf
+          .concat([tf.tensor2d([1, 2, 3, 4], [2, 2], "int32"), tf.tensor2d([5, 6], [2, 1], "int32")], 1)
+          .arraySync(),
+      );
+      expect(joined).toEqual([
+        [1, 2, 5],
+        [3, 4, 6],
+      ]);
+      const a = tf.ones([4, 3]);
+      const before = tf.memory().numTensors;
+      tf.tidy(() => tf.concat([a, a], 1).dataSync());
+      expect(tf.memory().numTensors).toBe(before);
+      a.dispose();
+    },
+  );
 });

@@ -129,6 +129,12 @@ export interface NativeGemm {
    */
   scatterConcat(buffer: ArrayBufferLike, dyOffset: number, rows: number, plan: Int32Array): void;
   /**
+   * Strided row copies (Concat, SplitV): `plan` holds six numbers per block (source byte offset,
+   * source row stride, target byte offset, target row stride, rows, bytes per row). A block's
+   * target may not overlap its source.
+   */
+  copyBlocks(buffer: ArrayBufferLike, plan: Float64Array): void;
+  /**
    * Backward pass of `out = act(z + bias_e)` on row-major `[rows, cols]` matrices whose rows come
    * in segments (`segmentRows`), segment e using bias row e: writes `dz` (dy masked by out > 0
    * for relu; `outOffset` -1: linear, dz = dy) and `biasGrad[e]` = column sums of dz over segment

@@ -739,6 +739,55 @@ static napi_value gather_concat(napi_env env, napi_callback_info info) {
 }
 
 /*
+ * copyBlocks(buffer, plan): strided row copies inside the heap, the work of Concat and SplitV.
+ * `plan` (Float64Array) holds six numbers per block: source byte offset, source row stride,
+ * target byte offset, target row stride (bytes), rows and bytes per row; each block's rows are
+ * copied in order. A block's target may not overlap its source.
+ */
+static napi_value copy_blocks(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  void *data = NULL;
+  size_t length = 0;
+  if (!heap_call_args(env, info, 2, argv, "copyBlocks", &data, &length)) return NULL;
+  double *plan = NULL;
+  size_t plan_length = 0;
+  if (!typed_array_arg(env, argv[1], napi_float64_array, (void **)&plan, &plan_length) || plan_length % 6 != 0) {
+    return throw_error(env, "copyBlocks: plan must be a Float64Array of 6 numbers per block");
+  }
+  const size_t blocks = plan_length / 6;
+  for (size_t b = 0; b < blocks; b++) {
+    int64_t v[6];
+    for (int i = 0; i < 6; i++) {
+      const double value = plan[6 * b + i];
+      if (!(value >= 0 && value <= 9007199254740991.0) || value != (double)(int64_t)value) {
+        return throw_error(env, "copyBlocks: plan entries must be non-negative integers");
+      }
+      v[i] = (int64_t)value;
+    }
+    const int64_t rows = v[4], run = v[5];
+    if (rows == 0 || run == 0) continue;
+    const int64_t source_end = v[0] + (rows - 1) * v[1] + run, target_end = v[2] + (rows - 1) * v[3] + run;
+    if (source_end > (int64_t)length || target_end > (int64_t)length) {
+      return throw_error(env, "copyBlocks: a block lies outside the buffer");
+    }
+    if (ranges_overlap(v[0], source_end - v[0], v[2], target_end - v[2])) {
+      return throw_error(env, "copyBlocks: a block's target overlaps its source");
+    }
+  }
+  uint8_t *base = (uint8_t *)data;
+  for (size_t b = 0; b < blocks; b++) {
+    const int64_t source = (int64_t)plan[6 * b], source_stride = (int64_t)plan[6 * b + 1];
+    const int64_t target = (int64_t)plan[6 * b + 2], target_stride = (int64_t)plan[6 * b + 3];
+    const int64_t rows = (int64_t)plan[6 * b + 4], run = (int64_t)plan[6 * b + 5];
+    if (run == 0) continue;
+    for (int64_t row = 0; row < rows; row++) {
+      memcpy(base + target + row * target_stride, base + source + row * source_stride, (size_t)run);
+    }
+  }
+  return NULL;
+}
+
+/*
  * scatterConcat(buffer, dyOffset, rows, plan): the backward pass of gatherConcat. `plan`
  * (Int32Array) holds four integers per field: byte offset of the field's gradient
  * [tableRows, width], tableRows, width and the byte offset of its int32 ids [rows]. The fields'
@@ -1905,6 +1954,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"biasActivation", NULL, bias_activation, NULL, NULL, NULL, napi_default, NULL},
       {"gatherConcat", NULL, gather_concat, NULL, NULL, NULL, napi_default, NULL},
       {"scatterConcat", NULL, scatter_concat, NULL, NULL, NULL, napi_default, NULL},
+      {"copyBlocks", NULL, copy_blocks, NULL, NULL, NULL, napi_default, NULL},
       {"epilogueGradient", NULL, epilogue_gradient, NULL, NULL, NULL, napi_default, NULL},
       {"noisyGateLogits", NULL, noisy_gate_logits, NULL, NULL, NULL, napi_default, NULL},
       {"routedExpertsForward", NULL, routed_experts_forward, NULL, NULL, NULL, napi_default, NULL},
