@@ -107,12 +107,9 @@ export class Cesaa extends MultiDomainModelBase<CesaaOptions> {
    */
   protected forward(x: tf.Tensor2D, domainIds: tf.Tensor1D, training: boolean): ModelOutput {
     const routing = this.gate.route(x, domainIds, training); // indices [B, k] over N specific experts
-    const specific =
-      this.options.dispatch === "sparse"
-        ? this.specificExperts.sparse(x, routing, training)
-        : mixExperts(this.specificExperts.dense(x, training), routing); // [B, d]
+    const sparse = this.options.dispatch === "sparse";
     const allRouting: Routing[] = [routing];
-    let h = specific; // [B, d]
+    let h: tf.Tensor2D; // [B, d]
     if (this.sharedExperts) {
       const sharedRouting = this.sharedGate
         ? this.sharedGate.route(x, domainIds, training)
@@ -120,8 +117,25 @@ export class Cesaa extends MultiDomainModelBase<CesaaOptions> {
       if (this.sharedGate) allRouting.push(sharedRouting as Routing);
       // Every row routes to all S shared experts: the routed pool computes sum_s w_s Es_s(x)
       // in one pass (each expert on one thread), the same sum as mixing all S dense outputs.
-      const shared = this.sharedExperts.sparse(x, sharedRouting, training); // [B, d]
-      h = tf.add(shared, specific) as tf.Tensor2D; // [B, d]
+      // With sparse dispatch both pools run in one call, their experts sharing the threads.
+      if (sparse) {
+        h = ExpertPool.sparseSum(
+          x,
+          [
+            { pool: this.specificExperts, routing },
+            { pool: this.sharedExperts, routing: sharedRouting },
+          ],
+          training,
+        );
+      } else {
+        const specific = mixExperts(this.specificExperts.dense(x, training), routing); // [B, d]
+        const shared = this.sharedExperts.sparse(x, sharedRouting, training); // [B, d]
+        h = tf.add(shared, specific) as tf.Tensor2D;
+      }
+    } else {
+      h = sparse
+        ? this.specificExperts.sparse(x, routing, training)
+        : mixExperts(this.specificExperts.dense(x, training), routing);
     }
     const logits = this.towers.forward(h, domainIds, training); // [B, numTasks]
     const auxLosses = this.gate.auxiliaryLosses(routing);

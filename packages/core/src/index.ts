@@ -58,7 +58,9 @@ export {
   type ExpertLayerWeights,
   nativeRoutedExpertsAvailable,
   type RoutedEntries,
+  type RoutedPool,
   routedExpertMixture,
+  routedExpertPools,
 } from "./ops/routed-experts.js";
 export { gatherConcatRows, gatherRows, scatterAddRows } from "./ops/rows.js";
 export { standardNormal } from "./ops/standard-normal.js";

@@ -539,14 +539,14 @@ describe("native GEMM add-on", () => {
     const rows = Int32Array.from([0, 1, 0, 1]);
     const slots = Int32Array.from([1, 2, 0, 3]);
     const forward = Float64Array.from([2, 2, 0, 16, 64, 112, -1, 1, 32, 48, 96, 0, -1, -1]);
-    status.gemm.routedExpertsForward(buffer, forward, rows, slots, counts);
+    status.gemm.routedExpertsForward(buffer, [[forward, rows, slots, counts]]);
     expect(Array.from(floats.subarray(16, 24))).toEqual([1, 2, 3, 4, 1, 2, 3, 4]); // routed rows
     expect(Array.from(floats.subarray(24, 28))).toEqual([2, 6, 3, 7]); // expert outputs
     expect(Array.from(floats.subarray(28, 30))).toEqual([0.75 * 2 + 0.25 * 3, 0.5 * 6 + 0.5 * 7]);
     floats.set([1, 2], 32); // dy [2, 1]
     floats.fill(-9, 36, 50); // stale outputs are overwritten
     const backward = Float64Array.from([2, 2, 128, 16, 64, 144, 160, 1, 32, -1, 96, 0, 176, 192]);
-    status.gemm.routedExpertsBackward(buffer, backward, rows, slots, counts);
+    status.gemm.routedExpertsBackward(buffer, [[backward, rows, slots, counts]]);
     expect(Array.from(floats.subarray(36, 40))).toEqual([0.75 + 0.5, 0.75, 1 + 2, 1]); // dx
     expect(Array.from(floats.subarray(40, 44))).toEqual([3, 2, 12, 14]); // dy[row] * output per slot
     expect(Array.from(floats.subarray(44, 48))).toEqual([0.75 + 3, 1.5 + 4, 0.25 + 3, 0.5 + 4]); // dW
@@ -554,29 +554,54 @@ describe("native GEMM add-on", () => {
     const call =
       (plan: Float64Array, entryRows = rows, entrySlots = slots, entryCounts = counts) =>
       () =>
-        status.gemm.routedExpertsForward(buffer, plan, entryRows, entrySlots, entryCounts);
+        status.gemm.routedExpertsForward(buffer, [[plan, entryRows, entrySlots, entryCounts]]);
     expect(call(forward.slice(0, 10))).toThrow(
-      "routedExpertsForward: plan must be a Float64Array of 7 + 7 x layers numbers (1 to 16 layers)",
+      "routedExpertsForward: pool 0: plan must be a Float64Array of 7 + 7 x layers numbers (1 to 16 layers)",
     );
     expect(call(forward, rows, slots, Int32Array.from([2, 1]))).toThrow(
-      "routedExpertsForward: counts sum to 3, must equal the 4 rows",
+      "routedExpertsForward: pool 0: counts sum to 3, must equal the 4 rows",
     );
     expect(call(forward, rows, Int32Array.from([1, 2, 1, 3]))).toThrow(
-      "routedExpertsForward: entry 2 has row 0 and slot 1; rows must be in [0, 2) and slots a permutation of [0, 4)",
+      "routedExpertsForward: pool 0: entry 2 has row 0 and slot 1; rows must be in [0, 2) and slots a permutation of [0, 4)",
     );
     expect(call(forward, Int32Array.from([0, 1, 2, 1]))).toThrow(/entry 2 has row 2 and slot 0/);
     const overlapping = forward.slice();
     overlapping[5] = 0; // out over x
     expect(call(overlapping)).toThrow(
-      "routedExpertsForward: tensors 0 and 3 of the plan overlap (an output may share memory with nothing)",
+      "routedExpertsForward: pool 0: tensors 0 and 3 of the plan overlap (an output may share memory with nothing)",
     );
     const outside = forward.slice();
     outside[10] = 4 * 63; // hidden past the end
     expect(call(outside)).toThrow(
-      /routedExpertsForward: tensor \d+ of the plan lies outside the buffer or is misaligned/,
+      /routedExpertsForward: pool 0: tensor \d+ of the plan lies outside the buffer or is misaligned/,
     );
-    expect(() => status.gemm.routedExpertsBackward(buffer, forward, rows, slots, counts)).toThrow(
-      /routedExpertsBackward: tensor \d+ of the plan lies outside the buffer or is misaligned \(offset -1\)/,
+    expect(() => status.gemm.routedExpertsBackward(buffer, [[forward, rows, slots, counts]])).toThrow(
+      /routedExpertsBackward: pool 0: tensor \d+ of the plan lies outside the buffer or is misaligned \(offset -1\)/,
+    );
+    // Two pools in one call: the same results as one call each, the experts sharing the threads.
+    floats.fill(-9, 16, 30);
+    const second = forward.slice();
+    second[4] = 200; // its routed rows, outputs and mixture elsewhere
+    second[10] = 232;
+    second[5] = 248;
+    status.gemm.routedExpertsForward(buffer, [
+      [forward, rows, slots, counts],
+      [second, rows, slots, counts],
+    ]);
+    expect(Array.from(floats.subarray(28, 30))).toEqual([0.75 * 2 + 0.25 * 3, 0.5 * 6 + 0.5 * 7]);
+    expect(Array.from(floats.subarray(62, 64))).toEqual([0.75 * 2 + 0.25 * 3, 0.5 * 6 + 0.5 * 7]);
+    expect(Array.from(floats.subarray(58, 62))).toEqual([2, 6, 3, 7]);
+    expect(() =>
+      status.gemm.routedExpertsForward(buffer, [
+        [forward, rows, slots, counts],
+        [forward, rows, slots, counts],
+      ]),
+    ).toThrow("routedExpertsForward: an output of pool 0 overlaps tensor 2 of pool 1");
+    expect(() => status.gemm.routedExpertsForward(buffer, [])).toThrow(
+      "routedExpertsForward: calls must be an array of 1 to 64 pools [plan, rows, slots, counts]",
+    );
+    expect(() => status.gemm.routedExpertsForward(buffer, [[forward, rows, slots]] as never)).toThrow(
+      "routedExpertsForward: pool 0 must be an array [plan, rows, slots, counts]",
     );
   });
 

@@ -6,6 +6,7 @@ import {
   type RoutedEntries,
   registerFastKernels,
   routedExpertMixture,
+  routedExpertPools,
   ShapeError,
 } from "@mdrec/core";
 import * as tf from "@tensorflow/tfjs-core";
@@ -308,6 +309,174 @@ describe("routedExpertMixture", () => {
         expect(() => routedExpertMixture(x, [layer], entries, tf.ones([3, 2]) as tf.Tensor2D)).toThrow(
           /routedExpertMixture weights/,
         );
+      });
+    });
+  });
+});
+
+// Two pools on the same rows: CASES[0]'s top-2 of 4 experts, and 2 experts that every row uses.
+const SHARED: Case = {
+  batch: 9,
+  slotsPerRow: 2,
+  numExperts: 2,
+  widths: [5, 7, 3],
+  activations: ["relu", "relu"],
+};
+
+/** Value and gradients (x, then each pool's weights, kernels and biases) of sum(pools * probe). */
+function runPools(separately: boolean, blasThreads?: number): Float32Array[] {
+  if (blasThreads !== undefined) registerFastKernels("wasm", { blasThreads });
+  return tf.tidy(() => {
+    const specs = [CASES[0]!, SHARED];
+    const x = tf.tensor2d(seededValues(9 * 5, 1), [9, 5]);
+    const pools = specs.map((spec, p) => {
+      const { batch, slotsPerRow, numExperts, widths, activations } = spec;
+      const tensors = [
+        tf.tensor2d(seededValues(batch * slotsPerRow, 30 + p), [batch, slotsPerRow]),
+        ...activations.flatMap((_, layer) => [
+          tf.tensor3d(seededValues(numExperts * widths[layer]! * widths[layer + 1]!, 40 + 10 * p + layer), [
+            numExperts,
+            widths[layer]!,
+            widths[layer + 1]!,
+          ]),
+          tf.tensor2d(seededValues(numExperts * widths[layer + 1]!, 45 + 10 * p + layer), [
+            numExperts,
+            widths[layer + 1]!,
+          ]),
+        ]),
+      ];
+      const entries =
+        spec === SHARED
+          ? group(
+              Array.from({ length: 9 }, () => [0, 1]),
+              2,
+            )
+          : group(routingOf(spec), numExperts);
+      return { spec, tensors, entries };
+    });
+    const sum = (input: tf.Tensor, ...tensors: tf.Tensor[]) => {
+      let position = 0;
+      const routed = pools.map(({ spec, entries }) => {
+        const [weights, ...parameters] = tensors.slice(position, position + 1 + 2 * spec.activations.length);
+        position += 1 + 2 * spec.activations.length;
+        return {
+          layers: spec.activations.map((activation, layer) => ({
+            kernel: parameters[2 * layer] as tf.Tensor3D,
+            bias: parameters[2 * layer + 1] as tf.Tensor2D,
+            activation,
+          })),
+          entries,
+          weights: weights as tf.Tensor2D,
+        };
+      });
+      if (!separately) return routedExpertPools(input as tf.Tensor2D, routed);
+      return routed
+        .map((pool) => routedExpertMixture(input as tf.Tensor2D, pool.layers, pool.entries, pool.weights))
+        .reduce((total, mixture) => tf.add(total, mixture) as tf.Tensor2D);
+    };
+    const all = [x, ...pools.flatMap((pool) => pool.tensors)];
+    const value = sum(x, ...all.slice(1));
+    const probe = tf.tensor(seededValues(value.size, 3), value.shape);
+    const grads = tf.grads((...inputs: tf.Tensor[]) =>
+      tf.sum(tf.mul(sum(inputs[0]!, ...inputs.slice(1)), probe)),
+    )(all);
+    return [value, ...grads].map((tensor) => tensor.dataSync() as Float32Array);
+  });
+}
+
+describe("routedExpertPools", () => {
+  it("adds up the pools' mixtures with their gradients, on cpu and on the native path", async () => {
+    const cpu = await onBackend("cpu", () => {
+      const joint = runPools(false);
+      const separate = runPools(true);
+      joint.forEach((array, output) => {
+        expect(array, `output ${output}`).toEqual(separate[output]!);
+      });
+      return joint;
+    });
+    if (!native) return;
+    await onBackend("wasm", () => {
+      registerFastKernels("wasm");
+      const joint = runPools(false);
+      const separate = runPools(true);
+      joint.forEach((array, output) => {
+        // The same experts and the same sums in the same order: the same bits as pool by pool.
+        expect(array, `output ${output}`).toEqual(separate[output]!);
+        expectAllClose(array, cpu[output]!, 1e-5);
+      });
+    });
+  });
+
+  it.runIf(native)("gives the same bits on one and on two pool threads", async () => {
+    await onBackend("wasm", () => {
+      const outputs = [1, 2, 1].map((threads) => runPools(false, threads));
+      registerFastKernels("wasm");
+      for (const other of outputs.slice(1)) {
+        other.forEach((array, index) => {
+          expect(array).toEqual(outputs[0]![index]!);
+        });
+      }
+    });
+  });
+
+  it("leaves no tensor behind", async () => {
+    for (const backend of native ? ["cpu", "wasm"] : ["cpu"]) {
+      await onBackend(backend, () => {
+        if (backend === "wasm") registerFastKernels("wasm");
+        runPools(false);
+        const before = tf.memory().numTensors;
+        runPools(false);
+        runPools(true);
+        expect(tf.memory().numTensors).toBe(before);
+      });
+    }
+  });
+
+  it("rejects an empty list, a bad pool and pools of different output widths, naming them", async () => {
+    await onBackend("cpu", () => {
+      tf.tidy(() => {
+        const x = tf.zeros([2, 3]) as tf.Tensor2D;
+        const pool = {
+          layers: [
+            {
+              kernel: tf.zeros([2, 3, 4]) as tf.Tensor3D,
+              bias: tf.zeros([2, 4]) as tf.Tensor2D,
+              activation: "relu" as const,
+            },
+          ],
+          entries: {
+            counts: [2, 2],
+            rows: Int32Array.from([0, 1, 0, 1]),
+            slots: Int32Array.from([0, 2, 1, 3]),
+          },
+          weights: tf.ones([2, 2]) as tf.Tensor2D,
+        };
+        expect(Array.from(routedExpertPools(x, [pool, pool]).shape)).toEqual([2, 4]);
+        expect(() => routedExpertPools(x, [])).toThrow(
+          "routedExpertPools pools must be a non-empty array of { layers, entries, weights }, received ",
+        );
+        expect(() => routedExpertPools(x, [pool, null as never])).toThrow(
+          "routedExpertPools pools[1] must be { layers, entries, weights }, received null",
+        );
+        expect(() =>
+          routedExpertPools(x, [pool, { ...pool, entries: { ...pool.entries, counts: [4] } }]),
+        ).toThrow(
+          "routedExpertPools pools[1] entries.counts must list 2 counts (one per expert), received [4]",
+        );
+        const narrow = {
+          ...pool,
+          layers: [
+            {
+              ...pool.layers[0]!,
+              kernel: tf.zeros([2, 3, 5]) as tf.Tensor3D,
+              bias: tf.zeros([2, 5]) as tf.Tensor2D,
+            },
+          ],
+        };
+        expect(() => routedExpertPools(x, [pool, narrow])).toThrow(
+          "routedExpertPools pools[1] must end in 4 units like pools[0], received a last layer of 5",
+        );
+        expect(() => routedExpertPools(tf.zeros([2]) as never, [pool])).toThrow(/routedExpertPools x/);
       });
     });
   });

@@ -9,7 +9,9 @@ import {
   ConfigError,
   denseActivation,
   nextSeed,
+  type RoutedPool,
   routedExpertMixture,
+  routedExpertPools,
   ShapeError,
 } from "@mdrec/core";
 import * as tf from "@tensorflow/tfjs-core";
@@ -229,6 +231,68 @@ export class ExpertPool extends layers.Layer {
    * @returns `[B, outputDim]`.
    */
   sparse(x: tf.Tensor2D, routing: Pick<Routing, "indices" | "weights">, training = false): tf.Tensor2D {
+    this.assertSparseArguments(x, routing);
+    return this.apply([x, routing.indices, routing.weights], { training }) as tf.Tensor2D;
+  }
+
+  /**
+   * The sum of several pools' sparse mixtures of the same rows,
+   * `sum_p parts[p].pool.sparse(x, parts[p].routing)` in part order, e.g. CESAA's always-on
+   * shared experts plus its top-k specific ones. With the native routed kernels (see
+   * `routedExpertPools` in `@mdrec/core`) all pools run in one call whose experts share the
+   * threads; the values are those of the separate calls added up. Pools with dropout while
+   * training, and pools not built yet (their first call builds them), run one by one.
+   *
+   * @param x `[B, dIn]` float32, the input of every pool.
+   * @param parts one or more `{ pool, routing }`; the pools' outputs have the same width.
+   * @returns `[B, outputDim]`.
+   * @example
+   * const h = ExpertPool.sparseSum(x, [
+   *   { pool: shared, routing: { indices: allShared, weights: uniform } },
+   *   { pool: specific, routing },
+   * ], true);
+   */
+  static sparseSum(
+    x: tf.Tensor2D,
+    parts: readonly { pool: ExpertPool; routing: Pick<Routing, "indices" | "weights"> }[],
+    training = false,
+  ): tf.Tensor2D {
+    if (!Array.isArray(parts) || parts.length === 0) {
+      throw new ShapeError(
+        `ExpertPool.sparseSum parts must be a non-empty array of { pool, routing }, received ${String(parts)}`,
+      );
+    }
+    parts.forEach((part, index) => {
+      if (!(part?.pool instanceof ExpertPool)) {
+        throw new ShapeError(
+          `ExpertPool.sparseSum parts[${index}].pool must be an ExpertPool, received ${String(part?.pool)}`,
+        );
+      }
+      part.pool.assertSparseArguments(x, part.routing);
+      const width = parts[0]!.pool.outputDim;
+      if (part.pool.outputDim !== width) {
+        throw new ShapeError(
+          `ExpertPool.sparseSum parts[${index}].pool must have outputDim ${width} like parts[0], received ${part.pool.outputDim}`,
+        );
+      }
+    });
+    const oneByOne = parts.some(({ pool }) => !pool.built || (training && pool.dropout > 0));
+    if (oneByOne) {
+      return tf.tidy(() =>
+        parts
+          .map(({ pool, routing }) => pool.sparse(x, routing, training))
+          .reduce((total, mixture) => tf.add(total, mixture) as tf.Tensor2D),
+      );
+    }
+    return tf.tidy(() =>
+      routedExpertPools(
+        x,
+        parts.map(({ pool, routing }) => pool.routedPool(routing.indices, routing.weights)),
+      ),
+    );
+  }
+
+  private assertSparseArguments(x: tf.Tensor2D, routing: Pick<Routing, "indices" | "weights">): void {
     this.assertInput(x);
     if (routing == null || typeof routing !== "object") {
       throw new ShapeError(
@@ -246,7 +310,6 @@ export class ExpertPool extends layers.Layer {
       dtype: "float32",
       shape: routing.indices.shape,
     });
-    return this.apply([x, routing.indices, routing.weights], { training }) as tf.Tensor2D;
   }
 
   private assertInput(x: tf.Tensor2D): void {
@@ -312,13 +375,23 @@ export class ExpertPool extends layers.Layer {
     weights: tf.Tensor2D,
     training: boolean,
   ): tf.Tensor2D {
+    const { layers, entries } = this.routedPool(indices, weights);
+    // Dropout sits between the layers, so it takes the composed path.
+    const afterLayer =
+      training && this.dropout > 0 ? (hidden: tf.Tensor2D) => this.applyDropout(hidden, training) : undefined;
+    return routedExpertMixture(x, layers, entries, weights, afterLayer); // [B, dOut]
+  }
+
+  // The built pool's layers and the routing grouped by expert (read from the device once),
+  // recorded as one sparse invocation.
+  private routedPool(indices: tf.Tensor2D, weights: tf.Tensor2D): RoutedPool {
     const [batch, slotsPerRow] = indices.shape as [number, number];
     const numExperts = this.expertCount;
-    const groups = groupSlotsByExpert(indices.dataSync(), slotsPerRow, numExperts);
+    const entries = groupSlotsByExpert(indices.dataSync(), slotsPerRow, numExperts);
     this.expertInvocations.record({
       mode: "sparse",
       batchSize: batch,
-      rowsPerExpert: [...groups.counts],
+      rowsPerExpert: [...entries.counts],
       totalRowEvaluations: batch * slotsPerRow,
     });
     const layers = this.denseLayers.map((layer, index) => ({
@@ -326,10 +399,7 @@ export class ExpertPool extends layers.Layer {
       bias: layer.bias.read() as tf.Tensor2D,
       activation: this.activationOf(index),
     }));
-    // Dropout sits between the layers, so it takes the composed path.
-    const afterLayer =
-      training && this.dropout > 0 ? (hidden: tf.Tensor2D) => this.applyDropout(hidden, training) : undefined;
-    return routedExpertMixture(x, layers, groups, weights, afterLayer); // [B, dOut]
+    return { layers, entries, weights };
   }
 
   override getConfig(): serialization.ConfigDict {

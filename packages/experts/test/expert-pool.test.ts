@@ -1,4 +1,13 @@
-import { ConfigError, DataError, loadLayer, SeededRandom, ShapeError, saveLayer } from "@mdrec/core";
+import {
+  ConfigError,
+  DataError,
+  loadLayer,
+  registerFastKernels,
+  SeededRandom,
+  ShapeError,
+  saveLayer,
+  unregisterFastKernels,
+} from "@mdrec/core";
 import { denseWeights, ExpertPool, mixExperts, type Routing } from "@mdrec/experts";
 import {
   checkInputGradients,
@@ -555,5 +564,122 @@ describe("ExpertPool and mixExperts reject bad arguments", () => {
     ).toThrow(
       "mixExperts routing.indices must have 2 rows (the batch of expertOutputs), received shape [3, 1]",
     );
+  });
+});
+
+describe("ExpertPool.sparseSum", () => {
+  /** Outputs and gradients (x and every weight) of sum(sparseSum * probe) and of the pools added one by one. */
+  function both(): { joint: number[][]; separate: number[][] } {
+    const shared = new ExpertPool({ numExperts: 2, units: [5, 3], seed: 21, name: "shared_pool" });
+    const specific = new ExpertPool({ numExperts: 4, units: [6, 3], seed: 22, name: "specific_pool" });
+    const x = input(7, 4, 5);
+    const routing = randomRouting(7, 4, 2, 6);
+    const sharedRouting = {
+      indices: tf.tensor2d(
+        Array.from({ length: 14 }, (_, slot) => slot % 2),
+        [7, 2],
+        "int32",
+      ),
+      weights: tf.fill([7, 2], 0.5) as tf.Tensor2D,
+    };
+    const probe = input(7, 3, 7);
+    const parts = [
+      { pool: specific, routing },
+      { pool: shared, routing: sharedRouting },
+    ];
+    const run = (joint: boolean) => {
+      const mixture = (value: tf.Tensor) =>
+        joint
+          ? ExpertPool.sparseSum(value as tf.Tensor2D, parts, true)
+          : (tf.add(
+              specific.sparse(value as tf.Tensor2D, routing, true),
+              shared.sparse(value as tf.Tensor2D, sharedRouting, true),
+            ) as tf.Tensor2D);
+      const out = mixture(x);
+      const weights = [...specific.trainableWeights, ...shared.trainableWeights].map(
+        (weight) => weight.read() as tf.Variable,
+      );
+      const { grads } = tf.variableGrads(() => tf.sum(tf.mul(mixture(x), probe)) as tf.Scalar, weights);
+      const dx = tf.grad((value: tf.Tensor) => tf.sum(tf.mul(mixture(value), probe)))(x);
+      return [out, dx, ...weights.map((weight) => grads[weight.name]!)].map((tensor) =>
+        Array.from(tensor.dataSync()),
+      );
+    };
+    run(true); // the first call builds both pools, one by one
+    return { joint: run(true), separate: run(false) };
+  }
+
+  it("adds the pools' sparse mixtures with the same values and gradients on cpu and wasm (native when it loads)", async () => {
+    const cpu = both();
+    cpu.joint.forEach((values, index) => {
+      expect(values, `output ${index}`).toEqual(cpu.separate[index]);
+    });
+    const wasm = await onBackend("wasm", () => {
+      registerFastKernels("wasm");
+      try {
+        return both();
+      } finally {
+        unregisterFastKernels("wasm");
+      }
+    });
+    wasm.joint.forEach((values, index) => {
+      expect(values, `output ${index}`).toEqual(wasm.separate[index]);
+      expectClose(values, cpu.joint[index]!, 1e-5);
+    });
+  });
+
+  it("builds pools on their first call and records one sparse dispatch per pool", () => {
+    const first = new ExpertPool({ numExperts: 3, units: [2], seed: 3 });
+    const second = new ExpertPool({ numExperts: 2, units: [2], seed: 4 });
+    const x = input(4, 2, 2);
+    const routing = randomRouting(4, 3, 2, 5);
+    const allTwo = {
+      indices: tf.tensor2d([0, 1, 0, 1, 0, 1, 0, 1], [4, 2], "int32"),
+      weights: tf.ones([4, 2]) as tf.Tensor2D,
+    };
+    for (let call = 1; call <= 2; call++) {
+      ExpertPool.sparseSum(x, [
+        { pool: first, routing },
+        { pool: second, routing: allTwo },
+      ]);
+      expect(first.built && second.built).toBe(true);
+      expect(first.expertInvocations.calls).toBe(call);
+      expect(second.expertInvocations.lastDispatch).toEqual({
+        mode: "sparse",
+        batchSize: 4,
+        rowsPerExpert: [4, 4],
+        totalRowEvaluations: 8,
+      });
+    }
+    expectNoLeak(() => {
+      ExpertPool.sparseSum(x, [
+        { pool: first, routing },
+        { pool: second, routing: allTwo },
+      ]);
+    });
+  });
+
+  it("rejects an empty list, a part that is not a pool and pools of different widths, naming them", () => {
+    const pool = new ExpertPool({ numExperts: 2, units: [3], seed: 1 });
+    const wide = new ExpertPool({ numExperts: 2, units: [4], seed: 2 });
+    const x = input(3, 2, 1);
+    const routing = randomRouting(3, 2, 1, 1);
+    expect(() => ExpertPool.sparseSum(x, [])).toThrow(
+      "ExpertPool.sparseSum parts must be a non-empty array of { pool, routing }, received ",
+    );
+    expect(() => ExpertPool.sparseSum(x, [{ pool: {} as ExpertPool, routing }])).toThrow(
+      "ExpertPool.sparseSum parts[0].pool must be an ExpertPool, received [object Object]",
+    );
+    expect(() =>
+      ExpertPool.sparseSum(x, [
+        { pool, routing },
+        { pool: wide, routing },
+      ]),
+    ).toThrow("ExpertPool.sparseSum parts[1].pool must have outputDim 3 like parts[0], received 4");
+    expect(() =>
+      ExpertPool.sparseSum(x, [
+        { pool, routing: { indices: routing.indices, weights: tf.ones([3, 2]) as tf.Tensor2D } },
+      ]),
+    ).toThrow(/\.sparse routing\.weights/);
   });
 });

@@ -7,17 +7,14 @@ import { fileURLToPath } from "node:url";
 import { ConfigError } from "../errors.js";
 
 /**
- * A routed-experts call of the add-on: `plan` (byte offsets and widths, see
+ * One pool of a routed-experts call of the add-on: `plan` (byte offsets and widths, see
  * {@link NativeGemm.routedExpertsForward}) and the entries grouped by expert: batch row and
  * routing slot of each entry, and entries per expert.
  */
-export type RoutedExpertsCall = (
-  buffer: ArrayBufferLike,
-  plan: Float64Array,
-  rows: Int32Array,
-  slots: Int32Array,
-  counts: Int32Array,
-) => void;
+export type RoutedPoolCall = [plan: Float64Array, rows: Int32Array, slots: Int32Array, counts: Int32Array];
+
+/** A routed-experts call of the add-on: one or more pools whose experts share the threads. */
+export type RoutedExpertsCall = (buffer: ArrayBufferLike, pools: readonly RoutedPoolCall[]) => void;
 
 /** The eight float32 scalars of one Adam step, in the order the add-on's Adam functions take them. */
 export type AdamScalars = [
@@ -166,7 +163,8 @@ export interface NativeGemm {
     count: number,
   ): void;
   /**
-   * A whole sparse expert pool forward: `routed[i] = x[rows[i]]`, per layer
+   * Whole sparse expert pools forward (each pool as below; the experts of all pools share the
+   * threads, the largest first). Per pool: `routed[i] = x[rows[i]]`, per layer
    * `hidden_l = act(input @ W_l[e] + b_l[e])` on expert e's `counts[e]` entries (entries grouped
    * by expert), and `out[b]` = the sum over row b's entries of `slotWeights[slots[i]] * hidden_last[i]`.
    * `plan` holds 7 header numbers `[batch, inputWidth, xOffset, slotWeightsOffset, routedOffset,
@@ -176,7 +174,8 @@ export interface NativeGemm {
    */
   routedExpertsForward: RoutedExpertsCall;
   /**
-   * The backward pass of {@link NativeGemm.routedExpertsForward} for `dy = dL/d(out)`. `plan`:
+   * The backward pass of {@link NativeGemm.routedExpertsForward} for `dy = dL/d(out)`, per pool
+   * (each writes its own `dx`). `plan`:
    * `[batch, inputWidth, dyOffset, slotWeightsOffset, routedOffset, dxOffset,
    * slotWeightGradientOffset]`, then per layer `[width, kernelOffset, -1, hiddenOffset, relu,
    * kernelGradientOffset, biasGradientOffset]`.

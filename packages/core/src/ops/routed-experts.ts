@@ -4,6 +4,7 @@ import {
   ROUTED_EXPERTS_BACKWARD,
   ROUTED_EXPERTS_FORWARD,
   type RoutedExpertsAttrs,
+  type RoutedPoolAttrs,
   registerRoutedExpertKernels,
 } from "../kernels/wasm-routed-experts.js";
 import { assertInteger, assertTensor } from "../validate.js";
@@ -52,19 +53,21 @@ function assertRoutedArguments(
   layers: readonly ExpertLayerWeights[],
   entries: RoutedEntries,
   weights: tf.Tensor2D,
+  prefix = "routedExpertMixture",
+  xName = `${prefix} x`,
 ): number {
-  assertTensor("routedExpertMixture x", x, { rank: 2, dtype: "float32" });
+  assertTensor(xName, x, { rank: 2, dtype: "float32" });
   const [batch, inputWidth] = x.shape;
-  assertTensor("routedExpertMixture weights", weights, { rank: 2, dtype: "float32", shape: [batch, null] });
+  assertTensor(`${prefix} weights`, weights, { rank: 2, dtype: "float32", shape: [batch, null] });
   if (!Array.isArray(layers) || layers.length === 0) {
     throw new ShapeError(
-      `routedExpertMixture layers must be a non-empty array of { kernel, bias, activation }, received ${String(layers)}`,
+      `${prefix} layers must be a non-empty array of { kernel, bias, activation }, received ${String(layers)}`,
     );
   }
   let width = inputWidth;
   let numExperts = 0;
   layers.forEach((layer, index) => {
-    const where = `routedExpertMixture layers[${index}]`;
+    const where = `${prefix} layers[${index}]`;
     assertTensor(`${where}.kernel`, layer?.kernel, { rank: 3, dtype: "float32" });
     const [experts, inner, outer] = layer.kernel.shape;
     if (index === 0) numExperts = experts;
@@ -82,12 +85,12 @@ function assertRoutedArguments(
   const { counts, rows, slots } = entries ?? ({} as RoutedEntries);
   if (!Array.isArray(counts) || counts.length !== numExperts) {
     throw new ShapeError(
-      `routedExpertMixture entries.counts must list ${numExperts} counts (one per expert), received ${JSON.stringify(counts)}`,
+      `${prefix} entries.counts must list ${numExperts} counts (one per expert), received ${JSON.stringify(counts)}`,
     );
   }
   let sum = 0;
   counts.forEach((count, expert) => {
-    assertInteger(`routedExpertMixture entries.counts[${expert}]`, count, 0);
+    assertInteger(`${prefix} entries.counts[${expert}]`, count, 0);
     sum += count;
   });
   for (const [name, array] of [
@@ -96,13 +99,13 @@ function assertRoutedArguments(
   ] as const) {
     if (!(array instanceof Int32Array) || array.length !== total) {
       throw new ShapeError(
-        `routedExpertMixture entries.${name} must be an Int32Array of ${total} entries (B=${batch} x k=${slotsPerRow}), received ${array instanceof Int32Array ? `length ${array.length}` : String(array)}`,
+        `${prefix} entries.${name} must be an Int32Array of ${total} entries (B=${batch} x k=${slotsPerRow}), received ${array instanceof Int32Array ? `length ${array.length}` : String(array)}`,
       );
     }
   }
   if (sum !== total) {
     throw new ShapeError(
-      `routedExpertMixture entries.counts must sum to ${total} (B=${batch} x k=${slotsPerRow}), received ${JSON.stringify(counts)} (sum ${sum})`,
+      `${prefix} entries.counts must sum to ${total} (B=${batch} x k=${slotsPerRow}), received ${JSON.stringify(counts)} (sum ${sum})`,
     );
   }
   const seen = new Uint8Array(total);
@@ -110,13 +113,11 @@ function assertRoutedArguments(
     const row = rows[entry]!;
     const slot = slots[entry]!;
     if (row < 0 || row >= batch) {
-      throw new ShapeError(
-        `routedExpertMixture entries.rows[${entry}] must be in [0, ${batch}), received ${row}`,
-      );
+      throw new ShapeError(`${prefix} entries.rows[${entry}] must be in [0, ${batch}), received ${row}`);
     }
     if (slot < 0 || slot >= total || seen[slot] === 1) {
       throw new ShapeError(
-        `routedExpertMixture entries.slots[${entry}] must be a slot in [0, ${total}) not listed before, received ${slot}`,
+        `${prefix} entries.slots[${entry}] must be a slot in [0, ${total}) not listed before, received ${slot}`,
       );
     }
     seen[slot] = 1;
@@ -124,52 +125,105 @@ function assertRoutedArguments(
   return slotsPerRow;
 }
 
-// The whole pool as two native kernels: one forward, one backward (every gradient at once).
-function nativeRoutedMixture(
-  x: tf.Tensor2D,
-  layers: readonly ExpertLayerWeights[],
-  entries: RoutedEntries,
-  weights: tf.Tensor2D,
-): tf.Tensor2D {
+/** One expert pool of {@link routedExpertPools}: its layers, routed entries and routing weights. */
+export interface RoutedPool {
+  /** One `{ kernel [N, in, out], bias [N, out], activation }` per layer, `in` of the first being `dIn`. */
+  layers: readonly ExpertLayerWeights[];
+  /** The `B * k` routing slots grouped by expert (host arrays). */
+  entries: RoutedEntries;
+  /** `[B, k]` float32 routing weights. */
+  weights: tf.Tensor2D;
+}
+
+// Pools as two native kernels: one forward, one backward (every gradient at once), the experts of
+// all pools sharing the threads. Returns the sum of the pools' mixtures, in pool order.
+function nativeRoutedPools(x: tf.Tensor2D, pools: readonly RoutedPool[]): tf.Tensor2D {
   const attrs: RoutedExpertsAttrs = {
-    counts: Int32Array.from(entries.counts),
-    rows: entries.rows,
-    slots: entries.slots,
-    relu: layers.map((layer) => layer.activation === "relu"),
+    pools: pools.map(
+      (pool): RoutedPoolAttrs => ({
+        counts: Int32Array.from(pool.entries.counts),
+        rows: pool.entries.rows,
+        slots: pool.entries.slots,
+        relu: pool.layers.map((layer) => layer.activation === "relu"),
+      }),
+    ),
   };
-  const layerCount = layers.length;
+  const layerCounts = pools.map((pool) => pool.layers.length);
+  // Positions of each pool's arguments after x: its weights, then kernel and bias per layer.
+  const firstArgument = layerCounts.map((_, p) =>
+    layerCounts.slice(0, p).reduce((sum, count) => sum + 1 + 2 * count, 1),
+  );
   const mixture = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const save = args[args.length - 1] as tf.GradSaveFunc;
-    const [input, slotWeights, ...parameters] = args.slice(0, -1) as tf.Tensor[];
-    const forwardInputs: tf.NamedTensorMap = { x: input!, slotWeights: slotWeights! };
-    for (let layer = 0; layer < layerCount; layer++) {
-      forwardInputs[`kernel${layer}`] = parameters[2 * layer]!;
-      forwardInputs[`bias${layer}`] = parameters[2 * layer + 1]!;
-    }
-    const [out, routed, ...hidden] = tf
+    const inputs = args.slice(0, -1) as tf.Tensor[];
+    const forwardInputs: tf.NamedTensorMap = { x: inputs[0]! };
+    layerCounts.forEach((layerCount, p) => {
+      const first = firstArgument[p]!;
+      forwardInputs[`slotWeights${p}`] = inputs[first]!;
+      for (let layer = 0; layer < layerCount; layer++) {
+        forwardInputs[`kernel${p}_${layer}`] = inputs[first + 1 + 2 * layer]!;
+        forwardInputs[`bias${p}_${layer}`] = inputs[first + 2 + 2 * layer]!;
+      }
+    });
+    const outputs = tf
       .engine()
       .runKernel(ROUTED_EXPERTS_FORWARD, forwardInputs, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
-    save([routed!, slotWeights!, ...parameters.filter((_, index) => index % 2 === 0), ...hidden]);
+    // Per pool: [out, routed, ...hidden] forward; saved: routed, weights, kernels, hidden.
+    const mixtures: tf.Tensor[] = [];
+    const saved: tf.Tensor[] = [];
+    let position = 0;
+    layerCounts.forEach((layerCount, p) => {
+      const [out, routed, ...hidden] = outputs.slice(position, position + 2 + layerCount);
+      position += 2 + layerCount;
+      mixtures.push(out!);
+      saved.push(routed!, forwardInputs[`slotWeights${p}`]!);
+      for (let layer = 0; layer < layerCount; layer++) saved.push(forwardInputs[`kernel${p}_${layer}`]!);
+      saved.push(...hidden);
+    });
+    save(saved);
     return {
-      value: out!,
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const backwardInputs: tf.NamedTensorMap = { dy, routed: saved[0]!, slotWeights: saved[1]! };
-        for (let layer = 0; layer < layerCount; layer++) {
-          backwardInputs[`kernel${layer}`] = saved[2 + layer]!;
-          backwardInputs[`hidden${layer}`] = saved[2 + layerCount + layer]!;
-        }
-        return tf
+      value: mixtures.reduce((sum, out) => tf.add(sum, out)), // [B, dOut]
+      gradFunc: (dy: tf.Tensor, savedTensors: tf.Tensor[]) => {
+        const backwardInputs: tf.NamedTensorMap = { dy };
+        let offset = 0;
+        layerCounts.forEach((layerCount, p) => {
+          backwardInputs[`routed${p}`] = savedTensors[offset]!;
+          backwardInputs[`slotWeights${p}`] = savedTensors[offset + 1]!;
+          for (let layer = 0; layer < layerCount; layer++) {
+            backwardInputs[`kernel${p}_${layer}`] = savedTensors[offset + 2 + layer]!;
+            backwardInputs[`hidden${p}_${layer}`] = savedTensors[offset + 2 + layerCount + layer]!;
+          }
+          offset += 2 + 2 * layerCount;
+        });
+        const gradients = tf
           .engine()
           .runKernel(
             ROUTED_EXPERTS_BACKWARD,
             backwardInputs,
             attrs as unknown as tf.NamedAttrMap,
           ) as tf.Tensor[];
+        // Per pool: [dx, dWeights, (dKernel, dBias) per layer]; x's gradient sums the pools' dx.
+        const inputGradients: tf.Tensor[] = [];
+        const parameterGradients: tf.Tensor[] = [];
+        let position = 0;
+        layerCounts.forEach((layerCount) => {
+          inputGradients.push(gradients[position]!);
+          parameterGradients.push(...gradients.slice(position + 1, position + 2 + 2 * layerCount));
+          position += 2 + 2 * layerCount;
+        });
+        return [inputGradients.reduce((sum, dx) => tf.add(sum, dx)), ...parameterGradients];
       },
     };
   });
   return tf.tidy(
-    () => mixture(x, weights, ...layers.flatMap((layer) => [layer.kernel, layer.bias])) as tf.Tensor2D,
+    () =>
+      mixture(
+        x,
+        ...pools.flatMap((pool) => [
+          pool.weights,
+          ...pool.layers.flatMap((layer) => [layer.kernel, layer.bias]),
+        ]),
+      ) as tf.Tensor2D,
   );
 }
 
@@ -210,7 +264,7 @@ export function routedExpertMixture(
   const outputWidth = layers[layers.length - 1]!.kernel.shape[2];
   if (total === 0) return tf.zeros([batch, outputWidth]) as tf.Tensor2D;
   if (afterLayer === undefined && nativeRoutedExpertsAvailable(layers.map((layer) => layer.activation)))
-    return nativeRoutedMixture(x, layers, entries, weights);
+    return nativeRoutedPools(x, [{ layers, entries, weights }]);
   return tf.tidy(() => {
     const rowIds = tf.tensor1d(entries.rows, "int32"); // [B * k], grouped by expert
     const slotIds = tf.tensor1d(entries.slots, "int32"); // [B * k], grouped by expert
@@ -222,4 +276,60 @@ export function routedExpertMixture(
     const slotWeights = gatherRows(tf.reshape(weights, [total, 1]) as tf.Tensor2D, slotIds); // [B * k, 1]
     return scatterAddRows(tf.mul(hidden, slotWeights) as tf.Tensor2D, rowIds, batch); // [B, dOut]
   });
+}
+
+/**
+ * The sum of several sparse expert pools on the same rows, `sum_p routedExpertMixture(x, pools[p])`
+ * in pool order: e.g. CESAA's always-on shared experts (every row routed to all S) plus its top-k
+ * specific experts. Gradients reach `x`, every pool's weights and every kernel and bias.
+ *
+ * With mdrec's native GEMM on `wasm` and relu/linear layers this is one kernel forward and one
+ * backward for all pools, whose experts share the threads (largest first): a pool of a few big
+ * experts and one of many small ones no longer wait for their slowest expert in turn. The
+ * forward values are those of the separate mixtures added up; each expert still runs whole on
+ * one thread, so the results do not depend on the thread count. Elsewhere it is the composed
+ * {@link routedExpertMixture} of each pool, added up.
+ *
+ * @param x `[B, dIn]` float32.
+ * @param pools one or more `{ layers, entries, weights }` (see {@link routedExpertMixture}); the
+ *   last layers of all pools have the same width.
+ * @returns `[B, out of the last layer]`.
+ * @example
+ * const h = routedExpertPools(x, [
+ *   { layers: sharedLayers, entries: sharedGroups, weights: sharedWeights },
+ *   { layers: specificLayers, entries: groups, weights: routing.weights },
+ * ]);
+ */
+export function routedExpertPools(x: tf.Tensor2D, pools: readonly RoutedPool[]): tf.Tensor2D {
+  if (!Array.isArray(pools) || pools.length === 0) {
+    throw new ShapeError(
+      `routedExpertPools pools must be a non-empty array of { layers, entries, weights }, received ${String(pools)}`,
+    );
+  }
+  let outputWidth = -1;
+  pools.forEach((pool: RoutedPool, p: number) => {
+    const prefix = `routedExpertPools pools[${p}]`;
+    if (pool == null || typeof pool !== "object") {
+      throw new ShapeError(`${prefix} must be { layers, entries, weights }, received ${String(pool)}`);
+    }
+    assertRoutedArguments(x, pool.layers, pool.entries, pool.weights, prefix, "routedExpertPools x");
+    const width = pool.layers[pool.layers.length - 1]!.kernel.shape[2];
+    if (p > 0 && width !== outputWidth) {
+      throw new ShapeError(
+        `${prefix} must end in ${outputWidth} units like pools[0], received a last layer of ${width}`,
+      );
+    }
+    outputWidth = width;
+  });
+  const native = pools.every(
+    (pool: RoutedPool) =>
+      pool.entries.rows.length > 0 &&
+      nativeRoutedExpertsAvailable(pool.layers.map((layer) => layer.activation)),
+  );
+  if (native) return nativeRoutedPools(x, pools);
+  return tf.tidy(() =>
+    pools
+      .map((pool: RoutedPool) => routedExpertMixture(x, pool.layers, pool.entries, pool.weights))
+      .reduce((sum, mixture) => tf.add(sum, mixture) as tf.Tensor2D),
+  );
 }

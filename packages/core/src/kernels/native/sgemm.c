@@ -1416,7 +1416,13 @@ static napi_value noisy_gate_logits(napi_env env, napi_callback_info info) {
 
 #define MAX_ROUTED_LAYERS 16
 
-/* One call of routedExpertsForward / routedExpertsBackward: R routed entries (rows grouped by
+/* A tensor of a routed call: byte offset and length on the heap, and whether it is written. */
+struct byte_range {
+  int64_t offset, bytes;
+  int output;
+};
+
+/* One pool of a call of routedExpertsForward / routedExpertsBackward: R routed entries (rows grouped by
  * expert: entry i is batch row rows[i], routing slot slots[i]), N experts of L dense layers. */
 struct routed_job {
   int64_t batch, entries, experts, layers, max_width;
@@ -1434,11 +1440,9 @@ struct routed_job {
   float *scratch_a, *scratch_b;  /* backward scratch, [R, max width] each */
   const int32_t *rows, *slots;
   int64_t *start, *count;
-  int *order;     /* experts with entries, most entries first */
-  int busy;       /* how many of them */
-  int next;       /* atomic: the next position of `order` to claim */
-  /* The pass run on each expert: routed_forward_expert or routed_backward_expert. */
-  void (*run_expert)(const struct routed_job *job, int64_t expert);
+  /* The call's tensors, checked against each other and against the other pools' tensors. */
+  struct byte_range ranges[5 + 5 * MAX_ROUTED_LAYERS];
+  int range_count;
 };
 
 /* Expert e's forward pass on its rows: gather them, then every layer as one product plus bias
@@ -1492,43 +1496,71 @@ static void routed_backward_expert(const struct routed_job *job, int64_t e) {
   }
 }
 
-/* Each thread claims the next unclaimed expert until none is left, so a thread that starts late
- * or is preempted leaves its share to the others; each expert still runs whole on one thread. */
+/* The experts with entries of one call, over all its pools: each item is one expert of one pool,
+ * most entries first. Each thread claims the next unclaimed item until none is left, so a thread
+ * that starts late or is preempted leaves its share to the others; each expert still runs whole
+ * on one thread. Pools of one call share the threads: the two big shared experts of CESAA and its
+ * small specific ones fill each other's gaps instead of each pool waiting for its slowest expert. */
+struct routed_item {
+  const struct routed_job *job;
+  int64_t expert;
+};
+struct routed_schedule {
+  struct routed_item *items;
+  int count;
+  int next; /* atomic: the next item to claim */
+  /* The pass run on each expert: routed_forward_expert or routed_backward_expert. */
+  void (*run_expert)(const struct routed_job *job, int64_t expert);
+};
+
 static void routed_work(const void *context, int self, int threads) {
   (void)self;
   (void)threads;
-  const struct routed_job *job = (const struct routed_job *)context;
-  for (int i; (i = claim_next(&job->next)) < job->busy;) job->run_expert(job, job->order[i]);
+  const struct routed_schedule *schedule = (const struct routed_schedule *)context;
+  for (int i; (i = claim_next(&schedule->next)) < schedule->count;)
+    schedule->run_expert(schedule->items[i].job, schedule->items[i].expert);
 }
 
-/* Runs work over the experts that have entries, each whole on one thread (so the results do not
- * depend on the thread count), the largest first. */
-static void routed_run(struct routed_job *job, void (*run_expert)(const struct routed_job *, int64_t)) {
-  int64_t per_row = 0;
-  for (int64_t l = 0; l < job->layers; l++) per_row += job->width[l] * job->width[l + 1];
-  /* Insertion sort by entries, stable for equal counts. */
-  job->busy = 0;
-  for (int64_t e = 0; e < job->experts; e++) {
-    if (job->count[e] == 0) continue;
-    int position = job->busy++;
-    while (position > 0 && job->count[job->order[position - 1]] < job->count[e]) {
-      job->order[position] = job->order[position - 1];
-      position--;
-    }
-    job->order[position] = (int)e;
+/* Runs run_expert over the experts with entries of `pools` jobs, each expert whole on one thread
+ * (so the results do not depend on the thread count), the largest first. Returns 0 when out of
+ * memory. */
+static int routed_run(struct routed_job *jobs, int64_t pools,
+                      void (*run_expert)(const struct routed_job *, int64_t)) {
+  int64_t experts = 0, multiply_adds = 0;
+  for (int64_t p = 0; p < pools; p++) {
+    int64_t per_row = 0;
+    for (int64_t l = 0; l < jobs[p].layers; l++) per_row += jobs[p].width[l] * jobs[p].width[l + 1];
+    experts += jobs[p].experts;
+    multiply_adds += per_row * jobs[p].entries;
   }
-  job->next = 0;
-  job->run_expert = run_expert;
+  struct routed_schedule schedule = {NULL, 0, 0, run_expert};
+  schedule.items = (struct routed_item *)malloc(sizeof(struct routed_item) * (size_t)(experts > 0 ? experts : 1));
+  if (schedule.items == NULL) return 0;
+  /* Insertion sort by entries, stable for equal counts (pool order, then expert order). */
+  for (int64_t p = 0; p < pools; p++) {
+    for (int64_t e = 0; e < jobs[p].experts; e++) {
+      const int64_t entries = jobs[p].count[e];
+      if (entries == 0) continue;
+      int position = schedule.count++;
+      while (position > 0 && schedule.items[position - 1].job->count[schedule.items[position - 1].expert] < entries) {
+        schedule.items[position] = schedule.items[position - 1];
+        position--;
+      }
+      schedule.items[position] = (struct routed_item){&jobs[p], e};
+    }
+  }
   const int threads = __atomic_load_n(&pool_threads, __ATOMIC_RELAXED);
-  const int usable = threads > 1 && job->busy > 1 && per_row * job->entries >= PARALLEL_MIN_MULTIPLY_ADDS
-                         ? pool_acquire(threads < job->busy ? threads : job->busy)
+  const int usable = threads > 1 && schedule.count > 1 && multiply_adds >= PARALLEL_MIN_MULTIPLY_ADDS
+                         ? pool_acquire(threads < schedule.count ? threads : schedule.count)
                          : 1;
   if (usable > 1) {
-    pool_run(routed_work, job, usable);
+    pool_run(routed_work, &schedule, usable);
     pool_release();
   } else {
-    routed_work(job, 0, 1);
+    routed_work(&schedule, 0, 1);
   }
+  free(schedule.items);
+  return 1;
 }
 
 /* Scratch memory owned by the calling thread and kept between calls: the backward pass's
@@ -1571,43 +1603,46 @@ static float *thread_scratch(size_t floats) {
   return scratch->data;
 }
 
-/* A byte range of a routed call, for the bounds and overlap checks. */
-struct byte_range {
-  int64_t offset, bytes;
-  int output;
-};
-
 /*
- * The arguments of routedExpertsForward / routedExpertsBackward (buffer, plan, rows, slots,
- * counts) into `job`; throws and returns 0 when one is out of range. `plan` (Float64Array): seven
+ * The arguments of one pool of routedExpertsForward / routedExpertsBackward ([plan, rows, slots,
+ * counts]) into `job`; throws and returns 0 when one is out of range. `plan` (Float64Array): seven
  * header numbers [batch, inputWidth, inOffset, slotWeightsOffset, routedOffset, outOffset,
  * slotWeightGradientOffset], then seven per layer [width, kernelOffset, biasOffset,
  * hiddenOffset, relu, kernelGradientOffset, biasGradientOffset]. Forward reads in = x
  * [B, inputWidth] and writes out [B, width of the last layer], routed and the hidden outputs;
  * backward reads in = dy [B, last width], routed and the hidden outputs and writes out = dx
  * [B, inputWidth], the slot-weight, kernel and bias gradients. Offsets in bytes; entries a mode
- * does not use are -1.
+ * does not use are -1. `call` is the JS array of pool number `pool`; every tensor is checked
+ * against the heap (`data`, `length` bytes), and errors read "<name>: pool <pool>: ...".
  */
-static int routed_args(napi_env env, napi_callback_info info, int backward, struct routed_job *job) {
-  const char *name = backward ? "routedExpertsBackward" : "routedExpertsForward";
-  char message[256];
-  napi_value argv[5];
-  void *data = NULL;
-  size_t length = 0;
-  if (!heap_call_args(env, info, 5, argv, name, &data, &length)) return 0;
+static int routed_args(napi_env env, const char *call_name, int64_t pool, napi_value call, void *data,
+                       size_t length, int backward, struct routed_job *job) {
+  char name[96];
+  snprintf(name, sizeof(name), "%s: pool %lld", call_name, (long long)pool);
+  char message[320];
+  napi_value argv[4];
+  bool is_array = false;
+  uint32_t parts = 0;
+  if (napi_is_array(env, call, &is_array) != napi_ok || !is_array ||
+      napi_get_array_length(env, call, &parts) != napi_ok || parts != 4) {
+    snprintf(message, sizeof(message), "%s must be an array [plan, rows, slots, counts]", name);
+    throw_error(env, message);
+    return 0;
+  }
+  for (uint32_t i = 0; i < 4; i++) napi_get_element(env, call, i, &argv[i]);
   double *plan = NULL;
   size_t plan_length = 0;
   int32_t *rows = NULL, *slots = NULL, *counts = NULL;
   size_t row_count = 0, slot_count = 0, expert_count = 0;
-  if (!typed_array_arg(env, argv[1], napi_float64_array, (void **)&plan, &plan_length) ||
+  if (!typed_array_arg(env, argv[0], napi_float64_array, (void **)&plan, &plan_length) ||
       plan_length < 14 || (plan_length - 7) % 7 != 0 || (plan_length - 7) / 7 > MAX_ROUTED_LAYERS) {
     snprintf(message, sizeof(message), "%s: plan must be a Float64Array of 7 + 7 x layers numbers (1 to %d layers)", name, MAX_ROUTED_LAYERS);
     throw_error(env, message);
     return 0;
   }
-  if (!typed_array_arg(env, argv[2], napi_int32_array, (void **)&rows, &row_count) ||
-      !typed_array_arg(env, argv[3], napi_int32_array, (void **)&slots, &slot_count) ||
-      !typed_array_arg(env, argv[4], napi_int32_array, (void **)&counts, &expert_count) ||
+  if (!typed_array_arg(env, argv[1], napi_int32_array, (void **)&rows, &row_count) ||
+      !typed_array_arg(env, argv[2], napi_int32_array, (void **)&slots, &slot_count) ||
+      !typed_array_arg(env, argv[3], napi_int32_array, (void **)&counts, &expert_count) ||
       row_count != slot_count || expert_count == 0) {
     snprintf(message, sizeof(message), "%s: rows and slots must be Int32Arrays of equal length and counts a non-empty Int32Array", name);
     throw_error(env, message);
@@ -1713,6 +1748,8 @@ static int routed_args(napi_env env, napi_callback_info info, int backward, stru
     seen[slots[i]] = 1;
   }
   free(seen);
+  memcpy(job->ranges, ranges, sizeof(ranges[0]) * (size_t)used);
+  job->range_count = used;
   uint8_t *base = (uint8_t *)data;
   job->rows = rows;
   job->slots = slots;
@@ -1735,10 +1772,7 @@ static int routed_args(napi_env env, napi_callback_info info, int backward, stru
     job->bias_gradient[l] = backward ? (float *)(base + q[6]) : NULL;
   }
   job->start = (int64_t *)malloc(sizeof(int64_t) * 2 * (size_t)experts);
-  job->order = (int *)malloc(sizeof(int) * (size_t)experts);
-  if (job->start == NULL || job->order == NULL) {
-    free(job->start);
-    free(job->order);
+  if (job->start == NULL) {
     throw_error(env, "routed experts: out of memory");
     return 0;
   }
@@ -1752,9 +1786,9 @@ static int routed_args(napi_env env, napi_callback_info info, int backward, stru
   return 1;
 }
 
-static void free_routed_job(struct routed_job *job) {
-  free(job->start);
-  free(job->order);
+static void free_routed_jobs(struct routed_job *jobs, int64_t pools) {
+  for (int64_t p = 0; p < pools; p++) free(jobs[p].start);
+  free(jobs);
 }
 
 /* Combines of fewer floats than this stay on the calling thread. */
@@ -1850,57 +1884,126 @@ static int routed_combine(const struct routed_job *job, float *out, const float 
   return 1;
 }
 
-/*
- * routedExpertsForward(buffer, plan, rows, slots, counts): a pool of N experts (MLPs of equal
- * shape, kernels [N, in, out] and biases [N, out] per layer) on the routed rows of x, mixed by
- * the routing weights. rows / slots (Int32Array [R]) list the routed entries grouped by expert
- * (counts[e] of expert e, in expert order): entry i is batch row rows[i] and routing slot
- * slots[i] (row * k + j of the [B, k] weights). Writes routed[i] = x[rows[i]], per layer l
- * hidden_l = act(input @ W_l[e] + b_l[e]) on each expert's entries, and
- * out[b] = sum of weights[slots[i]] * hidden_last[i] over the entries of row b in entry order.
- * Plan layout: see routed_args.
- */
-static napi_value routed_experts_forward(napi_env env, napi_callback_info info) {
-  struct routed_job job = {0};
-  if (!routed_args(env, info, 0, &job)) return NULL;
-  routed_run(&job, routed_forward_expert);
-  const int combined = routed_combine(&job, job.out, job.hidden[job.layers - 1], job.width[job.layers], 1);
-  free_routed_job(&job);
-  return combined ? NULL : throw_error(env, "routedExpertsForward: out of memory");
+/* The pools of one routedExpertsForward / routedExpertsBackward call (`calls`: a non-empty array of
+ * [plan, rows, slots, counts], one per pool), each checked on its own and every pool's outputs
+ * against every tensor of the other pools. Returns the jobs (free with free_routed_jobs) and their
+ * number in *pools, or NULL after throwing. */
+static struct routed_job *routed_calls(napi_env env, napi_callback_info info, int backward, int64_t *pools) {
+  const char *name = backward ? "routedExpertsBackward" : "routedExpertsForward";
+  char message[256];
+  napi_value argv[2];
+  void *data = NULL;
+  size_t length = 0;
+  if (!heap_call_args(env, info, 2, argv, name, &data, &length)) return NULL;
+  bool is_array = false;
+  uint32_t count = 0;
+  if (napi_is_array(env, argv[1], &is_array) != napi_ok || !is_array ||
+      napi_get_array_length(env, argv[1], &count) != napi_ok || count == 0 || count > 64) {
+    snprintf(message, sizeof(message), "%s: calls must be an array of 1 to 64 pools [plan, rows, slots, counts]", name);
+    throw_error(env, message);
+    return NULL;
+  }
+  struct routed_job *jobs = (struct routed_job *)calloc(count, sizeof(struct routed_job));
+  if (jobs == NULL) {
+    throw_error(env, "routed experts: out of memory");
+    return NULL;
+  }
+  for (uint32_t p = 0; p < count; p++) {
+    napi_value call;
+    napi_get_element(env, argv[1], p, &call);
+    if (!routed_args(env, name, p, call, data, length, backward, &jobs[p])) {
+      free_routed_jobs(jobs, p);
+      return NULL;
+    }
+  }
+  /* Each pool's outputs against every tensor of the other pools (inputs such as x are shared). */
+  for (uint32_t p = 0; p < count; p++) {
+    for (uint32_t q = 0; q < count; q++) {
+      if (p == q) continue;
+      for (int i = 0; i < jobs[p].range_count; i++) {
+        if (!jobs[p].ranges[i].output) continue;
+        for (int j = 0; j < jobs[q].range_count; j++) {
+          if (ranges_overlap(jobs[p].ranges[i].offset, jobs[p].ranges[i].bytes, jobs[q].ranges[j].offset,
+                             jobs[q].ranges[j].bytes)) {
+            snprintf(message, sizeof(message), "%s: an output of pool %u overlaps tensor %d of pool %u", name, p, j, q);
+            free_routed_jobs(jobs, count);
+            throw_error(env, message);
+            return NULL;
+          }
+        }
+      }
+    }
+  }
+  *pools = count;
+  return jobs;
 }
 
 /*
- * routedExpertsBackward(buffer, plan, rows, slots, counts): the gradients of
- * routedExpertsForward for dy = dL/d(out): dx (summed over each row's entries in entry order),
- * the slot-weight gradient [R] (dy[row] . hidden_last[i] at slots[i]) and every layer's kernel
- * and bias gradients (zeros for experts without entries). Reads the forward pass's routed and
- * hidden outputs. Plan layout: see routed_args.
+ * routedExpertsForward(buffer, calls): pools of experts (MLPs of equal shape within a pool,
+ * kernels [N, in, out] and biases [N, out] per layer) on the routed rows of x, each mixed by its
+ * routing weights. Per pool, rows / slots (Int32Array [R]) list the routed entries grouped by
+ * expert (counts[e] of expert e, in expert order): entry i is batch row rows[i] and routing slot
+ * slots[i] (row * k + j of the [B, k] weights). Writes routed[i] = x[rows[i]], per layer l
+ * hidden_l = act(input @ W_l[e] + b_l[e]) on each expert's entries, and
+ * out[b] = sum of weights[slots[i]] * hidden_last[i] over the entries of row b in entry order.
+ * The experts of all pools share the threads. Plan layout: see routed_args.
+ */
+static napi_value routed_experts_forward(napi_env env, napi_callback_info info) {
+  int64_t pools = 0;
+  struct routed_job *jobs = routed_calls(env, info, 0, &pools);
+  if (jobs == NULL) return NULL;
+  int done = routed_run(jobs, pools, routed_forward_expert);
+  for (int64_t p = 0; p < pools && done; p++) {
+    struct routed_job *job = &jobs[p];
+    done = routed_combine(job, job->out, job->hidden[job->layers - 1], job->width[job->layers], 1);
+  }
+  free_routed_jobs(jobs, pools);
+  return done ? NULL : throw_error(env, "routedExpertsForward: out of memory");
+}
+
+/*
+ * routedExpertsBackward(buffer, calls): per pool, the gradients of routedExpertsForward for
+ * dy = dL/d(out): dx (summed over each row's entries in entry order), the slot-weight gradient
+ * [R] (dy[row] . hidden_last[i] at slots[i]) and every layer's kernel and bias gradients (zeros
+ * for experts without entries). Reads the forward pass's routed and hidden outputs. Plan layout:
+ * see routed_args.
  */
 static napi_value routed_experts_backward(napi_env env, napi_callback_info info) {
-  struct routed_job job = {0};
-  if (!routed_args(env, info, 1, &job)) return NULL;
-  const size_t routed_floats = (size_t)(job.entries * job.width[0]);
-  const size_t scratch_floats = (size_t)(job.entries * job.max_width);
-  float *scratch = thread_scratch(routed_floats + 2 * scratch_floats + 1);
+  int64_t pools = 0;
+  struct routed_job *jobs = routed_calls(env, info, 1, &pools);
+  if (jobs == NULL) return NULL;
+  size_t floats = 1;
+  for (int64_t p = 0; p < pools; p++)
+    floats += (size_t)(jobs[p].entries * jobs[p].width[0]) + 2 * (size_t)(jobs[p].entries * jobs[p].max_width);
+  float *scratch = thread_scratch(floats);
   if (scratch == NULL) {
-    free_routed_job(&job);
+    free_routed_jobs(jobs, pools);
     return throw_error(env, "routedExpertsBackward: out of memory");
   }
-  job.routed_gradient = scratch;
-  job.scratch_a = scratch + routed_floats;
-  job.scratch_b = job.scratch_a + scratch_floats;
-  for (int64_t l = 0; l < job.layers; l++) {
-    const int64_t in = job.width[l], out = job.width[l + 1];
-    for (int64_t e = 0; e < job.experts; e++) {
-      if (job.count[e] > 0) continue;
-      memset(job.kernel_gradient[l] + e * in * out, 0, 4 * (size_t)(in * out));
-      memset(job.bias_gradient[l] + e * out, 0, 4 * (size_t)out);
+  for (int64_t p = 0; p < pools; p++) {
+    struct routed_job *job = &jobs[p];
+    const size_t routed_floats = (size_t)(job->entries * job->width[0]);
+    const size_t scratch_floats = (size_t)(job->entries * job->max_width);
+    job->routed_gradient = scratch;
+    job->scratch_a = scratch + routed_floats;
+    job->scratch_b = job->scratch_a + scratch_floats;
+    scratch = job->scratch_b + scratch_floats;
+    for (int64_t l = 0; l < job->layers; l++) {
+      const int64_t in = job->width[l], out = job->width[l + 1];
+      for (int64_t e = 0; e < job->experts; e++) {
+        if (job->count[e] > 0) continue;
+        memset(job->kernel_gradient[l] + e * in * out, 0, 4 * (size_t)(in * out));
+        memset(job->bias_gradient[l] + e * out, 0, 4 * (size_t)out);
+      }
     }
   }
-  routed_run(&job, routed_backward_expert);
-  const int combined = routed_combine(&job, job.dx, job.routed_gradient, job.width[0], 0);
-  free_routed_job(&job);
-  return combined ? NULL : throw_error(env, "routedExpertsBackward: out of memory");
+  int done = routed_run(jobs, pools, routed_backward_expert);
+  for (int64_t p = 0; p < pools && done; p++) {
+    struct routed_job *job = &jobs[p];
+    done = routed_combine(job, job->dx, job->routed_gradient, job->width[0], 0);
+  }
+  free_routed_jobs(jobs, pools);
+  return done ? NULL : throw_error(env, "routedExpertsBackward: out of memory");
 }
 
 /* setThreads(count): threads for products, the caller included (the add-on's pool; OpenBLAS
