@@ -323,12 +323,22 @@ const SHARED: Case = {
   activations: ["relu", "relu"],
 };
 
+// The same two kinds of pool, large enough that their experts are spread over the pool threads.
+const LARGE: [Case, Case] = [
+  { batch: 600, slotsPerRow: 2, numExperts: 6, widths: [64, 96, 64], activations: ["relu", "relu"] },
+  { batch: 600, slotsPerRow: 2, numExperts: 2, widths: [64, 80, 64], activations: ["relu", "relu"] },
+];
+
 /** Value and gradients (x, then each pool's weights, kernels and biases) of sum(pools * probe). */
-function runPools(separately: boolean, blasThreads?: number): Float32Array[] {
+function runPools(
+  separately: boolean,
+  blasThreads?: number,
+  specs: [Case, Case] = [CASES[0]!, SHARED],
+): Float32Array[] {
   if (blasThreads !== undefined) registerFastKernels("wasm", { blasThreads });
   return tf.tidy(() => {
-    const specs = [CASES[0]!, SHARED];
-    const x = tf.tensor2d(seededValues(9 * 5, 1), [9, 5]);
+    const [batch, width] = [specs[0].batch, specs[0].widths[0]!];
+    const x = tf.tensor2d(seededValues(batch * width, 1), [batch, width]);
     const pools = specs.map((spec, p) => {
       const { batch, slotsPerRow, numExperts, widths, activations } = spec;
       const tensors = [
@@ -345,10 +355,11 @@ function runPools(separately: boolean, blasThreads?: number): Float32Array[] {
           ]),
         ]),
       ];
+      // Pool 1 routes every row to both of its experts.
       const entries =
-        spec === SHARED
+        p === 1
           ? group(
-              Array.from({ length: 9 }, () => [0, 1]),
+              Array.from({ length: batch }, () => [0, 1]),
               2,
             )
           : group(routingOf(spec), numExperts);
@@ -409,7 +420,7 @@ describe("routedExpertPools", () => {
 
   it.runIf(native)("gives the same bits on one and on two pool threads", async () => {
     await onBackend("wasm", () => {
-      const outputs = [1, 2, 1].map((threads) => runPools(false, threads));
+      const outputs = [1, 2, 1].map((threads) => runPools(false, threads, LARGE));
       registerFastKernels("wasm");
       for (const other of outputs.slice(1)) {
         other.forEach((array, index) => {

@@ -272,6 +272,19 @@ static int typed_array_arg(napi_env env, napi_value value, napi_typedarray_type 
   return type == want;
 }
 
+/* Reads argument `value` as a Float64Array of `per_entry` numbers per entry into *plan and the
+ * number of entries into *entries; otherwise throws `message` and returns 0. */
+static int float64_plan_arg(napi_env env, napi_value value, size_t per_entry, const char *message, double **plan,
+                            size_t *entries) {
+  size_t length = 0;
+  if (!typed_array_arg(env, value, napi_float64_array, (void **)plan, &length) || length % per_entry != 0) {
+    throw_error(env, message);
+    return 0;
+  }
+  *entries = length / per_entry;
+  return 1;
+}
+
 /* ---- Grouped products on a small pool of threads ---------------------------------------- */
 
 /* Adds `bias` (NULL: none) to each of `rows` rows of `cols` floats at `c` (row stride ldc), then
@@ -748,13 +761,13 @@ static napi_value copy_blocks(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   void *data = NULL;
   size_t length = 0;
-  if (!heap_call_args(env, info, 2, argv, "copyBlocks", &data, &length)) return NULL;
   double *plan = NULL;
-  size_t plan_length = 0;
-  if (!typed_array_arg(env, argv[1], napi_float64_array, (void **)&plan, &plan_length) || plan_length % 6 != 0) {
-    return throw_error(env, "copyBlocks: plan must be a Float64Array of 6 numbers per block");
+  size_t blocks = 0;
+  if (!heap_call_args(env, info, 2, argv, "copyBlocks", &data, &length) ||
+      !float64_plan_arg(env, argv[1], 6, "copyBlocks: plan must be a Float64Array of 6 numbers per block", &plan,
+                        &blocks)) {
+    return NULL;
   }
-  const size_t blocks = plan_length / 6;
   for (size_t b = 0; b < blocks; b++) {
     int64_t v[6];
     for (int i = 0; i < 6; i++) {
@@ -1073,17 +1086,18 @@ static napi_value adam_update_many(napi_env env, napi_callback_info info) {
   napi_value argv[10];
   void *data = NULL;
   size_t length = 0;
-  if (!heap_call_args(env, info, 10, argv, "adamUpdateMany", &data, &length)) return NULL;
   double *plan = NULL;
-  size_t plan_length = 0;
-  if (!typed_array_arg(env, argv[1], napi_float64_array, (void **)&plan, &plan_length) || plan_length % 5 != 0) {
-    return throw_error(env, "adamUpdateMany: plan must be a Float64Array of 5 numbers per variable");
+  size_t plan_entries = 0;
+  if (!heap_call_args(env, info, 10, argv, "adamUpdateMany", &data, &length) ||
+      !float64_plan_arg(env, argv[1], 5, "adamUpdateMany: plan must be a Float64Array of 5 numbers per variable",
+                        &plan, &plan_entries)) {
+    return NULL;
   }
-  struct adam_job job = {.variables = (int64_t)plan_length / 5, .in_place = 1};
+  struct adam_job job = {.variables = (int64_t)plan_entries, .in_place = 1};
   if (!adam_scalars(env, argv + 2, "adamUpdateMany", &job)) return NULL;
   const int64_t variables = job.variables;
   char message[200];
-  for (int64_t i = 0; i < (int64_t)plan_length; i++) {
+  for (int64_t i = 0; i < 5 * variables; i++) {
     const double value = plan[i];
     if (!(value >= 0 && value <= (double)length) || value != (double)(int64_t)value ||
         (i % 5 != 0 && (int64_t)value % 4 != 0)) {
