@@ -147,6 +147,32 @@ describe("standardNormal", () => {
     expect(tf.memory().numTensors).toBe(before + 3);
   });
 
+  it("keeps its values for a seed (pinned from the first implementation, seeds past 2^31 included)", () => {
+    const pinned: [number, number[]][] = [
+      [
+        3,
+        [
+          -0.08125819265842438, -0.7884571552276611, 1.5957697629928589, -0.11418671160936356,
+          -0.04898388683795929,
+        ],
+      ],
+      [
+        2 ** 32 + 5,
+        [
+          0.7302281856536865, 1.0494792461395264, -1.2825028896331787, 0.5637271404266357,
+          -0.7872143387794495,
+        ],
+      ],
+      [
+        3_000_000_000,
+        [1.3388919830322266, -0.660239577293396, -1.38092041015625, 2.0322303771972656, 0.14449135959148407],
+      ],
+    ];
+    for (const [seed, values] of pinned) {
+      expect(Array.from(tf.tidy(() => standardNormal([5], seed).dataSync())), `seed ${seed}`).toEqual(values);
+    }
+  });
+
   it("rejects bad shapes and seeds, naming them", () => {
     expect(() => standardNormal([2, -1], 1)).toThrow("standardNormal shape[1] must be an integer");
     expect(() => standardNormal([2.5], 1)).toThrow("standardNormal shape[0] must be an integer");

@@ -5,8 +5,8 @@ import { assertInteger, formatValue } from "../validate.js";
 /**
  * A float32 tensor of independent standard normal samples, seeded: equal seeds give equal
  * tensors on every backend. Drawn on the host with mulberry32 (as `SeededRandom`) and
- * Marsaglia's polar method, about 3x faster than `tf.randomNormal` (whose per-sample generator
- * objects cost ~1.1 ms for 16k samples; this takes ~0.3 ms).
+ * Marsaglia's polar method, about 5x faster than `tf.randomNormal` (whose per-sample generator
+ * objects cost ~1.1 ms for 16k samples; this takes ~0.2 ms).
  *
  * @param shape non-negative integer dimensions.
  * @param seed any safe integer (used modulo 2^32).
@@ -28,22 +28,24 @@ export function standardNormal(shape: readonly number[], seed: number): tf.Tenso
     throw new ConfigError(`standardNormal seed must be a safe integer, received ${formatValue(seed)}`);
   }
   const values = new Float32Array(size);
-  let state = seed >>> 0;
-  // mulberry32, a uniform in (-1, 1).
-  const uniform = (): number => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(state ^ (state >>> 15), state | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2147483648 - 1;
-  };
+  // mulberry32's state as an int32 (the same bits as SeededRandom's uint32 state): a uint32 above
+  // 2^31 is no small integer to V8 and was boxed on every draw. The two draws are written out
+  // in the loop; with both changes 16k samples take ~170 us instead of ~230-300 us, same values.
+  let state = seed | 0;
   for (let index = 0; index < size; index += 2) {
     // Polar method: a point uniform in the unit disc gives two independent normals.
     let u = 0;
     let v = 0;
     let radius = 0;
     do {
-      u = uniform();
-      v = uniform();
+      state = (state + 0x6d2b79f5) | 0;
+      let t = Math.imul(state ^ (state >>> 15), state | 1);
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+      u = ((t ^ (t >>> 14)) >>> 0) / 2147483648 - 1; // uniform in (-1, 1)
+      state = (state + 0x6d2b79f5) | 0;
+      t = Math.imul(state ^ (state >>> 15), state | 1);
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+      v = ((t ^ (t >>> 14)) >>> 0) / 2147483648 - 1;
       radius = u * u + v * v;
     } while (radius >= 1 || radius === 0);
     const scale = Math.sqrt((-2 * Math.log(radius)) / radius);
