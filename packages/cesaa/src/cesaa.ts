@@ -109,6 +109,11 @@ export class Cesaa extends MultiDomainModelBase<CesaaOptions> {
     const routing = this.gate.route(x, domainIds, training); // indices [B, k] over N specific experts
     const sparse = this.options.dispatch === "sparse";
     const allRouting: Routing[] = [routing];
+    // The specific experts' mixture on its own: each expert on its rows, or all on every row.
+    const specificMixture = (): tf.Tensor2D =>
+      sparse
+        ? this.specificExperts.sparse(x, routing, training)
+        : mixExperts(this.specificExperts.dense(x, training), routing); // [B, d]
     let h: tf.Tensor2D; // [B, d]
     if (this.sharedExperts) {
       const sharedRouting = this.sharedGate
@@ -128,14 +133,12 @@ export class Cesaa extends MultiDomainModelBase<CesaaOptions> {
           training,
         );
       } else {
-        const specific = mixExperts(this.specificExperts.dense(x, training), routing); // [B, d]
+        const specific = specificMixture(); // first, as before: dropout draws its seeds in order
         const shared = this.sharedExperts.sparse(x, sharedRouting, training); // [B, d]
         h = tf.add(shared, specific) as tf.Tensor2D;
       }
     } else {
-      h = sparse
-        ? this.specificExperts.sparse(x, routing, training)
-        : mixExperts(this.specificExperts.dense(x, training), routing);
+      h = specificMixture();
     }
     const logits = this.towers.forward(h, domainIds, training); // [B, numTasks]
     const auxLosses = this.gate.auxiliaryLosses(routing);

@@ -1,6 +1,18 @@
 import { ConfigError } from "./errors.js";
 import { assertInteger, formatValue } from "./validate.js";
 
+/** mulberry32's state after `state` (any 32-bit pattern), as an int32 (a small integer to V8). */
+export function mulberry32Step(state: number): number {
+  return (state + 0x6d2b79f5) | 0;
+}
+
+/** mulberry32's unsigned 32-bit output for a state (its bits, whether held signed or unsigned). */
+export function mulberry32Output(state: number): number {
+  let t = Math.imul(state ^ (state >>> 15), state | 1);
+  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+  return (t ^ (t >>> 14)) >>> 0;
+}
+
 /**
  * A small, fast, seedable pseudo-random generator (mulberry32) whose whole state is one
  * 32-bit integer, so checkpoints can save and restore it exactly.
@@ -22,11 +34,8 @@ export class SeededRandom {
 
   /** Next unsigned 32-bit integer. */
   nextUint32(): number {
-    this.state = (this.state + 0x6d2b79f5) >>> 0;
-    let t = this.state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
+    this.state = mulberry32Step(this.state) >>> 0;
+    return mulberry32Output(this.state);
   }
 
   /** Uniform float in [0, 1). */

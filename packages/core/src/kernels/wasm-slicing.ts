@@ -80,11 +80,13 @@ interface Block {
 }
 
 /**
- * Copies every block, element type float32 or int32 (4 bytes): in one call of the native add-on
- * when it is loaded (a memcpy per row), else row by row through typed-array views. Call after
- * every output is allocated (allocating can move the heap).
+ * Copies every block that is not empty, element type float32 or int32 (4 bytes): in one call of
+ * the native add-on when it is loaded (a memcpy per row), else row by row through typed-array
+ * views. Call after every output is allocated (allocating can move the heap).
  */
-function copyBlocks(backend: WasmBackend, blocks: readonly Block[]): void {
+function copyBlocks(backend: WasmBackend, allBlocks: readonly Block[]): void {
+  // An empty tensor may have no memory on the heap to take an offset of.
+  const blocks = allBlocks.filter((block) => block.rows > 0 && block.run > 0);
   const native = fastKernelState().nativeGemm;
   if (native !== null) {
     const plan = new Float64Array(6 * blocks.length);
@@ -201,10 +203,7 @@ export function createSplitV(
         column += run;
         return block;
       });
-      copyBlocks(
-        backend,
-        blocks.filter((block) => block.rows > 0 && block.run > 0),
-      );
+      copyBlocks(backend, blocks);
       return outputs;
     }
     const begin = new Array<number>(x.shape.length).fill(0);
@@ -371,14 +370,13 @@ export function createConcat(
       inputs.map((input) => input.shape),
       concatAxis,
     );
-    const present = inputs.filter((input) => sizeOf(input.shape) > 0);
     const out = backend.makeOutput(outShape, first.dtype);
     if (sizeOf(outShape) === 0) return out;
     // Each input is `outer` rows of `run` elements, written at a column offset of the output.
     const outer = sizeOf(outShape.slice(0, concatAxis));
     const rowLength = sizeOf(outShape.slice(concatAxis));
     let column = 0;
-    const blocks: Block[] = present.map((source) => {
+    const blocks: Block[] = inputs.map((source) => {
       const run = sizeOf(source.shape.slice(concatAxis));
       const block = {
         source,
