@@ -121,6 +121,39 @@ function copyBlocks(backend: WasmBackend, allBlocks: readonly Block[]): void {
   }
 }
 
+/**
+ * The blocks between a joined tensor, whose rows hold the pieces' rows side by side, and the
+ * pieces (`outer` rows each; a piece's rows are `sizeOf(shape.slice(axis))` elements): into the
+ * joined tensor for Concat, out of it for SplitV.
+ */
+function pieceBlocks(
+  joined: tf.TensorInfo,
+  pieces: readonly tf.TensorInfo[],
+  axis: number,
+  direction: "join" | "split",
+): Block[] {
+  const outer = sizeOf(joined.shape.slice(0, axis));
+  const rowLength = sizeOf(joined.shape.slice(axis));
+  let column = 0;
+  return pieces.map((piece) => {
+    const run = sizeOf(piece.shape.slice(axis));
+    const joinedSide = { tensor: joined, start: column, stride: rowLength };
+    const pieceSide = { tensor: piece, start: 0, stride: run };
+    const [from, to] = direction === "join" ? [pieceSide, joinedSide] : [joinedSide, pieceSide];
+    column += run;
+    return {
+      source: from.tensor,
+      sourceStart: from.start,
+      sourceStride: from.stride,
+      target: to.tensor,
+      targetStart: to.start,
+      targetStride: to.stride,
+      rows: outer,
+      run,
+    };
+  });
+}
+
 /** The slice `begin .. begin + size` of `x` as a new tensor, read straight from the heap. */
 function sliceFromHeap(
   backend: WasmBackend,
@@ -178,32 +211,12 @@ export function createSplitV(
     const splitAxis = util.parseAxisParam(axis, x.shape)[0]!;
     const sizes = backend_util.prepareSplitSize(x as unknown as tf.Tensor, numOrSizeSplits, splitAxis);
     if (x.dtype === "float32" || x.dtype === "int32") {
-      // Each piece is `outer` rows of `piece * inner` elements, read at a column offset.
-      const outer = sizeOf(x.shape.slice(0, splitAxis));
-      const inner = sizeOf(x.shape.slice(splitAxis + 1));
-      const rowLength = x.shape[splitAxis]! * inner;
       const outputs = sizes.map((piece) => {
         const size = [...x.shape];
         size[splitAxis] = piece;
         return backend.makeOutput(size, x.dtype);
       });
-      let column = 0;
-      const blocks: Block[] = outputs.map((target, index) => {
-        const run = sizes[index]! * inner;
-        const block = {
-          source: x,
-          sourceStart: column,
-          sourceStride: rowLength,
-          target,
-          targetStart: 0,
-          targetStride: run,
-          rows: outer,
-          run,
-        };
-        column += run;
-        return block;
-      });
-      copyBlocks(backend, blocks);
+      copyBlocks(backend, pieceBlocks(x, outputs, splitAxis, "split"));
       return outputs;
     }
     const begin = new Array<number>(x.shape.length).fill(0);
@@ -372,26 +385,7 @@ export function createConcat(
     );
     const out = backend.makeOutput(outShape, first.dtype);
     if (sizeOf(outShape) === 0) return out;
-    // Each input is `outer` rows of `run` elements, written at a column offset of the output.
-    const outer = sizeOf(outShape.slice(0, concatAxis));
-    const rowLength = sizeOf(outShape.slice(concatAxis));
-    let column = 0;
-    const blocks: Block[] = inputs.map((source) => {
-      const run = sizeOf(source.shape.slice(concatAxis));
-      const block = {
-        source,
-        sourceStart: 0,
-        sourceStride: run,
-        target: out,
-        targetStart: column,
-        targetStride: rowLength,
-        rows: outer,
-        run,
-      };
-      column += run;
-      return block;
-    });
-    copyBlocks(backend, blocks);
+    copyBlocks(backend, pieceBlocks(out, inputs, concatAxis, "join"));
     return out;
   };
 }
